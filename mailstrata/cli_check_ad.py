@@ -1,0 +1,192 @@
+"""``mailstrata check-ad``: check the directory before deploying (see `mailstrata.adcheck`).
+
+Wiring into the main command line::
+
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli_check_ad.add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+Standalone: ``python -m mailstrata.cli_check_ad --url ldap://dc1:389 ...``, or `main(argv)`.
+
+The bind password never appears on the command line (other users can read it in the process list):
+it comes from ``--password-file FILE`` or, failing that, from ``MAILSTRATA_AD_BIND_PASSWORD``.
+
+Exit status: 0 when the directory is ready, 1 when the report lists problems, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mailstrata.adcheck import run_check
+from mailstrata.directory import DirectorySettings, LdapTls
+
+PASSWORD_ENV = "MAILSTRATA_AD_BIND_PASSWORD"
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+DESCRIPTION = "Check the directory (Active Directory) the platform will use before deploying."
+
+
+class UsageError(Exception):
+    """A mistake in the command line; the message says what and how to fix it."""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``check-ad`` to `subparsers` (from ``add_subparsers()``); it sets ``func=run``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "check-ad", help="check the directory (AD) the platform will use", description=DESCRIPTION
+    )
+    configure(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add check-ad's options to `parser`."""
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="platform YAML to take the URLs, base DN, bind DN, domains and TLS mode from; "
+        "the options below override it",
+    )
+    parser.add_argument(
+        "--url", action="append", metavar="URL", help="directory URL, e.g. ldaps://dc1.example.com (repeatable)"
+    )
+    parser.add_argument("--base-dn", metavar="DN", help="where users and groups are searched")
+    parser.add_argument("--bind-dn", metavar="DN", help="the service account the platform binds as")
+    parser.add_argument(
+        "--domain", action="append", metavar="DOMAIN", help="a served mail domain (repeatable)"
+    )
+    parser.add_argument(
+        "--tls", choices=[t.value for t in LdapTls],
+        help="how to protect the connection. Default: ldaps for ldaps:// URLs, otherwise starttls",
+    )
+    parser.add_argument("--ca-cert", type=Path, metavar="FILE", help="PEM CA certificate of the directory")
+    parser.add_argument(
+        "--insecure-skip-verify", action="store_true",
+        help="accept any server certificate (a lab directory with a self-signed one)",
+    )
+    parser.add_argument(
+        "--password-file", type=Path, metavar="FILE",
+        help=f"file holding the bind password. Default: the {PASSWORD_ENV} environment variable",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, metavar="SECONDS", help="per connect and answer. Default: 10"
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the check for parsed `args`; print the report to stdout and usage errors to stderr."""
+    try:
+        settings = _settings(args)
+    except UsageError as exc:
+        sys.stderr.write(f"check-ad: {exc}\n")
+        return EXIT_USAGE
+    report = run_check(settings, timeout=args.timeout, verify_tls=not args.insecure_skip_verify)
+    sys.stdout.write(report.format())
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``check-ad`` as a program: parse `argv` (default: ``sys.argv[1:]``) and run; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="mailstrata check-ad", description=DESCRIPTION)
+    configure(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2); return the code instead
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run(args)
+
+
+def _settings(args: argparse.Namespace) -> DirectorySettings:
+    if args.ca_cert is not None and args.insecure_skip_verify:
+        raise UsageError("--ca-cert and --insecure-skip-verify contradict each other: give one")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout: must be more than 0, got {args.timeout:g}")
+    password = _password(args)
+    if args.config is not None:
+        settings = _from_config(args.config, password)
+        overrides: dict[str, Any] = {}
+        if args.url:
+            overrides["urls"] = tuple(args.url)
+        if args.base_dn is not None:
+            overrides["base_dn"] = args.base_dn
+        if args.bind_dn is not None:
+            overrides["bind_dn"] = args.bind_dn
+        if args.domain:
+            overrides["domains"] = tuple(args.domain)
+        if args.tls is not None:
+            overrides["tls"] = LdapTls(args.tls)
+        settings = dataclasses.replace(settings, **overrides)
+    else:
+        missing = [
+            flag
+            for flag, value in (
+                ("--url", args.url), ("--base-dn", args.base_dn), ("--bind-dn", args.bind_dn),
+                ("--domain", args.domain),
+            )
+            if not value
+        ]  # fmt: skip
+        if missing:
+            raise UsageError(f"missing {', '.join(missing)} (or give --config FILE)")
+        urls = tuple(args.url)
+        default_tls = LdapTls.LDAPS if all(u.lower().startswith("ldaps://") for u in urls) else LdapTls.STARTTLS
+        settings = DirectorySettings(
+            urls=urls,
+            tls=LdapTls(args.tls) if args.tls is not None else default_tls,
+            base_dn=args.base_dn,
+            bind_dn=args.bind_dn,
+            bind_password=password,
+            domains=tuple(args.domain),
+        )
+    if args.ca_cert is not None:
+        if settings.tls is LdapTls.PLAIN:
+            raise UsageError("--ca-cert needs --tls starttls or ldaps")
+        settings = dataclasses.replace(settings, ca_cert_pem=_read_ca(args.ca_cert))
+    return settings
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        try:
+            text = args.password_file.read_text()
+        except OSError as exc:
+            raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from exc
+        password = text.rstrip("\r\n")  # only the line end: spaces may belong to the password
+        if not password:
+            raise UsageError(f"--password-file {args.password_file}: the file is empty")
+        return password
+    password = os.environ.get(PASSWORD_ENV, "")
+    if not password:
+        raise UsageError(f"no bind password: give --password-file FILE or set {PASSWORD_ENV}")
+    return password
+
+
+def _read_ca(path: Path) -> str:
+    try:
+        pem = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--ca-cert {path}: {exc.strerror}") from exc
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise UsageError(f"--ca-cert {path}: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
+    return pem
+
+
+def _from_config(path: Path, password: str) -> DirectorySettings:
+    # Imported here: the config loader pulls in pydantic and YAML, which the explicit-flags path never needs.
+    from mailstrata.config import load_config
+
+    try:
+        settings: DirectorySettings = load_config(path).directory_settings(bind_password=password)
+    except Exception as exc:  # any failure to read the platform file is a usage error, shown as it is
+        raise UsageError(f"--config {path}: {exc}") from exc
+    return settings
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The one entry point that turns a layer's context into its `#cloud-config` document.
+
+Flow: the role's module (`layers/<role>.py`) lists the files it needs as `FileSpec`s with a typed
+context each; every template is rendered by one Jinja environment (`StrictUndefined`); the files, the
+OS profile's repositories, packages and the setup script are assembled into one deterministic
+cloud-config body. The per-server part (host name) is added by `MailLayer` in Terraform.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Protocol
+
+import jinja2
+
+from mailstrata.roles import Role
+from mailstrata.userdata.context import PlatformContext, Secret
+from mailstrata.userdata.profiles import OsProfile, load_profile
+
+BANNER_PREFIX = "Managed by mailstrata"
+
+# Every top-level key this module may emit; cloud-init 22.4's schema accepts unknown keys, so
+# tests check the document against this list too.
+CLOUD_CONFIG_KEYS: frozenset[str] = frozenset(
+    {
+        "hostname",
+        "fqdn",
+        "prefer_fqdn_over_hostname",
+        "manage_etc_hosts",
+        "write_files",
+        "packages",
+        "runcmd",
+        "mounts",
+        "final_message",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileSpec:
+    """One file a layer writes: its destination, how to make its content, its owner and mode.
+
+    Exactly one of `template` (a path under `templates/`, rendered with `context`) or `secret` (the
+    whole file is a secret, e.g. a PEM key, written base64-encoded from a Terraform reference).
+    `owner`/`mode` are applied by the setup script once packages have created the users.
+    """
+
+    dest: str
+    template: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    secret: Secret | None = None
+    owner: str = "root:root"
+    mode: str = "0644"
+    comment: str = "#"  # the line-comment marker of the file's format, for the banner
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: str
+    content: str  # for a secret file: the Terraform expression of its base64 content
+    owner: str
+    mode: str
+    b64: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerUserData:
+    """A layer's cloud-config body (everything but the per-server header)."""
+
+    role: Role
+    files: tuple[RenderedFile, ...]
+    packages: tuple[str, ...]
+    runcmd: tuple[tuple[str, ...], ...]
+    mounts: tuple[tuple[str, ...], ...] = ()
+
+    def body_text(self) -> str:
+        """The YAML body (without `#cloud-config` and host name), deterministic."""
+        out: list[str] = []
+        if self.mounts:
+            out.append("mounts:")
+            out.extend("  - [" + ", ".join(_yaml_scalar(x) for x in m) + "]" for m in self.mounts)
+        out.append("write_files:")
+        for f in self.files:
+            out.append(f"  - path: {_yaml_scalar(f.path)}")
+            # The final owner is applied by the setup script: cloud-init writes files before packages
+            # create users like amavis or opendkim, and 19.4 (CentOS 7) has no `defer`.
+            out.append("    owner: root:root")
+            out.append(f"    permissions: '{_write_mode(f)}'")
+            if f.b64:
+                out.append("    encoding: b64")
+                out.append(f"    content: {f.content}")
+            else:
+                out.extend(_block("    content: ", f.content))
+        out.append("packages:")
+        out.extend(f"  - {_yaml_scalar(p)}" for p in self.packages)
+        out.append("runcmd:")
+        out.extend("  - [" + ", ".join(_yaml_scalar(x) for x in cmd) + "]" for cmd in self.runcmd)
+        out.append(f"final_message: {_yaml_scalar('mailstrata ' + self.role.value + ' ready after $UPTIME s')}")
+        return "\n".join(out) + "\n"
+
+    def file(self, path: str) -> RenderedFile:
+        for f in self.files:
+            if f.path == path:
+                return f
+        raise KeyError(path)
+
+
+def _write_mode(f: RenderedFile) -> str:
+    # Until the setup script hands a file to its daemon's group, anything not world-readable stays
+    # root-only, so a secret is never readable by the wrong user even for a moment.
+    return f.mode if f.mode[-1] in "4567" else "0600"
+
+
+def _yaml_scalar(value: str) -> str:
+    """A YAML scalar that round-trips as the same string."""
+    import json
+
+    safe = value and all(c.isalnum() or c in "-_./@+=" for c in value) and not value[0].isdigit()
+    return value if safe and value not in {"true", "false", "yes", "no", "null", "on", "off"} else json.dumps(value)
+
+
+def _block(prefix: str, content: str) -> list[str]:
+    """A literal block scalar with an explicit indentation indicator, so any content round-trips."""
+    if content.endswith("\n\n") or content == "\n":
+        chomp = "+"
+    elif content.endswith("\n"):
+        chomp = ""
+    else:
+        chomp = "-"
+    lines = content[:-1].split("\n") if content.endswith("\n") and chomp == "" else content.split("\n")
+    if chomp == "+":
+        lines = content.split("\n")[:-1]
+    return [f"{prefix}|2{chomp}", *(("      " + ln) if ln else "" for ln in lines)]
+
+
+class LayerModule(Protocol):
+    def files(self, ctx: PlatformContext, os: OsProfile) -> list[FileSpec]: ...
+
+    def packages(self, ctx: PlatformContext, os: OsProfile) -> list[str]: ...
+
+
+# ---- Jinja ----------------------------------------------------------------------------------------
+
+
+def _postfix_list(values: Sequence[str], sep: str = ", ") -> str:
+    return sep.join(values)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The one Jinja environment: strict, no autoescape (these are config files, not HTML)."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("mailstrata.userdata", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["postfix_list"] = _postfix_list
+    return env
+
+
+def banner(template: str, comment: str) -> str:
+    return f"{comment} {BANNER_PREFIX} from {template}; edit the platform config, not this file."
+
+
+def render_template(template: str, context: Mapping[str, Any], *, comment: str = "#") -> str:
+    env = environment()
+    return env.get_template(template).render({**context, "banner": banner(template, comment)})
+
+
+def _layer_module(role: Role) -> LayerModule:
+    return importlib.import_module(f"mailstrata.userdata.layers.{role.value}")  # type: ignore[return-value]
+
+
+def render_layer(ctx: PlatformContext, os_name: str = "centos7", *, os: OsProfile | None = None) -> LayerUserData:
+    """Render every file of `ctx.role` and assemble the layer's cloud-config body."""
+    profile = os or load_profile(os_name, ctx.role)
+    module = _layer_module(ctx.role)
+    specs: list[FileSpec] = [
+        FileSpec(dest=r.path, template=r.template, context={"os": profile}) for r in profile.repositories
+    ]
+    specs.extend(module.files(ctx, profile))
+    files: list[RenderedFile] = []
+    for spec in specs:
+        if spec.secret is not None:
+            files.append(RenderedFile(spec.dest, "${base64encode(" + _bare(spec.secret.ref) + ")}",
+                                      spec.owner, spec.mode, b64=True))
+        elif spec.template is not None:
+            content = render_template(spec.template, {"os": profile, **spec.context}, comment=spec.comment)
+            files.append(RenderedFile(spec.dest, content, spec.owner, spec.mode))
+        else:
+            raise ValueError(f"{spec.dest}: a FileSpec needs a template or a secret")
+    setup = render_template(
+        "common/usr/local/sbin/mailstrata-setup.j2",
+        {"os": profile, "ctx": ctx, "files": files},
+    )
+    files.append(RenderedFile(profile.paths.setup_script, setup, "root:root", "0755"))
+    paths = [f.path for f in files]
+    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    if dupes:
+        raise ValueError(f"{ctx.role}: files written twice: {', '.join(dupes)}")
+    packages = tuple(dict.fromkeys([*profile.packages, *module.packages(ctx, profile)]))
+    mounts: tuple[tuple[str, ...], ...] = ()
+    if ctx.nfs is not None and ctx.role is Role.MAILSTORE:
+        mounts = ((ctx.nfs.source, ctx.nfs.mount_point, "nfs", ctx.nfs.options, "0", "0"),)
+    return LayerUserData(
+        role=ctx.role,
+        files=tuple(sorted(files, key=lambda f: f.path)),
+        packages=packages,
+        runcmd=((profile.paths.setup_script,),),
+        mounts=mounts,
+    )
+
+
+def _bare(ref: str) -> str:
+    """`${var.x}` -> `var.x`, so a secret can be wrapped in a Terraform function."""
+    if ref.startswith("${") and ref.endswith("}"):
+        return ref[2:-1]
+    return ref
