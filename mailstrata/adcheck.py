@@ -21,7 +21,9 @@ Problems (`CheckReport.problems`), exactly:
 - ``cannot reach <url>: no answer within <timeout> s``
 - ``cannot reach <url>: host name not found``
 - ``cannot reach <url>: <the client library's error>``
+- ``no directory URL given`` / ``no mail domain given``
 - ``<url>: the scheme does not match tls '<tls>' (use <ldap|ldaps>://)``
+- ``<url>: not an LDAP URL (e.g. <ldap|ldaps>://dc1.example.com)``
 - ``TLS with <url> failed: the server certificate is not signed by a trusted CA (give the directory's
   CA certificate)``
 - ``TLS with <url> failed: the server certificate does not name <host> (connect by a name it lists)``
@@ -36,6 +38,7 @@ Problems (`CheckReport.problems`), exactly:
 - ``no users with a mail address in <domain> under <base DN>``
 - ``<login>: quota attribute '<attribute>' is '<value>', not a byte count (e.g. <bytes>)``
 - ``cannot search <filter> under <base DN>: <result> (<server message>)``
+- ``directory search failed: <the client library's error>`` (e.g. the server went away mid-check)
 
 Searches run under the base DN with paging and without chasing referrals: from an AD domain root
 the server answers with continuation references to the configuration and DNS partitions, which are
@@ -45,6 +48,7 @@ not users and would otherwise be followed (and may not resolve).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -122,8 +126,13 @@ def run_check(settings: DirectorySettings, *, timeout: float = 10.0, verify_tls:
         )
     elif not verify_tls:
         found.facts.append("warning: TLS certificates are not verified (--insecure-skip-verify)")
+    if not settings.urls:
+        found.problems.append("no directory URL given")
+    if not settings.domains:
+        found.problems.append("no mail domain given")
     if not settings.bind_password:
         found.problems.append(f"no bind password for {settings.bind_dn}")
+    if found.problems:
         return found.report()
 
     bound: Connection | None = None
@@ -154,8 +163,13 @@ def _connect_and_bind(
     if parts.scheme.lower() != want:
         found.problems.append(f"{url}: the scheme does not match tls '{settings.tls}' (use {want}://)")
         return None
-    host = parts.hostname or ""
-    port = parts.port or (636 if settings.tls is LdapTls.LDAPS else 389)
+    try:
+        host, port = parts.hostname or "", parts.port or (636 if settings.tls is LdapTls.LDAPS else 389)
+    except ValueError:  # a port that is not a number
+        host = ""
+    if not host:
+        found.problems.append(f"{url}: not an LDAP URL (e.g. {want}://dc1.example.com)")
+        return None
     tls = None
     if settings.uses_tls:
         tls = Tls(
@@ -163,7 +177,12 @@ def _connect_and_bind(
             ca_certs_data=settings.ca_cert_pem,  # None: the system's trusted CAs
         )
     server = Server(
-        host, port=port, use_ssl=settings.tls is LdapTls.LDAPS, tls=tls, get_info=NONE, connect_timeout=timeout
+        host,
+        port=port,
+        use_ssl=settings.tls is LdapTls.LDAPS,
+        tls=tls,
+        get_info=NONE,
+        connect_timeout=timeout,
     )
     conn = Connection(
         server,
@@ -171,7 +190,7 @@ def _connect_and_bind(
         password=settings.bind_password,
         auto_referrals=False,  # AD refers to partitions that are not users and often do not resolve
         read_only=True,
-        receive_timeout=timeout,
+        receive_timeout=math.ceil(timeout),  # ldap3 packs it into SO_RCVTIMEO as whole seconds: an int
         raise_exceptions=False,
     )
     try:
@@ -212,7 +231,9 @@ def _open_error(url: str, host: str, exc: LDAPException, timeout: float) -> str:
             "(give the directory's CA certificate)"
         )
     if "doesn't match any name" in text:
-        return f"TLS with {url} failed: the server certificate does not name {host} (connect by a name it lists)"
+        return (
+            f"TLS with {url} failed: the server certificate does not name {host} (connect by a name it lists)"
+        )
     if "wrap socket error" in text or "ssl wrapping error" in text:
         return f"TLS with {url} failed: {text}"
     lowered = text.lower()
@@ -306,7 +327,12 @@ def _paged_search(
     cookie: bytes | None = None
     while True:
         conn.search(
-            base_dn, flt, search_scope=SUBTREE, attributes=attributes, paged_size=_PAGE_SIZE, paged_cookie=cookie
+            base_dn,
+            flt,
+            search_scope=SUBTREE,
+            attributes=attributes,
+            paged_size=_PAGE_SIZE,
+            paged_cookie=cookie,
         )
         result = conn.result or {}
         if result.get("result") not in (0, 10):  # a referral result still carries the entries found

@@ -50,12 +50,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add check-ad's options to `parser`."""
     parser.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config",
+        type=Path,
+        metavar="FILE",
         help="platform YAML to take the URLs, base DN, bind DN, domains and TLS mode from; "
         "the options below override it",
     )
     parser.add_argument(
-        "--url", action="append", metavar="URL", help="directory URL, e.g. ldaps://dc1.example.com (repeatable)"
+        "--url",
+        action="append",
+        metavar="URL",
+        help="directory URL, e.g. ldaps://dc1.example.com (repeatable)",
     )
     parser.add_argument("--base-dn", metavar="DN", help="where users and groups are searched")
     parser.add_argument("--bind-dn", metavar="DN", help="the service account the platform binds as")
@@ -63,21 +68,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--domain", action="append", metavar="DOMAIN", help="a served mail domain (repeatable)"
     )
     parser.add_argument(
-        "--tls", choices=[t.value for t in LdapTls],
+        "--tls",
+        choices=[t.value for t in LdapTls],
         help="how to protect the connection. Default: ldaps for ldaps:// URLs, otherwise starttls",
     )
     parser.add_argument("--ca-cert", type=Path, metavar="FILE", help="PEM CA certificate of the directory")
     parser.add_argument(
-        "--insecure-skip-verify", action="store_true",
+        "--insecure-skip-verify",
+        action="store_true",
         help="accept any server certificate (a lab directory with a self-signed one)",
     )
     parser.add_argument(
-        "--password-file", type=Path, metavar="FILE",
+        "--password-file",
+        type=Path,
+        metavar="FILE",
         help=f"file holding the bind password. Default: the {PASSWORD_ENV} environment variable",
     )
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS", help="per connect and answer. Default: 10"
-    )  # fmt: skip
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,18 +133,19 @@ def _settings(args: argparse.Namespace) -> DirectorySettings:
             overrides["tls"] = LdapTls(args.tls)
         settings = dataclasses.replace(settings, **overrides)
     else:
-        missing = [
-            flag
-            for flag, value in (
-                ("--url", args.url), ("--base-dn", args.base_dn), ("--bind-dn", args.bind_dn),
-                ("--domain", args.domain),
-            )
-            if not value
-        ]  # fmt: skip
+        given = {
+            "--url": args.url,
+            "--base-dn": args.base_dn,
+            "--bind-dn": args.bind_dn,
+            "--domain": args.domain,
+        }
+        missing = [flag for flag, value in given.items() if not value]
         if missing:
             raise UsageError(f"missing {', '.join(missing)} (or give --config FILE)")
         urls = tuple(args.url)
-        default_tls = LdapTls.LDAPS if all(u.lower().startswith("ldaps://") for u in urls) else LdapTls.STARTTLS
+        default_tls = (
+            LdapTls.LDAPS if all(u.lower().startswith("ldaps://") for u in urls) else LdapTls.STARTTLS
+        )
         settings = DirectorySettings(
             urls=urls,
             tls=LdapTls(args.tls) if args.tls is not None else default_tls,

@@ -1,4 +1,4 @@
-"""Recognising plaintext secrets in argument names and in configuration text (pure, no checkov).
+"""Recognising plaintext secrets in arguments and in configuration text (pure, no checkov).
 
 Used by CKV_MAILSTRATA_4. A secret is "literal" when its value is written out; a value that starts with
 `$` (a Terraform `${...}` reference or a shell variable, which also covers crypt hashes such as `$6$...`)
@@ -8,7 +8,18 @@ or `%{` is a reference and is skipped, as are switches such as `pass = yes`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from mailstrata.policies._terraform import (
+    TerraformModule,
+    is_token,
+    local_is_literal,
+    local_strings,
+    parse_template,
+    walk_scalars,
+)
 
 # `-----BEGIN PRIVATE KEY-----`, `-----BEGIN RSA PRIVATE KEY-----`, `-----BEGIN OPENSSH PRIVATE KEY-----`,
 # `-----BEGIN ENCRYPTED PRIVATE KEY-----`, `-----BEGIN PGP PRIVATE KEY BLOCK-----`, ...
@@ -34,7 +45,9 @@ _SPACED_RE = re.compile(r"^\s*(?P<key>bindpw|rootpw)[ \t]+(?P<value>\S+)", re.IG
 # `mysql://user:password@host/db` (SOGo's database URLs, for instance).
 _URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s\"']+:(?P<value>[^@/\s\"']+)@")
 
-_SWITCH_VALUES = frozenset({"yes", "no", "true", "false", "on", "off", "none", "null", "~", "|", ">", "|-", ">-"})
+_SWITCH_VALUES = frozenset(
+    {"yes", "no", "true", "false", "on", "off", "none", "null", "~", "|", ">", "|-", ">-"}
+)
 
 
 @dataclass(frozen=True)
@@ -92,3 +105,32 @@ def _line_secrets(line: str) -> list[SecretFinding]:
         if is_literal_value(match["value"]):
             findings.append(SecretFinding("URL credentials", ""))
     return findings
+
+
+def block_secrets(conf: Mapping[str, Any], module: TerraformModule | None) -> Iterator[str]:
+    """Describe each plaintext secret in a resource's or provider's arguments, as checkov parsed them.
+
+    String arguments are taken apart (`parse_template`); `module`, when given, resolves the locals they
+    refer to. Each description names the argument (and the local and line) but never the value.
+    """
+    for path, key, value in walk_scalars(conf):
+        if isinstance(value, bool):
+            continue
+        written_out = isinstance(value, int | float) or (not is_token(value) and is_literal_value(value))
+        if is_secret_name(key) and written_out:
+            yield f"{path}: `{key}` set to a literal value"
+            continue
+        if not isinstance(value, str):
+            continue
+        template = parse_template(value)
+        for literal in template.literals:
+            for finding in find_secrets(literal):
+                yield f"{path}: {finding}"
+        if module is None:
+            continue
+        for name in template.locals:
+            if is_secret_name(key) and local_is_literal(module, name):
+                yield f"{path}: `{key}` set from local.{name}, a literal value"
+            for origin, text in local_strings(module, name):
+                for finding in find_secrets(text):
+                    yield f"{path} via {origin}: {finding}"

@@ -28,9 +28,8 @@ def samba_ad(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAD]:
     """A started Samba AD DC (see tests/support/samba_ad.py for its users and groups)."""
     missing = [tool for tool in ("samba-tool", "samba", "ip", "openssl") if shutil.which(tool) is None]
     if missing:
-        _unavailable(
-            f"{', '.join(missing)} not installed (apt-get install samba samba-ad-dc samba-ad-provision iproute2)"
-        )
+        packages = "samba samba-ad-dc samba-ad-provision iproute2 openssl"
+        _unavailable(f"{', '.join(missing)} not installed (apt-get install {packages})")
     if os.geteuid() != 0:
         _unavailable("a Samba AD DC and a network namespace need root")
     with (

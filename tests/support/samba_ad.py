@@ -152,7 +152,9 @@ class SambaError(RuntimeError):
 def _require_loopback(ip: str) -> str:
     addr = ipaddress.ip_address(ip)
     if addr.version != 4 or addr not in LOOPBACK:
-        raise ValueError(f"ip: must be an IPv4 address in 127.0.0.0/8 (tests never leave the machine), got {ip}")
+        raise ValueError(
+            f"ip: must be an IPv4 address in 127.0.0.0/8 (tests never leave the machine), got {ip}"
+        )
     return str(addr)
 
 
@@ -247,7 +249,11 @@ def _provision(tmp: Path, final: Path) -> None:
     seed = tmp / "seed.json"
     seed.write_text(
         json.dumps(
-            {"admin_password": admin_password, "bind_password": bind_password, "user_passwords": user_passwords}
+            {
+                "admin_password": admin_password,
+                "bind_password": bind_password,
+                "user_passwords": user_passwords,
+            }
         )
     )
     seed.chmod(0o600)
@@ -495,7 +501,10 @@ class SambaAD:
         if self._proc is None:
             return []
         out = subprocess.run(
-            self.ns_command(["ss", "-H", "-l", "-n", "-t", "-u", "-p"]), capture_output=True, text=True, check=True
+            self.ns_command(["ss", "-H", "-l", "-n", "-t", "-u", "-p"]),
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         return sorted(line.split()[4] for line in out.splitlines() if f"pid={self._proc.pid}," in line)
 
@@ -555,14 +564,17 @@ def _seed_main(smb_conf: str) -> int:
     service = spec["service"]
     accounts = [(service["login"], service["password"], service["ou"], None, None)]
     accounts += [
-        (u["login"], u["password"], f"OU={u['ou']}" if u["ou"] else None, u["mail"], u["quota"]) for u in spec["users"]
+        (u["login"], u["password"], f"OU={u['ou']}" if u["ou"] else None, u["mail"], u["quota"])
+        for u in spec["users"]
     ]
     for login, password, ou, mail, quota in accounts:
         samdb.newuser(login, password, useusernameascn=True, userou=ou, mailaddress=mail)
         # a cached template may be older than the default 42-day maximum password age
         samdb.setexpiry(f"(sAMAccountName={ldb.binary_encode(login)})", 0, no_expiry_req=True)
         if quota is not None:
-            dn = samdb.search(base=base, expression=f"(sAMAccountName={ldb.binary_encode(login)})", attrs=[])[0].dn
+            dn = samdb.search(base=base, expression=f"(sAMAccountName={ldb.binary_encode(login)})", attrs=[])[
+                0
+            ].dn
             msg = ldb.Message(dn)
             msg["info"] = ldb.MessageElement(quota, ldb.FLAG_MOD_REPLACE, "info")
             samdb.modify(msg)

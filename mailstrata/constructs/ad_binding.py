@@ -1,0 +1,84 @@
+"""`AdBinding`: the directory every layer authenticates against, as one typed settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cdktf import TerraformVariable, TerraformVariableValidationConfig
+from constructs import Construct
+
+from mailstrata.constructs import _validate as v
+from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
+from mailstrata.errors import Problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdBindingProps:
+    """An existing Active Directory (or LDAP / Samba 4 AD).
+
+    The bind password is never a prop: it is the sensitive Terraform variable `password_variable`
+    (default `ad_bind_password`, set with TF_VAR_ad_bind_password). Default TLS: LDAPS.
+    """
+
+    urls: tuple[str, ...]
+    base_dn: str
+    bind_dn: str
+    domains: tuple[str, ...]
+    tls: LdapTls = LdapTls.LDAPS
+    ca_cert_pem: str | None = None
+    attributes: AttributeMap = field(default_factory=AttributeMap)
+    password_variable: str = "ad_bind_password"
+
+
+def validate(props: AdBindingProps, path: str = "directory") -> Problems:
+    p = Problems()
+    if not props.urls:
+        p.add(f"{path}.urls", "must list at least one LDAP URL")
+    for i, url in enumerate(props.urls):
+        scheme = url.split("://", 1)[0]
+        if scheme not in ("ldap", "ldaps"):
+            p.add(f"{path}.urls[{i}]", f"must start with ldap:// or ldaps://, got {url!r}")
+        elif (scheme == "ldaps") != (props.tls is LdapTls.LDAPS):
+            p.add(f"{path}.urls[{i}]", f"{url!r} does not match tls {props.tls.value}; use ldaps:// only with tls ldaps")
+    if not props.domains:
+        p.add(f"{path}.domains", "must list at least one mail domain")
+    for name in ("base_dn", "bind_dn"):
+        value = getattr(props, name)
+        if not v.is_token(value) and "=" not in value:
+            p.add(f"{path}.{name}", f"must be an LDAP DN such as dc=domain01,dc=dom, got {value!r}")
+    return p
+
+
+class AdBinding(Construct):
+    """Declares the sensitive bind-password variable and exposes `settings` for every layer's templates."""
+
+    def __init__(self, scope: Construct, id: str, *, props: AdBindingProps) -> None:
+        super().__init__(scope, id)
+        validate(props).raise_if_any()
+        self.props = props
+        self.password = TerraformVariable(
+            self,
+            "bind-password",
+            type="string",
+            sensitive=True,
+            nullable=False,
+            description=f"Password of {props.bind_dn} (read-only bind account). Set TF_VAR_{props.password_variable}.",
+            validation=[
+                TerraformVariableValidationConfig(
+                    # The password is written inside config files; a line break would end the value.
+                    condition=f'length(var.{props.password_variable}) > 0 && !can(regex("[\\\\r\\\\n]", var.{props.password_variable}))',
+                    error_message="The AD bind password must be non-empty and on one line.",
+                )
+            ],
+        )
+        self.password.override_logical_id(props.password_variable)
+        self.settings = DirectorySettings(
+            urls=props.urls,
+            tls=props.tls,
+            base_dn=props.base_dn,
+            bind_dn=props.bind_dn,
+            bind_password="${var." + props.password_variable + "}",
+            domains=props.domains,
+            attributes=props.attributes,
+            ca_cert_pem=props.ca_cert_pem,
+        )

@@ -1,0 +1,182 @@
+"""`MailLayer`: N identical servers for one role, their security group, server group and user-data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from cdktf import Fn, Token
+from cdktf_cdktf_provider_openstack.compute_instance_v2 import (
+    ComputeInstanceV2,
+    ComputeInstanceV2Network,
+    ComputeInstanceV2SchedulerHints,
+)
+from cdktf_cdktf_provider_openstack.compute_servergroup_v2 import ComputeServergroupV2
+from cdktf_cdktf_provider_openstack.networking_port_v2 import NetworkingPortV2, NetworkingPortV2FixedIp
+from cdktf_cdktf_provider_openstack.networking_secgroup_rule_v2 import NetworkingSecgroupRuleV2
+from cdktf_cdktf_provider_openstack.networking_secgroup_v2 import NetworkingSecgroupV2
+from constructs import Construct
+
+from mailstrata.constructs import _validate as v
+from mailstrata.constructs._user_data import attach_user_data
+from mailstrata.errors import Problems
+from mailstrata.roles import MAIL_LAYER_ROLES, Role
+from mailstrata.types import Affinity
+from mailstrata.userdata.context import NfsMount, PlatformContext
+
+if TYPE_CHECKING:
+    from mailstrata.constructs.lbaas_vip import LbaasVip
+    from mailstrata.constructs.nfs_share import NfsShare
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailLayerProps:
+    """N identical servers for `role`.
+
+    `platform` holds what the templates need; its `role`, `proxy_ports` and `nfs` are filled in by the
+    layer from `role`, `vips` and `storage`. `lb_source_cidrs`: where load-balancer traffic comes
+    from (the VIP subnet). Default affinity: hard anti-affinity.
+    """
+
+    name_prefix: str
+    role: Role
+    platform: PlatformContext
+    network_id: str
+    subnet_id: str
+    lb_source_cidrs: tuple[str, ...]
+    admin_cidrs: tuple[str, ...]
+    count: int = 2
+    flavor: str = "m1.medium"
+    image: str = "CentOS-7-x86_64-GenericCloud-2009"
+    key_pair: str | None = None
+    affinity: Affinity = Affinity.ANTI_AFFINITY
+    vips: tuple[LbaasVip, ...] = ()
+    storage: NfsShare | None = None
+    os: str = "centos7"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    fqdn: str
+    address: str  # the port's fixed IP (a Terraform reference)
+    port: NetworkingPortV2
+    instance: ComputeInstanceV2
+
+
+def validate(props: MailLayerProps, path: str) -> Problems:
+    p = Problems()
+    if props.role not in MAIL_LAYER_ROLES:
+        p.add(f"{path}.role", f"must be one of {', '.join(r.value for r in MAIL_LAYER_ROLES)}, got {props.role!r}")
+    v.at_least(p, f"{path}.count", props.count, 1)
+    if not isinstance(props.affinity, Affinity):
+        p.add(f"{path}.affinity", f"must be anti-affinity or soft-anti-affinity, got {props.affinity!r}")
+    v.cidrs(p, f"{path}.lb_source_cidrs", props.lb_source_cidrs)
+    v.cidrs(p, f"{path}.admin_cidrs", props.admin_cidrs)
+    if not props.admin_cidrs:
+        p.add(f"{path}.admin_cidrs", "must list at least one admin network for SSH")
+    for c in props.admin_cidrs:
+        if c in ("0.0.0.0/0", "::/0"):
+            p.add(f"{path}.admin_cidrs", f"opens SSH to the whole Internet, got {c!r}; list your admin networks")
+    for c in props.lb_source_cidrs:
+        if c in ("0.0.0.0/0", "::/0"):
+            p.add(f"{path}.lb_source_cidrs", f"must be the VIP subnet, not the whole Internet, got {c!r}")
+    if props.role is Role.MAILSTORE and props.storage is None:
+        p.add(f"{path}.storage", "a mailstore layer needs the NfsShare holding the mailboxes")
+    for i, vip in enumerate(props.vips):
+        if vip.props.role is not props.role:
+            p.add(f"{path}.vips[{i}]", f"is the {vip.props.role.value} VIP, not this layer's ({props.role.value})")
+    return p
+
+
+class MailLayer(Construct):
+    """A server group of `count` servers for one role, registered in its VIPs' pools.
+
+    Attributes: `servers` (name, fqdn, address, port, instance), `security_group`, `user_data`
+    (the rendered layer, its Terraform local, whether it is gzipped and its size).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, props: MailLayerProps) -> None:
+        super().__init__(scope, id)
+        validate(props, f"layers.{props.role.value}").raise_if_any()
+        self.props = props
+        role = props.role
+        slug = role.slug
+        prefix = f"{props.name_prefix}-{slug}"
+        self.security_group = NetworkingSecgroupV2(
+            self, "sg", name=prefix, description=f"mailstrata/{role.value}: {slug} servers"
+        )
+        member_ports = sorted({port for vip in props.vips for port in vip.member_ports})
+        for port in member_ports:
+            for j, cidr in enumerate(props.lb_source_cidrs):
+                self.allow(port, cidr, f"from the load balancers ({cidr})", id_suffix=f"{port}-lb{j}")
+        for j, cidr in enumerate(props.admin_cidrs):
+            NetworkingSecgroupRuleV2(
+                self,
+                f"rule-22-admin{j}",
+                security_group_id=self.security_group.id,
+                direction="ingress",
+                ethertype="IPv4",
+                protocol="tcp",
+                port_range_min=22,
+                port_range_max=22,
+                remote_ip_prefix=cidr,
+                description=f"mailstrata/{role.value}/22/admin: SSH from admin network {cidr}",
+            )
+        self.server_group = ComputeServergroupV2(self, "group", name=prefix, policies=[props.affinity.value])
+        ports = []
+        for i in range(1, props.count + 1):
+            name = f"{prefix}-{i:02d}"
+            port = NetworkingPortV2(
+                self,
+                f"port-{i:02d}",
+                name=name,
+                network_id=props.network_id,
+                fixed_ip=[NetworkingPortV2FixedIp(subnet_id=props.subnet_id)],
+                security_group_ids=[self.security_group.id],
+                admin_state_up=True,
+            )
+            ports.append((name, port))
+        self._addresses = [Token.as_string(Fn.element(port.all_fixed_ips, 0)) for _, port in ports]
+        nfs: NfsMount | None = props.storage.grant_mount(self) if props.storage is not None else None
+        proxy = frozenset(p for vip in props.vips for p in vip.proxy_ports)
+        ctx = replace(props.platform, role=role, proxy_ports=proxy, nfs=nfs)
+        self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
+        self.servers: list[Server] = []
+        for (name, port), address in zip(ports, self._addresses, strict=True):
+            instance = ComputeInstanceV2(
+                self,
+                f"server-{name.rsplit('-', 1)[1]}",
+                name=name,
+                image_name=props.image,
+                flavor_name=props.flavor,
+                key_pair=props.key_pair,
+                network=[ComputeInstanceV2Network(port=port.id)],
+                scheduler_hints=[ComputeInstanceV2SchedulerHints(group=self.server_group.id)],
+                user_data=self.user_data.expression(name),
+                metadata={"mailstrata_role": role.value, "mailstrata_stack": props.name_prefix},
+            )
+            self.servers.append(Server(name, f"{name}.{props.platform.dns_zone}", address, port, instance))
+        for vip in props.vips:
+            vip.add_members(self)
+
+    def allow(self, port: int, cidr: str | None, why: str, *, id_suffix: str,
+              remote_group_id: str | None = None, protocol: str = "tcp") -> NetworkingSecgroupRuleV2:
+        """Open `port` on this layer's servers to `cidr` (or to another security group)."""
+        return NetworkingSecgroupRuleV2(
+            self,
+            f"rule-{id_suffix}",
+            security_group_id=self.security_group.id,
+            direction="ingress",
+            ethertype="IPv4",
+            protocol=protocol,
+            port_range_min=port,
+            port_range_max=port,
+            remote_ip_prefix=cidr,
+            remote_group_id=remote_group_id,
+            description=f"mailstrata/{self.props.role.value}/{port}: {why}",
+        )
+
+    @property
+    def addresses(self) -> list[str]:
+        return list(self._addresses)

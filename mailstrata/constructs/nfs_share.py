@@ -1,0 +1,200 @@
+"""`NfsShare`: the shared mailbox storage, as a Manila share, the seed's Cinder-backed NFS server, or
+an existing NAS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from cdktf import Fn, Token
+from cdktf_cdktf_provider_openstack.blockstorage_volume_v3 import BlockstorageVolumeV3
+from cdktf_cdktf_provider_openstack.compute_instance_v2 import ComputeInstanceV2, ComputeInstanceV2Network
+from cdktf_cdktf_provider_openstack.compute_volume_attach_v2 import ComputeVolumeAttachV2
+from cdktf_cdktf_provider_openstack.networking_port_v2 import NetworkingPortV2, NetworkingPortV2FixedIp
+from cdktf_cdktf_provider_openstack.networking_secgroup_rule_v2 import NetworkingSecgroupRuleV2
+from cdktf_cdktf_provider_openstack.networking_secgroup_v2 import NetworkingSecgroupV2
+from cdktf_cdktf_provider_openstack.sharedfilesystem_share_access_v2 import SharedfilesystemShareAccessV2
+from cdktf_cdktf_provider_openstack.sharedfilesystem_share_v2 import SharedfilesystemShareV2
+from constructs import Construct
+
+from mailstrata.constructs import _validate as v
+from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
+from mailstrata.errors import Problems
+from mailstrata.roles import Role
+from mailstrata.types import StorageMode
+from mailstrata.userdata.context import NfsMount, PlatformContext
+
+if TYPE_CHECKING:
+    from mailstrata.constructs.mail_layer import MailLayer
+
+
+# NFSv3 needs rpcbind and mountd besides nfsd; mountd is pinned to 20048 by the server's user-data.
+NFS_PORTS: tuple[tuple[str, int], ...] = (("tcp", 111), ("udp", 111), ("tcp", 2049), ("tcp", 20048), ("udp", 20048))
+EXPORT_PATH = "/NFSVOL"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CinderServerProps:
+    """The NFS server of `CINDER_SERVER` mode. `platform` feeds its user-data (role set here)."""
+
+    platform: PlatformContext
+    network_id: str
+    subnet_id: str
+    admin_cidrs: tuple[str, ...]
+    flavor: str = "m1.medium"
+    image: str = "CentOS-7-x86_64-GenericCloud-2009"
+    key_pair: str | None = None
+    volume_type: str | None = None
+    os: str = "centos7"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NfsShareProps:
+    """Mailbox storage. `size_gb` for Manila and Cinder; `export` ("host:/path") for an existing NAS;
+    `server` for Cinder mode. Mount options default to the seed's NFSv3-over-TCP set."""
+
+    name_prefix: str
+    mode: StorageMode
+    size_gb: int = 2000
+    share_network_id: str | None = None
+    share_type: str | None = None
+    export: str | None = None
+    server: CinderServerProps | None = None
+    mount_point: str = "/MAILBOXES"
+
+
+def validate(props: NfsShareProps, path: str = "storage") -> Problems:
+    p = Problems()
+    if not isinstance(props.mode, StorageMode):
+        p.add(f"{path}.mode", f"must be one of {', '.join(m.value for m in StorageMode)}, got {props.mode!r}")
+        return p
+    v.at_least(p, f"{path}.size_gb", props.size_gb, 1)
+    if props.mode is StorageMode.EXISTING and not props.export:
+        p.add(f"{path}.export", "is required when mode is existing; give the NAS export as host:/path")
+    if props.mode is not StorageMode.EXISTING and props.export:
+        p.add(f"{path}.export", f"is only used when mode is existing, got mode {props.mode.value}")
+    if props.mode is StorageMode.CINDER_SERVER and props.server is None:
+        p.add(f"{path}.server", "is required when mode is cinder_server")
+    return p
+
+
+class NfsShare(Construct):
+    """The NFS export holding every mailbox. Attributes: `export_location` ("host:/path", a Terraform
+    reference for Manila and Cinder modes), `mode`. `grant_mount(layer)` lets a layer mount it."""
+
+    def __init__(self, scope: Construct, id: str, *, props: NfsShareProps) -> None:
+        super().__init__(scope, id)
+        validate(props).raise_if_any()
+        self.props = props
+        self.mode = props.mode
+        self.share: SharedfilesystemShareV2 | None = None
+        self.security_group: NetworkingSecgroupV2 | None = None
+        self.server: ComputeInstanceV2 | None = None
+        self.user_data: AttachedUserData | None = None
+        self._granted: list[str] = []
+        if props.mode is StorageMode.MANILA:
+            self.share = SharedfilesystemShareV2(
+                self,
+                "share",
+                name=f"{props.name_prefix}-mailboxes",
+                share_proto="NFS",
+                size=props.size_gb,
+                share_network_id=props.share_network_id,
+                share_type=props.share_type,
+                description="mailstrata/mailstore: every mailbox of the platform",
+            )
+            self.export_location = Token.as_string(self.share.export_locations.get(0).path)
+        elif props.mode is StorageMode.CINDER_SERVER:
+            assert props.server is not None
+            self.export_location = self._cinder_server(props, props.server)
+        else:
+            assert props.export is not None
+            self.export_location = props.export
+
+    def _cinder_server(self, props: NfsShareProps, srv: CinderServerProps) -> str:
+        name = f"{props.name_prefix}-nfs"
+        self.security_group = NetworkingSecgroupV2(
+            self, "sg", name=name, description="mailstrata/nfs_server: NFS server of the mailboxes"
+        )
+        for j, cidr in enumerate(srv.admin_cidrs):
+            NetworkingSecgroupRuleV2(
+                self,
+                f"rule-22-admin{j}",
+                security_group_id=self.security_group.id,
+                direction="ingress",
+                ethertype="IPv4",
+                protocol="tcp",
+                port_range_min=22,
+                port_range_max=22,
+                remote_ip_prefix=cidr,
+                description=f"mailstrata/nfs_server/22/admin: SSH from admin network {cidr}",
+            )
+        port = NetworkingPortV2(
+            self,
+            "port",
+            name=name,
+            network_id=srv.network_id,
+            fixed_ip=[NetworkingPortV2FixedIp(subnet_id=srv.subnet_id)],
+            security_group_ids=[self.security_group.id],
+        )
+        address = Token.as_string(Fn.element(port.all_fixed_ips, 0))
+        ctx = replace(srv.platform, role=Role.NFS_SERVER, proxy_ports=frozenset(), nfs=None)
+        self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
+        volume = BlockstorageVolumeV3(
+            self,
+            "volume",
+            name=f"{name}-data",
+            size=props.size_gb,
+            volume_type=srv.volume_type,
+            description="mailstrata/nfs_server: mailbox volume, formatted once by the NFS server",
+        )
+        self.server = ComputeInstanceV2(
+            self,
+            "server",
+            name=name,
+            image_name=srv.image,
+            flavor_name=srv.flavor,
+            key_pair=srv.key_pair,
+            network=[ComputeInstanceV2Network(port=port.id)],
+            user_data=self.user_data.expression(name),
+            metadata={"mailstrata_role": Role.NFS_SERVER.value, "mailstrata_stack": props.name_prefix},
+        )
+        ComputeVolumeAttachV2(self, "attach", instance_id=self.server.id, volume_id=volume.id)
+        return f"{address}:{EXPORT_PATH}"
+
+    def grant_mount(self, layer: MailLayer) -> NfsMount:
+        """Let `layer`'s servers mount the share; returns how they mount it.
+
+        Manila: one read-write IP access rule per server. Cinder server: NFS ports opened to the
+        layer's security group (the export itself is limited to the mailstore subnet). Existing NAS:
+        nothing to do on the cloud side; the NAS must export to the layer's subnet.
+        """
+        key = layer.node.id
+        if key in self._granted:
+            raise ValueError(f"{key}: grant_mount was already called for this layer")
+        self._granted.append(key)
+        if self.share is not None:
+            for i, address in enumerate(layer.addresses, start=1):
+                SharedfilesystemShareAccessV2(
+                    self,
+                    f"access-{key}-{i:02d}",
+                    share_id=self.share.id,
+                    access_type="ip",
+                    access_to=address,
+                    access_level="rw",
+                )
+        if self.security_group is not None:
+            for proto, port in NFS_PORTS:
+                NetworkingSecgroupRuleV2(
+                    self,
+                    f"rule-{key}-{proto}{port}",
+                    security_group_id=self.security_group.id,
+                    direction="ingress",
+                    ethertype="IPv4",
+                    protocol=proto,
+                    port_range_min=port,
+                    port_range_max=port,
+                    remote_group_id=layer.security_group.id,
+                    description=f"mailstrata/nfs_server/{port}: NFS ({proto}) from the {layer.props.role.slug} servers",
+                )
+        return NfsMount(source=self.export_location, mount_point=self.props.mount_point)

@@ -1,0 +1,321 @@
+"""`MailPlatformStack`: the whole platform from one `PlatformConfig`.
+
+It owns the provider, the backend and every choice that depends on the environment; the constructs
+below it never read YAML or the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import Fn, LocalBackend, S3Backend, TerraformOutput, TerraformStack, TerraformVariable
+from cdktf_cdktf_provider_openstack.dns_recordset_v2 import DnsRecordsetV2
+from cdktf_cdktf_provider_openstack.dns_zone_v2 import DnsZoneV2
+from cdktf_cdktf_provider_openstack.provider import OpenstackProvider
+from cdktf_cdktf_provider_random.password import Password
+from cdktf_cdktf_provider_random.provider import RandomProvider
+from cdktf_cdktf_provider_tls.private_key import PrivateKey
+from cdktf_cdktf_provider_tls.provider import TlsProvider
+from constructs import Construct
+
+from mailstrata.config.model import BackendType, PlatformConfig
+from mailstrata.constructs.ad_binding import AdBinding, AdBindingProps
+from mailstrata.constructs.lbaas_vip import FloatingIpProps, LbaasVip, LbaasVipProps, ListenerProps, MonitorProps
+from mailstrata.constructs.mail_layer import MailLayer, MailLayerProps
+from mailstrata.constructs.nfs_share import CinderServerProps, NfsShare, NfsShareProps
+from mailstrata.directory import AttributeMap
+from mailstrata.roles import Role
+from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
+from mailstrata.types import ListenerProtocol, Persistence, StorageMode
+from mailstrata.userdata.context import (
+    Database,
+    DkimKey,
+    Limits,
+    Networks,
+    PlatformContext,
+    QuotaPolicy,
+    Secret,
+    SpamPolicy,
+    Tls,
+    Vips,
+    Webmail,
+)
+
+# Host names published in the platform zone for each VIP (the seed's LB names and public aliases).
+VIP_NAMES: dict[Role, tuple[str, ...]] = {
+    Role.SMTP_IN: ("smtp-in",),
+    Role.SMTP_OUT: ("smtp-out", "mail"),
+    Role.MAILSTORE: ("smtp-delivery", "pop", "imap"),
+    Role.WEBMAIL: ("webmail",),
+}
+
+
+@dataclass(frozen=True)
+class PublishedName:
+    name: str  # fully qualified, with the trailing dot
+    type: str
+    value: str
+
+
+class MailPlatformStack(TerraformStack):
+    """Every layer, VIP, the storage, the directory binding, DNS and outputs of one platform.
+
+    Attributes: `config`, `directory` (AdBinding), `vips` and `layers` (by role), `storage` (NfsShare),
+    `dkim_keys` (domain -> tls PrivateKey), `published` (the DNS names to publish).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, config: PlatformConfig) -> None:
+        super().__init__(scope, id)
+        self.config = cfg = config
+        OpenstackProvider(self, "openstack", cloud=cfg.cloud, region=cfg.region)
+        TlsProvider(self, "tls")
+        RandomProvider(self, "random")
+        self._backend()
+
+        a = cfg.directory.attributes
+        self.directory = AdBinding(self, "directory", props=AdBindingProps(
+            urls=cfg.directory.urls,
+            base_dn=cfg.directory.base_dn,
+            bind_dn=cfg.directory.bind_dn,
+            domains=cfg.domains,
+            tls=cfg.directory.tls,
+            ca_cert_pem=cfg.directory_settings(bind_password="").ca_cert_pem,
+            attributes=AttributeMap(login=a.login, mail=a.mail, quota=a.quota, person_class=a.person_class,
+                                    group_class=a.group_class, member=a.member),
+            password_variable=cfg.directory.bind_password.variable,
+        ))
+
+        layer_cfgs = dict(cfg.layers.items())
+        self.vips: dict[Role, LbaasVip] = {
+            role: LbaasVip(self, f"vip-{role.slug}", props=LbaasVipProps(
+                name=f"{cfg.name}-{role.slug}",
+                role=role,
+                vip_subnet_id=cfg.network.vip_subnet_id,
+                listeners=self._listeners(role),
+                floating_ip=FloatingIpProps(external_network=cfg.network.external_network)
+                if role.value in cfg.floating_ips else None,
+            ))
+            for role in layer_cfgs
+        }
+        platform = self._platform_context()
+        self.storage = NfsShare(self, "storage", props=NfsShareProps(
+            name_prefix=cfg.name,
+            mode=cfg.storage.mode,
+            size_gb=cfg.storage.size_gb,
+            share_network_id=cfg.storage.share_network_id,
+            share_type=cfg.storage.share_type,
+            export=cfg.storage.export,
+            server=CinderServerProps(
+                platform=platform,
+                network_id=cfg.network.network_id,
+                subnet_id=cfg.network.subnet_id,
+                admin_cidrs=cfg.network.admin_cidrs,
+                flavor=cfg.storage.flavor,
+                image=cfg.storage.image or layer_cfgs[Role.MAILSTORE].image,
+                key_pair=layer_cfgs[Role.MAILSTORE].key_pair,
+                volume_type=cfg.storage.volume_type,
+                os=cfg.os.value,
+            ) if cfg.storage.mode is StorageMode.CINDER_SERVER else None,
+        ))
+        self.layers: dict[Role, MailLayer] = {}
+        for role, lc in layer_cfgs.items():
+            self.layers[role] = MailLayer(self, role.slug, props=MailLayerProps(
+                name_prefix=cfg.name,
+                role=role,
+                platform=platform,
+                network_id=lc.network_id or cfg.network.network_id,
+                subnet_id=lc.subnet_id or cfg.network.subnet_id,
+                lb_source_cidrs=(cfg.network.vip_subnet_cidr,),
+                admin_cidrs=cfg.network.admin_cidrs,
+                count=lc.count,
+                flavor=lc.flavor,
+                image=lc.image,
+                key_pair=lc.key_pair,
+                affinity=lc.affinity,
+                vips=(self.vips[role],),
+                storage=self.storage if role is Role.MAILSTORE else None,
+                os=cfg.os.value,
+            ))
+        self.published = self._published()
+        if cfg.dns.designate:
+            self._designate()
+        self._outputs()
+
+    # ---- pieces ----------------------------------------------------------------------------------
+
+    def _backend(self) -> None:
+        b = self.config.backend
+        if b.type is BackendType.S3:
+            S3Backend(
+                self,
+                bucket=b.bucket or "",
+                key=b.key or f"mailstrata/{self.config.name}.tfstate",
+                region=b.region,
+                endpoints={"s3": b.endpoint},
+                use_path_style=True,  # Ceph RGW and Swift s3api serve buckets by path
+                skip_credentials_validation=True,  # credentials are not AWS IAM ones
+                skip_region_validation=True,
+                skip_requesting_account_id=True,
+                skip_metadata_api_check=True,
+                skip_s3_checksum=True,
+            )
+        else:
+            # Relative, so the synthesized JSON is the same from any working directory.
+            LocalBackend(self, path=b.path or f"terraform.{self.config.name}.tfstate")
+
+    def _server_cidrs(self) -> tuple[str, ...]:
+        net = self.config.network
+        return tuple(sorted({lc.subnet_cidr or net.subnet_cidr for _, lc in self.config.layers.items()}))
+
+    def _listeners(self, role: Role) -> tuple[ListenerProps, ...]:
+        net = self.config.network
+        audiences = {"internet": (), "clients": net.client_cidrs, "platform": self._server_cidrs()}
+        overrides = {o.port: o for o in self.config.listeners if o.layer == role.value}
+        defaults: dict[int, ListenerDefault] = {d.port: d for d in DEFAULT_LISTENERS[role]}
+        out = []
+        for port in sorted({*defaults, *overrides}):
+            d = defaults.get(port) or ListenerDefault(port=port, service=f"port {port}")
+            o = overrides.get(port)
+            allowed: tuple[str, ...] = tuple(sorted({c for a in d.audience for c in audiences[a]}))
+            if "internet" in d.audience:
+                allowed = ()
+            persistence = d.persistence
+            if o is not None and o.source_ip_persistence is not None:
+                persistence = Persistence.SOURCE_IP if o.source_ip_persistence else None
+            out.append(ListenerProps(
+                port=port,
+                service=d.service,
+                protocol=(o.protocol if o and o.protocol else d.protocol),
+                pool_protocol=(o.pool_protocol if o and o.pool_protocol else d.pool_protocol),
+                algorithm=(o.algorithm if o and o.algorithm else d.algorithm),
+                persistence=persistence,
+                timeout_client_data_ms=(o.timeout_client_data_ms if o and o.timeout_client_data_ms else d.timeout_ms),
+                timeout_member_data_ms=(o.timeout_member_data_ms if o and o.timeout_member_data_ms else d.timeout_ms),
+                allowed_cidrs=(o.allowed_cidrs if o and o.allowed_cidrs is not None else allowed),
+                tls_container_ref=o.tls_container_ref if o else None,
+                member_port=443 if (o and o.protocol is ListenerProtocol.TERMINATED_HTTPS) else None,
+                monitor=MonitorProps(type=d.monitor, url_path=d.monitor_path),
+            ))
+        return tuple(out)
+
+    def _platform_context(self) -> PlatformContext:
+        cfg = self.config
+        mail = cfg.mail
+        self.dkim_keys: dict[str, PrivateKey] = {}
+        dkim = []
+        for domain in cfg.domains:
+            # One key per domain, made once by Terraform and given to every smtp-out server (not one
+            # per server as in the seed). 2048 bits fit one DNS TXT string.
+            key = PrivateKey(self, f"dkim-{domain}", algorithm="RSA", rsa_bits=2048)
+            logical = "dkim_" + domain.replace(".", "_").replace("-", "_")
+            key.override_logical_id(logical)
+            self.dkim_keys[domain] = key
+            dkim.append(DkimKey(domain=domain, selector=mail.dkim_selector,
+                                private_key=Secret(ref=f"${{tls_private_key.{logical}.private_key_pem}}")))
+        webmail = None
+        if cfg.layers.webmail is not None:
+            db = Password(self, "webmail-db-password", length=32, special=False)
+            db.override_logical_id("webmail_db")
+            webmail = Webmail(
+                database=Database(external_host=cfg.webmail.database_host,
+                                  password=Secret(ref="${random_password.webmail_db.result}")),
+                sogo_repo_url=cfg.webmail.sogo_repo_url,
+                timezone=cfg.webmail.timezone,
+            )
+        tls = Tls()
+        if cfg.tls.certificate is not None and cfg.tls.private_key is not None:
+            for ref in (cfg.tls.certificate, cfg.tls.private_key):
+                var = TerraformVariable(self, ref.variable, type="string", sensitive=True, nullable=False,
+                                        description="PEM for the platform's TLS endpoints")
+                var.override_logical_id(ref.variable)
+            tls = Tls(source=cfg.tls.source,
+                      certificate=Secret(ref=f"${{var.{cfg.tls.certificate.variable}}}"),
+                      private_key=Secret(ref=f"${{var.{cfg.tls.private_key.variable}}}"))
+        net = cfg.network
+        vip = {r: v.vip_address for r, v in self.vips.items()}
+        return PlatformContext(
+            role=Role.SMTP_IN,  # set per layer by MailLayer
+            stack_name=cfg.name,
+            domains=cfg.domains,
+            dns_zone=cfg.dns.zone,
+            directory=self.directory.settings,
+            vips=Vips(smtp_in=vip[Role.SMTP_IN], smtp_out=vip[Role.SMTP_OUT], mailstore=vip[Role.MAILSTORE],
+                      webmail=vip.get(Role.WEBMAIL, "")),
+            networks=Networks(
+                servers={r: (lc.subnet_cidr or net.subnet_cidr,) for r, lc in cfg.layers.items()}
+                | {Role.NFS_SERVER: (net.subnet_cidr,)},
+                vip_subnet=(net.vip_subnet_cidr,),
+                clients=net.client_cidrs,
+                admin=net.admin_cidrs,
+            ),
+            proxy_ports=frozenset(),
+            limits=Limits(message_size_limit=mail.message_size_limit),
+            spam=SpamPolicy(
+                tag2_level=mail.spam.tag2_level,
+                kill_level=mail.spam.kill_level,
+                dsn_cutoff_level=mail.spam.dsn_cutoff_level,
+                amavis_processes=mail.spam.amavis_processes,
+                dnsbls=mail.spam.dnsbls,
+                spf_mail_from_reject="SPF_Not_Pass" if mail.spam.spf_reject_softfail else "Fail",
+            ),
+            quota=QuotaPolicy(default_storage=mail.quota.default_storage,
+                              default_messages=mail.quota.default_messages,
+                              trash_extra=mail.quota.trash_extra, over_quota=mail.quota.over_quota),
+            fts=mail.fts,
+            solr_url=mail.solr_url,
+            dkim=tuple(dkim),
+            tls=tls,
+            webmail=webmail,
+        )
+
+    def _published(self) -> list[PublishedName]:
+        zone = self.config.dns.zone
+        out = []
+        for role, vip in self.vips.items():
+            address = vip.floating_ip_address or vip.vip_address
+            out.extend(PublishedName(f"{n}.{zone}.", "A", address) for n in VIP_NAMES[role])
+        for domain in self.config.domains:
+            out.append(PublishedName(f"{domain}.", "MX", f"10 smtp-in.{zone}."))
+            # SPF: only the smtp-out VIP's public address sends for these domains.
+            out.append(PublishedName(f"{domain}.", "TXT", f'"{self.config.dns.spf}"'))
+            sel = self.config.mail.dkim_selector
+            out.append(PublishedName(f"{sel}._domainkey.{domain}.", "TXT", self._dkim_txt(domain)))
+        return out
+
+    def _dkim_txt(self, domain: str) -> str:
+        # The TXT value is the base64 body of the public key PEM, known once Terraform made the key.
+        pem = self.dkim_keys[domain].public_key_pem
+        body = Fn.replace(Fn.replace(Fn.replace(pem, "-----BEGIN PUBLIC KEY-----", ""),
+                                     "-----END PUBLIC KEY-----", ""), "\n", "")
+        return f'"v=DKIM1; k=rsa; p={body}"'
+
+    def _designate(self) -> None:
+        dns = self.config.dns
+        zone = DnsZoneV2(self, "zone", name=f"{dns.zone}.", email=dns.email, ttl=dns.ttl,
+                         description="mailstrata: the platform's host names")
+        zones = {f"{dns.zone}.": zone}
+        if dns.mail_domain_zones:
+            for domain in self.config.domains:
+                zones[f"{domain}."] = DnsZoneV2(self, f"zone-{domain}", name=f"{domain}.", email=dns.email,
+                                                ttl=dns.ttl, description="mailstrata: mail domain")
+        by_name: dict[tuple[str, str], list[str]] = {}
+        for rec in self.published:
+            by_name.setdefault((rec.name, rec.type), []).append(rec.value)
+        for (name, rtype), values in sorted(by_name.items()):
+            zone_name = next((z for z in sorted(zones, key=len, reverse=True) if name.endswith(z)), None)
+            if zone_name is None:
+                continue
+            DnsRecordsetV2(self, f"record-{rtype}-{name.rstrip('.')}", zone_id=zones[zone_name].id, name=name,
+                           type=rtype, records=values, ttl=dns.ttl)
+
+    def _outputs(self) -> None:
+        for role, vip in self.vips.items():
+            TerraformOutput(self, f"vip_{role.value}", value=vip.vip_address,
+                            description=f"VIP address of the {role.slug} load balancer")
+            if vip.floating_ip_address is not None:
+                TerraformOutput(self, f"public_{role.value}", value=vip.floating_ip_address,
+                                description=f"Floating IP of the {role.slug} VIP")
+        TerraformOutput(self, "mailbox_export", value=self.storage.export_location,
+                        description="NFS export holding the mailboxes")
+        TerraformOutput(self, "dns_records", description="Records to publish (also created in Designate when enabled)",
+                        value=[{"name": r.name, "type": r.type, "value": r.value} for r in self.published])

@@ -1,0 +1,11 @@
+"""cdktf app: synthesizes one MailPlatformStack per config.
+
+With no setting, the embedded default platform. Choose configs with the environment variable
+MAILSTRATA_CONFIG (a comma-separated list of YAML files, one stack each, e.g. staging and prod) or the
+cdktf context key `mailstrataConfig` (`cdktf synth --context mailstrataConfig=prod.yaml`).
+"""
+
+from mailstrata.app import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
