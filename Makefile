@@ -1,0 +1,55 @@
+# mailstrata: `make synth` and `make test` work on a fresh machine; both install what they need.
+SHELL := /bin/bash
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_NOSPIN := 1
+export PIPENV_YES := 1
+export CHECKPOINT_DISABLE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PY := .venv/bin/python
+CHECKOV_FLAGS := --framework terraform_json --skip-download --quiet --compact \
+	--external-checks-dir mailstrata/policies/checks
+
+.PHONY: help install deps-apt synth test lint typecheck unit scan schema bench twin-test clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.venv/.installed: Pipfile.lock pyproject.toml
+	@command -v pipenv >/dev/null || python3 -m pip install -q "pipenv==2026.10.3"
+	pipenv sync --dev
+	touch $@
+
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+install: .venv/.installed node_modules/.installed ## install Python and npm dependencies (pinned)
+
+deps-apt: ## install the Debian daemons the tests run (root)
+	./scripts/install-debian-packages.sh
+
+synth: .venv/.installed ## synthesize the default platform (or MAILSTRATA_CONFIG) into cdktf.out/
+	$(PY) main.py
+
+lint: .venv/.installed ## ruff
+	$(PY) -m ruff check mailstrata tests main.py benchmarks
+
+typecheck: .venv/.installed ## mypy
+	$(PY) -m mypy
+
+unit: .venv/.installed ## pytest (the whole suite)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: install deps-apt lint typecheck unit ## everything: lint, types, the whole pytest suite
+
+scan: synth ## checkov with the built-in and mailstrata's own checks on every synthesized stack
+	@set -e; for d in cdktf.out/stacks/*/; do echo "checkov: $$d"; .venv/bin/checkov -d $$d $(CHECKOV_FLAGS); done
+
+schema: .venv/.installed ## regenerate docs/config-schema.json from the config models
+	$(PY) -m mailstrata.cli schema > docs/config-schema.json
+
+bench: .venv/.installed ## synth and checkov timings (prints numbers; see docs/benchmarks.md)
+	$(PY) benchmarks/bench_synth.py
+
+clean: ## remove generated output
+	rm -rf cdktf.out .cdktf.out.* .pytest_cache .mypy_cache .ruff_cache
