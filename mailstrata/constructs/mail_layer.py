@@ -92,7 +92,7 @@ def validate(props: MailLayerProps, path: str) -> Problems:
 class MailLayer(Construct):
     """A server group of `count` servers for one role, registered in its VIPs' pools.
 
-    Attributes: `servers` (name, fqdn, address, port, instance), `security_group`, `user_data`
+    Attributes: `servers` (name, fqdn, address, port, instance), `security_group`, `context`, `user_data`
     (the rendered layer, its Terraform local, whether it is gzipped and its size).
     """
 
@@ -141,6 +141,7 @@ class MailLayer(Construct):
         nfs: NfsMount | None = props.storage.grant_mount(self) if props.storage is not None else None
         proxy = frozenset(p for vip in props.vips for p in vip.proxy_ports)
         ctx = replace(props.platform, role=role, proxy_ports=proxy, nfs=nfs)
+        self.context: PlatformContext = ctx  # what the templates saw; the local twin renders from it again
         self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
         self.servers: list[Server] = []
         for (name, port), address in zip(ports, self._addresses, strict=True):
