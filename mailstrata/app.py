@@ -14,10 +14,6 @@ from mailstrata.errors import ConfigError
 
 ENV_VAR = "MAILSTRATA_CONFIG"
 CONTEXT_KEY = "mailstrataConfig"
-# jsii prints a banner about the Node.js version on every start (the value lists the silenced majors).
-for _var in ("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION",
-             "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION"):
-    os.environ.setdefault(_var, "20,22,24")
 
 
 def config_paths(context: str | None = None) -> list[str | None]:
