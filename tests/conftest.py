@@ -1,0 +1,26 @@
+"""Suite-wide rules.
+
+Tests marked `daemons` (real Postfix, Dovecot, ... from Debian) or `twin` (the local twin) skip with a
+reason where their requirements are missing — but under CI (`CI=true`), where `make test` installs
+everything, such a skip is a failure: a green CI must mean the real daemons ran.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+STRICT_MARKERS = ("daemons", "twin")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") != "true" or not report.skipped:
+        return
+    if any(item.get_closest_marker(m) for m in STRICT_MARKERS):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
