@@ -45,9 +45,7 @@ _SPACED_RE = re.compile(r"^\s*(?P<key>bindpw|rootpw)[ \t]+(?P<value>\S+)", re.IG
 # `mysql://user:password@host/db` (SOGo's database URLs, for instance).
 _URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s\"']+:(?P<value>[^@/\s\"']+)@")
 
-_SWITCH_VALUES = frozenset(
-    {"yes", "no", "true", "false", "on", "off", "none", "null", "~", "|", ">", "|-", ">-"}
-)
+_SWITCH_VALUES = frozenset({"yes", "no", "true", "false", "on", "off", "none", "null", "~", "|", ">", "|-", ">-"})
 
 
 @dataclass(frozen=True)

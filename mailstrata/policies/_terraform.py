@@ -250,9 +250,7 @@ def scanned_module() -> TerraformModule | None:
     frame = inspect.currentframe()
     try:
         while frame is not None:
-            if frame.f_code.co_name == "run_block" and isinstance(
-                frame.f_locals.get("self"), TerraformJsonRunner
-            ):
+            if frame.f_code.co_name == "run_block" and isinstance(frame.f_locals.get("self"), TerraformJsonRunner):
                 full_file_path = frame.f_locals.get("full_file_path")
                 if isinstance(full_file_path, str):
                     return load_module(Path(full_file_path))

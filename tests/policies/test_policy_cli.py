@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mailstrata.policies import CHECK_IDS, CHECKS_DIR
 
 if TYPE_CHECKING:
-    from conftest import CliRun
+    from tests.policies.conftest import CliRun
 
 CliFn = Callable[[list[str], Path], "CliRun"]
 FixtureFn = Callable[[str, str], Path]
@@ -53,8 +53,15 @@ def test_directory_scan_finds_secret_in_locals(cli: CliFn, fixture_file: Fixture
 def test_file_scan_with_relative_paths_from_repo_root(cli: CliFn, fixture_file: FixtureFn) -> None:
     fixture = fixture_file("CKV_MAILSTRATA_4", "fail").relative_to(REPO)
     run = cli(
-        ["-f", str(fixture), *BASE_ARGS, "--external-checks-dir", "mailstrata/policies/checks",
-         "--check", "CKV_MAILSTRATA_4"],
+        [
+            "-f",
+            str(fixture),
+            *BASE_ARGS,
+            "--external-checks-dir",
+            "mailstrata/policies/checks",
+            "--check",
+            "CKV_MAILSTRATA_4",
+        ],
         REPO,
     )
     _assert_checks_loaded(run)
@@ -63,8 +70,10 @@ def test_file_scan_with_relative_paths_from_repo_root(cli: CliFn, fixture_file: 
 
 def test_all_checks_on_a_clean_stack_pass(cli: CliFn, fixture_file: FixtureFn, tmp_path: Path) -> None:
     stack = _stack_dir(tmp_path, fixture_file("CKV_MAILSTRATA_1", "pass"))
-    run = cli(["-d", str(stack), *BASE_ARGS, "--external-checks-dir", str(CHECKS_DIR),
-               "--check", ",".join(CHECK_IDS)], tmp_path)
+    run = cli(
+        ["-d", str(stack), *BASE_ARGS, "--external-checks-dir", str(CHECKS_DIR), "--check", ",".join(CHECK_IDS)],
+        tmp_path,
+    )
     _assert_checks_loaded(run)
     # GIVEN CKV_MAILSTRATA_1's pass fixture (7 rules) WHEN all six checks run THEN nothing fails: 5 rules
     # pass check 1 (2 are not applicable), the one SSH rule passes check 2, all 7 pass check 4
@@ -79,8 +88,10 @@ def test_skip_check_suppresses_a_check(cli: CliFn, fixture_file: FixtureFn, tmp_
     # GIVEN a stack whose smtp_in pools fail CKV_MAILSTRATA_3, WHEN the scan skips that check (as the
     # Makefile does, with its reason next to it) THEN nothing fails and no CKV_MAILSTRATA_3 result is left
     stack = _stack_dir(tmp_path, fixture_file("CKV_MAILSTRATA_3", "fail"))
-    run = cli(["-d", str(stack), *BASE_ARGS, "--external-checks-dir", str(CHECKS_DIR),
-               "--skip-check", "CKV_MAILSTRATA_3"], tmp_path)
+    run = cli(
+        ["-d", str(stack), *BASE_ARGS, "--external-checks-dir", str(CHECKS_DIR), "--skip-check", "CKV_MAILSTRATA_3"],
+        tmp_path,
+    )
     _assert_checks_loaded(run)
     records = run.report["results"]["passed_checks"] + run.report["results"]["failed_checks"]
     assert "CKV_MAILSTRATA_3" not in {r["check_id"] for r in records}

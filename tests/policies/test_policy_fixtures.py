@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from conftest import Scan
+    from tests.policies.conftest import Scan
 
 ScanFn = Callable[[Path, str], "Scan"]
 FixtureFn = Callable[[str, str], Path]
@@ -211,9 +211,7 @@ def test_proxy_message_names_protocol(scan: ScanFn, fixture_file: FixtureFn) -> 
     assert message.startswith("smtp_in pool on port 25 has protocol 'TCP'; set protocol to PROXYV2 (or PROXY)")
 
 
-def test_secret_in_local_is_reported_at_the_instance_with_local_and_line(
-    scan: ScanFn, fixture_file: FixtureFn
-) -> None:
+def test_secret_in_local_is_reported_at_the_instance_with_local_and_line(scan: ScanFn, fixture_file: FixtureFn) -> None:
     assert _details(scan, fixture_file, "CKV_MAILSTRATA_4", f"{INSTANCE}.smtp_in_01") == [
         "user_data via local.user_data_smtp_in[5]: `bind_pw` set to a literal value; pass it as a sensitive "
         "variable or a random_password/tls_private_key reference, or fetch it at boot (e.g. from Barbican)"

@@ -1,0 +1,1 @@
+"""Tests of the custom checkov checks in mailstrata.policies (fixtures under fixtures/<ID>/)."""
