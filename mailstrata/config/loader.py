@@ -1,154 +1,357 @@
 """Load a platform config from YAML and report every problem at once, in one grammar.
 
-`<yaml.path>: <what is wrong>, got <value>; <how to fix>` — e.g.
-`layers.smtp_in.count: must be at least 1, got 0`.
+`<yaml.path>: <what is wrong>, got <value>; <how to fix>`, e.g.
+`layers.smtp_in.count: must be at least 1, got 0; use a whole number from 1 to 500`.
+
+A config read from a file also says where: `prod.yaml:31:5: layers.smtp_in.count: ...` (line and column of
+the key, or of its parent mapping when a key is missing), so editors and terminals can jump to it.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections import Counter
+import difflib
+import types
+from collections.abc import Sequence
+from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import annotated_types
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
-from mailstrata.config.model import PlatformConfig
-from mailstrata.types import PoolProtocol
-from mailstrata.errors import ConfigError, Problem, Problems
-from mailstrata.roles import Role
+from mailstrata.config.model import (
+    Layers,
+    Listeners,
+    PlatformConfig,
+    SubProblems,
+    cross_section_problems,
+)
+from mailstrata.errors import ConfigError, Problem
 
 DEFAULT_CONFIG = "default.yaml"
+TOP = "(top level)"
+_START_FROM = "start from a copy of mailstrata/config/default.yaml"
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+# ---- paths ------------------------------------------------------------------------------------------
+
+
+def _join(base: str, rel: str) -> str:
+    if not rel:
+        return base
+    if not base or base == TOP:
+        return rel.lstrip(".")
+    return base + rel if rel.startswith("[") else f"{base}.{rel}"
+
+
+def _render(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-", "constrained-")) or part in {"str", "int"}:
+        out = _join(out, f"[{part}]" if isinstance(part, int) else str(part))
+    return out or TOP
+
+
+def _clean(loc: Sequence[int | str], kind: str) -> tuple[int | str, ...]:
+    """Drop pydantic's internal location parts (`function-after[...]`, `nullable[...]`); an unknown key is kept
+    whatever it looks like, as is any int that names a mapping key rather than a list index."""
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if kind == "extra_forbidden" and last:
+            out.append(str(part))
+        elif isinstance(part, int) or "[" not in part:
+            out.append(part)
+    return tuple(out)
+
+
+# ---- what the models say about a location ----------------------------------------------------------
+
+
+def _unwrap(tp: Any, bounds: dict[str, float] | None = None) -> Any:
+    """Strip Annotated and Optional; collect numeric bounds met on the way into `bounds`."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp, *meta = get_args(tp)
+            if bounds is not None:
+                _collect_bounds(meta, bounds)
             continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
+        if origin in (Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) == 1:
+                tp = args[0]
+                continue
+        return tp
+
+
+def _collect_bounds(meta: Sequence[Any], bounds: dict[str, float]) -> None:
+    for m in meta:
+        if isinstance(m, FieldInfo):
+            _collect_bounds(m.metadata, bounds)
+        for name in ("ge", "gt", "le", "lt"):
+            if isinstance(m, getattr(annotated_types, name.capitalize())):
+                bounds[name] = getattr(m, name)
+
+
+class _At:
+    """The type and field at a config location, as far as the models describe it."""
+
+    def __init__(self, loc: Sequence[int | str]) -> None:
+        self.type: Any = PlatformConfig
+        self.field: FieldInfo | None = None
+        self.bounds: dict[str, float] = {}
+        for part in loc:
+            tp = _unwrap(self.type)
+            if isinstance(part, int) and get_origin(tp) is tuple:
+                self.type, self.field, self.bounds = get_args(tp)[0], None, {}
+            elif isinstance(part, str) and isinstance(tp, type) and issubclass(tp, BaseModel) \
+                    and part in tp.model_fields:
+                self.field = tp.model_fields[part]
+                self.type, self.bounds = self.field.annotation, {}
+                _collect_bounds(self.field.metadata, self.bounds)
+            else:
+                self.type, self.field = None, None
+                return
+        self.type = _unwrap(self.type, self.bounds)
+
+    @property
+    def keys(self) -> list[str]:
+        tp = self.type
+        return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+
+    @property
+    def choices(self) -> list[str]:
+        tp = self.type
+        if isinstance(tp, type) and issubclass(tp, Enum):
+            return [str(m.value) for m in tp]
+        if get_origin(tp) is Literal:
+            return [str(a) for a in get_args(tp)]
+        return []
+
+    @property
+    def has_default(self) -> bool:
+        return self.field is not None and not self.field.is_required()
+
+    @property
+    def example(self) -> str | None:
+        if self.field is not None and isinstance(self.field.default, int | float) \
+                and not isinstance(self.field.default, bool):
+            return str(self.field.default)
+        return None
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of the field's description."""
+        text = (self.field.description or "") if self.field is not None else ""
+        return text.split(". ")[0].rstrip(".")
+
+
+# ---- messages ---------------------------------------------------------------------------------------
 
 
 def _show(value: Any) -> str:
+    """A value as the YAML author wrote it."""
     if isinstance(value, dict):
         return "a mapping"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "a list"
-    return repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
-def _message(err: dict[str, Any]) -> tuple[str, str]:
-    """(extra path suffix, message) for one pydantic error, in mailstrata's grammar."""
+def _number(n: float) -> str:
+    return f"{n:g}" if isinstance(n, float) else str(n)
+
+
+def _range_fix(bounds: dict[str, float], whole: bool) -> str:
+    kind = "a whole number" if whole else "a number"
+    lo, hi = bounds.get("ge"), bounds.get("le")
+    if lo is not None and hi is not None:
+        return f"use {kind} from {_number(lo)} to {_number(hi)}"
+    if lo is not None:
+        return f"use {_number(lo)} or more"
+    if hi is not None:
+        return f"use {_number(hi)} or less"
+    return f"use {kind} in range"
+
+
+def _choice_fix(value: Any, choices: list[str]) -> str:
+    fix = f"use one of: {', '.join(choices)}"
+    if isinstance(value, str):
+        folded = [c for c in choices if c.lower() == value.lower()]
+        near = folded or difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+        if near:
+            fix += f" (did you mean {near[0]!r}?)"
+    return fix
+
+
+def _messages(err: dict[str, Any], loc: tuple[int | str, ...]) -> list[tuple[str, str]]:
+    """(path relative to `loc`, message) pairs for one pydantic error, in mailstrata's grammar."""
     kind = err["type"]
-    ctx = err.get("ctx", {})
-    got = _show(err.get("input"))
-    if kind == "missing":
-        return "", "is required; add it"
-    if kind == "extra_forbidden":
-        return "", "is not a known key; remove it or fix its spelling (see docs/config-schema.json)"
-    if kind in ("greater_than_equal",):
-        return "", f"must be at least {ctx['ge']}, got {got}"
-    if kind in ("less_than_equal",):
-        return "", f"must be at most {ctx['le']}, got {got}"
-    if kind == "too_short":
-        return "", f"must have at least {ctx['min_length']} item{'s' if ctx['min_length'] != 1 else ''}, got none"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "", f"must be a whole number, got {got}"
-    if kind in ("float_type", "float_parsing"):
-        return "", f"must be a number, got {got}"
-    if kind in ("bool_type", "bool_parsing"):
-        return "", f"must be true or false, got {got}"
-    if kind in ("string_type",):
-        return "", f"must be a string, got {got}"
-    if kind in ("tuple_type", "list_type"):
-        return "", f"must be a list, got {got}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return "", f"must be a mapping, got {got}"
-    if kind == "enum":
-        return "", f"must be one of {ctx['expected']}, got {got}"
-    if kind == "literal_error":
-        return "", f"must be one of {ctx['expected']}, got {got}"
-    if kind == "string_pattern_mismatch":
-        return "", f"does not match the pattern {ctx['pattern']}, got {got}"
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    got = _show(value)
+    at = _At(loc)
+    whole = at.type is int
     if kind == "value_error":
-        msg = str(ctx.get("error", err["msg"]))
-        if msg.startswith("__path__:"):
-            _, sub, rest = msg.split(":", 2)
-            return "." + sub, rest
-        return "", msg
-    return "", f"{err['msg']}, got {got}"
+        error = ctx.get("error")
+        if isinstance(error, SubProblems):
+            return [(p.path, p.message) for p in error.problems]
+        return [("", str(error if error is not None else err["msg"]))]
+    if kind == "missing":
+        summary = f" ({at.summary})" if at.summary else ""
+        return [("", f"is required; add it{summary}")]
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else ""
+        known = _At(loc[:-1]).keys
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        fix = f"did you mean {near[0]!r}? " if near else ""
+        return [("", f"is not a known key; {fix}Keys here: {', '.join(known)}")]
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        what = "at least" if kind == "greater_than_equal" else "more than"
+        return [("", f"must be {what} {_number(bound)}, got {got}; {_range_fix(at.bounds, whole)}")]
+    if kind in ("less_than_equal", "less_than"):
+        bound = ctx.get("le", ctx.get("lt"))
+        what = "at most" if kind == "less_than_equal" else "less than"
+        return [("", f"must be {what} {_number(bound)}, got {got}; {_range_fix(at.bounds, whole)}")]
+    if kind == "too_short":
+        n = ctx["min_length"]
+        return [("", f"must list at least {n} item{'s' if n != 1 else ''}, got "
+                     f"{'an empty list' if not value else len(value)}; add {'one' if n == 1 else 'more'}")]
+    if kind == "too_long":
+        n = ctx["max_length"]
+        return [("", f"must list at most {n} item{'s' if n != 1 else ''}, got {len(value)}; remove some")]
+    if kind in ("int_type", "int_parsing"):
+        example = f", e.g. {at.example}" if at.example else ""
+        return [("", f"must be a whole number, got {got}; write digits only{example}")]
+    if kind == "int_from_float":
+        return [("", f"must be a whole number, got {got}; round it")]
+    if kind in ("float_type", "float_parsing"):
+        example = f", e.g. {at.example}" if at.example else ""
+        return [("", f"must be a number, got {got}; write digits only{example}")]
+    if kind in ("bool_type", "bool_parsing"):
+        return [("", f"must be true or false, got {got}; write true or false")]
+    if kind == "string_type":
+        if isinstance(value, dict | list) or value is None:
+            fix = "give one value" + (", or remove the key to use the default" if at.has_default else "")
+        else:
+            fix = f"quote it: '{_show(value)}'"
+        return [("", f"must be text, got {got}; {fix}")]
+    if kind in ("tuple_type", "list_type", "iterable_type"):
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            fix = f"write it as a list: [{value}]"
+        else:
+            fix = "write it as a list: [a, b] or one '- item' per line"
+        return [("", f"must be a list, got {got}; {fix}")]
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        fix = "give its settings as key: value lines"
+        if at.has_default:
+            fix += ", or remove the key to use the defaults"
+        return [("", f"must be a mapping, got {got}; {fix}")]
+    if kind in ("enum", "literal_error"):
+        return [("", f"is not one of the choices, got {got}; {_choice_fix(value, at.choices)}")]
+    msg = str(err["msg"])
+    return [("", f"{msg[:1].lower()}{msg[1:]}, got {got}; see docs/config.md")]
 
 
-def _cross_checks(cfg: PlatformConfig) -> list[Problem]:
-    """Rules that span sections (one place, all reported together)."""
-    p = Problems()
-    for dom, n in sorted(Counter(cfg.domains).items()):
-        if n > 1:
-            p.add(f"domains[{[i for i, d in enumerate(cfg.domains) if d == dom][1]}]",
-                  f"duplicate domain {dom!r}; list each mail domain once")
-    present = {r.value for r, _ in cfg.layers.items()}
-    for required in (Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE):
-        if required.value not in present:
-            p.add(f"layers.{required.value}", "is required; every platform needs smtp_in, smtp_out and mailstore")
-    known = {r.value for r in Role if r is not Role.NFS_SERVER}
-    from mailstrata.stacks.defaults import PROXY_CAPABLE, default_listener_ports
-
-    seen: Counter[tuple[str, int]] = Counter()
-    for i, lst in enumerate(cfg.listeners):
-        where = f"listeners[{i}]"
-        seen[(lst.layer, lst.port)] += 1
-        if seen[(lst.layer, lst.port)] == 2:
-            p.add(f"{where}.port", f"port {lst.port} of layer {lst.layer} is listed twice; merge the entries")
-        if lst.layer not in known:
-            p.add(f"{where}.layer", f"unknown role {lst.layer!r}; use one of {', '.join(sorted(known))}")
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(rendered path, message) for every error pydantic found."""
+    errors = [dict(e) for e in exc.errors(include_url=False)]
+    locs = [_clean(e["loc"], e["type"]) for e in errors]
+    out = []
+    for err, loc in zip(errors, locs, strict=True):
+        # A list whose items failed is also reported as too short; the item problems say it all.
+        if err["type"] == "too_short" and any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs):
             continue
-        if lst.layer not in present:
-            p.add(f"{where}.layer", f"listener for layer {lst.layer!r}, which is not in layers; add layers.{lst.layer}"
-                  " or remove the listener")
-            continue
-        role = Role(lst.layer)
-        if lst.pool_protocol is PoolProtocol.PROXY and lst.port not in PROXY_CAPABLE.get(role, ()):
-            p.add(f"{where}.pool_protocol",
-                  f"layer {lst.layer} cannot take the PROXY protocol on port {lst.port}; use TCP"
-                  + (f" (PROXY-capable ports: {', '.join(map(str, sorted(PROXY_CAPABLE[role])))})"
-                     if PROXY_CAPABLE.get(role) else ""))
-        if lst.port not in default_listener_ports(role) and lst.protocol is None:
-            p.add(f"{where}.protocol", f"port {lst.port} is a new listener on {lst.layer}; give its protocol")
-        if lst.protocol is not None and lst.protocol.value == "TERMINATED_HTTPS" and not lst.tls_container_ref:
-            p.add(f"{where}.tls_container_ref", "is required for TERMINATED_HTTPS; give the Barbican container ref")
-    net = cfg.network
-    if ipaddress.ip_network(net.subnet_cidr).overlaps(ipaddress.ip_network(net.vip_subnet_cidr)) \
-            and net.subnet_cidr != net.vip_subnet_cidr:
-        p.add("network.vip_subnet_cidr", f"overlaps network.subnet_cidr {net.subnet_cidr} without being equal to it")
-    for i, c in enumerate(net.admin_cidrs):
-        if ipaddress.ip_network(c).prefixlen == 0:
-            p.add(f"network.admin_cidrs[{i}]", f"opens SSH to the whole Internet, got {c!r}; list your admin networks")
-    if cfg.storage.mode.value == "manila" and cfg.storage.export:
-        p.add("storage.export", "is only for mode existing; remove it")
-    return list(p._items)
+        out += [(_join(_render(loc), rel), msg) for rel, msg in _messages(err, loc)]
+    return out
 
 
-def parse_config(data: Any, *, source: str = "config") -> PlatformConfig:
-    """Validate already-loaded YAML data; raise one `ConfigError` listing every problem."""
+# ---- YAML with positions ----------------------------------------------------------------------------
+
+
+class _Document:
+    """A YAML document, its data, where each path is in the text, and the keys given twice."""
+
+    def __init__(self, text: str) -> None:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            self.marks: dict[str, tuple[int, int]] = {}
+            self.duplicates: list[tuple[str, int, int, int]] = []  # path, first line, line, column
+            if node is not None:
+                self._walk(node, "")
+            self.data: Any = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()  # type: ignore[no-untyped-call]
+
+    def _walk(self, node: yaml.Node, path: str) -> None:
+        self.marks.setdefault(path or TOP, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, value in node.value:
+                if key.tag == "tag:yaml.org,2002:merge" or not isinstance(key, yaml.ScalarNode):
+                    continue
+                sub = _join(path, str(key.value))
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    self.duplicates.append((sub, seen[key.value], line, key.start_mark.column + 1))
+                    continue
+                seen[key.value] = line
+                self.marks[sub] = (line, key.start_mark.column + 1)
+                self._walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, _join(path, f"[{i}]"))
+
+    def where(self, path: str) -> tuple[int, int]:
+        """Line and column of `path`, or of its closest ancestor given in the text."""
+        while path not in self.marks and path not in ("", TOP):
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else TOP
+        return self.marks.get(path, (1, 1))
+
+
+# ---- entry points -----------------------------------------------------------------------------------
+
+
+def _validate(data: Any, base_dir: Path | None) -> tuple[PlatformConfig | None, list[tuple[str, str]]]:
+    if data is None:
+        return None, [(TOP, f"is empty; {_START_FROM}")]
     if not isinstance(data, dict):
-        raise ConfigError([Problem("(top level)", f"{source} must be a YAML mapping, got {_show(data)}")])
+        return None, [(TOP, f"must be a mapping of settings, got {_show(data)}; {_START_FROM}")]
+    context = {"base_dir": base_dir}
     try:
-        cfg = PlatformConfig.model_validate(data)
+        return PlatformConfig.model_validate(data, context=context), []
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            suffix, msg = _message(dict(err))
-            problems.append(Problem(_path(tuple(err["loc"])) + suffix, msg))
-        raise ConfigError(problems) from None
-    cross = _cross_checks(cfg)
-    if cross:
-        raise ConfigError(cross)
+        problems = _problems(exc)
+        if any(not e["loc"] for e in exc.errors(include_url=False)):
+            return None, problems  # every section was valid, so the cross-section rules already ran
+    # Other sections are broken: still check the cross-section rules whose sections are fine.
+    try:
+        layers = Layers.model_validate(data.get("layers"), context=context)
+        listeners = TypeAdapter(Listeners).validate_python(data.get("listeners", ()), context=context)
+    except ValidationError:
+        return None, problems
+    return None, problems + [(p.path, p.message) for p in cross_section_problems(layers, listeners)]
+
+
+def parse_config(data: Any, *, source: str = "config", base_dir: str | Path | None = None) -> PlatformConfig:
+    """Validate already-loaded YAML data; raise one `ConfigError` listing every problem.
+
+    `source` names the input in messages about the whole document; `base_dir` is where relative file paths
+    in the config (directory.ca_cert_file) are resolved. Default: the working directory.
+    """
+    cfg, problems = _validate(data, Path(base_dir) if base_dir is not None else None)
+    if cfg is None:
+        raise ConfigError(Problem(path, msg) for path, msg in problems)
     return cfg
 
 
@@ -156,17 +359,34 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
     """Load `path`, or the embedded default platform when `path` is None."""
     if path is None:
         text = (resources.files("mailstrata.config") / DEFAULT_CONFIG).read_text(encoding="utf-8")
-        source = "the embedded default config"
+        source, base_dir = f"mailstrata/config/{DEFAULT_CONFIG}", None
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError([Problem(str(path), f"cannot read the config file: {exc.strerror}")]) from None
-        source = str(path)
+            raise ConfigError([Problem(str(path), f"cannot read the config file ({exc.strerror}); give the path of "
+                                                  "a YAML file, relative to the working directory or absolute")]
+                              ) from None
+        except UnicodeDecodeError:
+            raise ConfigError([Problem(str(path), "is not UTF-8 text; save the config as UTF-8 YAML")]) from None
+        source, base_dir = str(path), Path(path).parent
     try:
-        data = yaml.safe_load(text)
+        doc = _Document(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError([Problem(where, f"is not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    return parse_config(data, source=source)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(where, f"is not valid YAML ({problem}); check the indentation and quote "
+                                          "values that contain ': ' or ' #'")]) from None
+    problems = [
+        Problem(f"{source}:{line}:{col}: {sub}", f"is given more than once, got it on lines {first} and {line}; "
+                                                 "keep one")
+        for sub, first, line, col in doc.duplicates
+    ]
+    cfg, found = _validate(doc.data, base_dir)
+    for sub, msg in found:
+        line, col = doc.where(sub)
+        problems.append(Problem(f"{source}:{line}:{col}: {sub}", msg))
+    if problems or cfg is None:
+        raise ConfigError(problems)
+    return cfg

@@ -1,30 +1,69 @@
 """The platform config: YAML loads into these typed models; every default lives here, once.
 
-Field docs are the config reference (the JSON Schema and README are generated from them).
+The field descriptions are the config reference: `mailstrata schema` turns them into
+docs/config-schema.json (for editors) and the key tables of docs/config.md.
+
+Messages follow one grammar, `<yaml.path>: <what is wrong>, got <value>; <fix>`. A validator that finds
+problems below its own level (a list item, a sibling field) raises `SubProblems` with paths relative to
+the model it validates; the loader prefixes the model's own path.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
+from mailstrata.errors import Problem
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity, Algorithm, ListenerProtocol, PoolProtocol, StorageMode
 from mailstrata.userdata.context import FtsBackend, OverQuota, TlsSource
 
+
+class SubProblems(ValueError):
+    """Problems found by a validator, at paths relative to what it validates (`urls[0]`, `export`).
+
+    An empty relative path means the validated value itself. The loader joins each path to the location
+    pydantic reports, so a model validator can point at the exact key that is wrong.
+    """
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("; ".join(str(p) if p.path else p.message for p in self.problems))
+
+
+def _raise_if_any(problems: Sequence[Problem]) -> None:
+    if problems:
+        raise SubProblems(problems)
+
+
 # ---- small reusable validators (messages name the value and the fix) ---------------------------------
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}[a-z0-9]$")
+_DOMAIN = r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}[a-z0-9]$"
 _DN_PART = re.compile(r"^[A-Za-z][A-Za-z0-9-]*=[^,=]+$")
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-_SELECTOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_VARIABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_LDAP_URL = r"^ldaps?://[A-Za-z0-9.-]+(:\d{1,5})?/?$"
+_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+_SELECTOR = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_VARIABLE = r"^[a-z_][a-z0-9_]{0,63}$"
+_SIZE = r"^\d+[KMGT]?$"
+_EXPORT = r"^[A-Za-z0-9.:\[\]-]+:/\S*$"
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def _cidr(value: str) -> str:
@@ -32,39 +71,126 @@ def _cidr(value: str) -> str:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError:
         try:
-            ipaddress.ip_network(value, strict=False)
+            loose = ipaddress.ip_network(value, strict=False)
         except ValueError:
-            raise ValueError(f"must be a CIDR such as 10.0.0.0/24, got {value!r}") from None
-        raise ValueError(
-            f"has host bits set, got {value!r}; use {ipaddress.ip_network(value, strict=False)}"
-        ) from None
+            raise ValueError(f"is not a CIDR, got {value!r}; write network/prefix length, e.g. 10.0.0.0/24") from None
+        raise ValueError(f"has host bits set, got {value!r}; use {loose}") from None
     return str(net)
 
 
 def _domain(value: str) -> str:
-    if not _DOMAIN.match(value):
-        raise ValueError(f"must be a lower-case DNS domain such as domain01.dom, got {value!r}")
+    if not re.match(_DOMAIN, value):
+        fix = f"use {value.lower()!r}" if re.match(_DOMAIN, value.lower()) else "write it like domain01.dom"
+        raise ValueError(f"is not a lower-case DNS domain, got {value!r}; {fix}")
     return value
 
 
 def _dn(value: str) -> str:
     parts = [p.strip() for p in value.split(",")]
-    if not value or not all(_DN_PART.match(p) for p in parts):
-        raise ValueError(f"must be an LDAP DN such as dc=domain01,dc=dom, got {value!r}")
+    if not value.strip() or not all(_DN_PART.match(p) for p in parts):
+        if re.match(_DOMAIN, value.lower()):
+            fix = "use " + ",".join(f"dc={label}" for label in value.lower().split("."))
+        else:
+            fix = "write comma-separated attribute=value parts, e.g. dc=domain01,dc=dom"
+        raise ValueError(f"is not an LDAP DN, got {value!r}; {fix}")
     return ",".join(parts)
 
 
 def _ldap_url(value: str) -> str:
-    if not re.match(r"^ldaps?://[A-Za-z0-9.-]+(:\d{1,5})?/?$", value):
-        raise ValueError(f"must be an LDAP URL such as ldaps://dc1.domain01.dom:636, got {value!r}")
+    if not re.match(_LDAP_URL, value):
+        raise ValueError(
+            f"is not an LDAP URL, got {value!r}; write ldaps://host:636 or ldap://host:389, "
+            "e.g. ldaps://dc1.domain01.dom:636"
+        )
     return value.rstrip("/")
 
 
-Cidr = Annotated[str, AfterValidator(_cidr)]
-Domain = Annotated[str, AfterValidator(_domain)]
-Dn = Annotated[str, AfterValidator(_dn)]
-LdapUrl = Annotated[str, AfterValidator(_ldap_url)]
+def _matches(pattern: str, what: str, example: str) -> Any:
+    def check(value: str) -> str:
+        if not re.match(pattern, value):
+            raise ValueError(f"is not {what}, got {value!r}; write it like {example}")
+        return value
+
+    return check
+
+
+def _schema(description: str, example: str, pattern: str | None = None) -> WithJsonSchema:
+    out: dict[str, Any] = {"type": "string", "description": description, "examples": [example]}
+    if pattern is not None:
+        out["pattern"] = pattern
+    return WithJsonSchema(out)
+
+
+Cidr = Annotated[
+    str, AfterValidator(_cidr), _schema("An IPv4 or IPv6 network in CIDR notation, without host bits.", "10.0.0.0/24")
+]
+Domain = Annotated[str, AfterValidator(_domain), _schema("A lower-case DNS domain.", "domain01.dom", _DOMAIN)]
+Dn = Annotated[str, AfterValidator(_dn), _schema("An LDAP distinguished name.", "dc=domain01,dc=dom")]
+LdapUrl = Annotated[
+    str, AfterValidator(_ldap_url), _schema("An LDAP URL: ldap://host[:port] or ldaps://host[:port].",
+                                            "ldaps://dc1.domain01.dom:636", _LDAP_URL)
+]
+StackName = Annotated[
+    str,
+    AfterValidator(_matches(_NAME, "a stack name (lower-case letters, digits and -, starting with a letter, "
+                                   "at most 31 characters)", "mail-prod")),
+    _schema("Lower-case letters, digits and -, starting with a letter, at most 31 characters.", "mail", _NAME),
+]
+Size = Annotated[
+    str,
+    AfterValidator(_matches(_SIZE, "a size (a whole number with an optional K, M, G or T)", "2G")),
+    _schema("A whole number with an optional unit K, M, G or T (Dovecot's notation).", "2G", _SIZE),
+]
+DnsLabel = Annotated[
+    str,
+    AfterValidator(_matches(_SELECTOR, "a DNS label (lower-case letters, digits and -)", "mail")),
+    _schema("A DNS label: lower-case letters, digits and -.", "mail", _SELECTOR),
+]
+VariableName = Annotated[
+    str,
+    AfterValidator(_matches(_VARIABLE, "a Terraform variable name (lower-case letters, digits and _)",
+                            "ad_bind_password")),
+    _schema("A Terraform variable name: lower-case letters, digits and _.", "ad_bind_password", _VARIABLE),
+]
+NfsExport = Annotated[
+    str,
+    AfterValidator(_matches(_EXPORT, "an NFS export host:/path", "nas1.domain01.dom:/export/mail")),
+    _schema("An NFS export as host:/path.", "nas1.domain01.dom:/export/mail", _EXPORT),
+]
+Email = Annotated[
+    str,
+    AfterValidator(_matches(_EMAIL, "an e-mail address", "hostmaster@domain01.dom")),
+    _schema("An e-mail address.", "hostmaster@domain01.dom", _EMAIL),
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
+TimeoutMs = Annotated[int, Field(ge=1000, le=86_400_000)]
+MailLayerName = Literal["smtp_in", "smtp_out", "mailstore", "webmail"]
+
+
+def _unique(key: str, what: str) -> Any:
+    def check(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        first: dict[Any, int] = {}
+        problems = []
+        for i, v in enumerate(values):
+            if v in first:
+                problems.append(Problem(f"[{i}]", f"repeats {key}[{first[v]}], got {str(v)!r}; list each {what} "
+                                                  "once"))
+            first.setdefault(v, i)
+        _raise_if_any(problems)
+        return values
+
+    return check
+
+
+def _not_world(what: str, fix: str) -> Any:
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        _raise_if_any([
+            Problem(f"[{i}]", f"opens {what} to the whole Internet, got {c!r}; {fix}")
+            for i, c in enumerate(values) if ipaddress.ip_network(c).prefixlen == 0
+        ])
+        return values
+
+    return check
 
 
 class _Model(BaseModel):
@@ -77,18 +203,26 @@ class _Model(BaseModel):
 class SecretRef(_Model):
     """A secret is never written in the config: name the sensitive Terraform variable that carries it."""
 
-    variable: Annotated[str, Field(pattern=_VARIABLE.pattern)] = Field(
-        description="Name of a sensitive Terraform variable (set it with TF_VAR_<name> at plan/apply time)."
+    variable: VariableName = Field(
+        description="Name of a sensitive Terraform variable; set it with TF_VAR_<name> when you run cdktf deploy."
     )
 
 
-def _secret_ref(value: object) -> object:
-    if isinstance(value, str):
-        raise ValueError(
-            "is a literal secret; secrets never go in the config. Use {variable: <name>} and set "
-            "TF_VAR_<name> when you run cdktf deploy"
-        )
-    return value
+# What to suggest when a secret is given as a literal, by field name.
+_SUGGESTED_VARIABLE = {"bind_password": "ad_bind_password", "certificate": "tls_certificate",
+                       "private_key": "tls_private_key"}
+
+
+def _secret_ref(value: object, info: ValidationInfo) -> object:
+    if isinstance(value, dict | SecretRef):
+        return value
+    name = _SUGGESTED_VARIABLE.get(info.field_name or "", "my_secret")
+    fix = f"write {{variable: {name}}} and set TF_VAR_{name} when you run cdktf deploy"
+    if value is None:
+        raise ValueError(f"must name a sensitive Terraform variable, got null; {fix}")
+    # The value itself is never echoed: it may be a real password.
+    kind = "text" if isinstance(value, str) else "a list" if isinstance(value, list) else "a number"
+    raise ValueError(f"is a literal secret, got {kind} (not shown); secrets never go in the config: {fix}")
 
 
 Secret = Annotated[SecretRef, BeforeValidator(_secret_ref)]
@@ -98,28 +232,49 @@ Secret = Annotated[SecretRef, BeforeValidator(_secret_ref)]
 
 
 class BackendType(StrEnum):
-    LOCAL = "local"
-    S3 = "s3"
+    """Where Terraform keeps its state."""
+
+    LOCAL = "local"  # a file next to the synthesized stack
+    S3 = "s3"  # an S3-compatible bucket (Ceph RGW, Swift s3api)
 
 
 class Backend(_Model):
     """Where Terraform keeps state. Default: a local file next to the synthesized stack."""
 
-    type: BackendType = BackendType.LOCAL
-    path: str | None = Field(default=None, description="local: state file (relative). Default: terraform.<name>.tfstate")
-    bucket: str | None = Field(default=None, description="s3: bucket (Ceph RGW or Swift s3api work).")
-    key: str | None = Field(default=None, description="s3: object key. Default: mailstrata/<name>.tfstate")
-    endpoint: str | None = Field(default=None, description="s3: endpoint URL of the S3-compatible store.")
+    type: BackendType = Field(
+        default=BackendType.LOCAL,
+        description="local: a state file next to the synthesized stack (one person). s3: an S3-compatible "
+        "bucket such as Ceph RGW or Swift s3api (teams).",
+    )
+    path: str | None = Field(
+        default=None,
+        description="local: state file, relative to the stack's folder in cdktf.out. "
+        "Default: terraform.<name>.tfstate.",
+    )
+    bucket: str | None = Field(default=None, description="s3: bucket name. Required when type is s3.")
+    key: str | None = Field(default=None, description="s3: object key of the state. Default: mailstrata/<name>.tfstate.")
+    endpoint: str | None = Field(
+        default=None, description="s3: endpoint URL of the S3-compatible store. Required when type is s3."
+    )
     region: str = Field(default="us-east-1", description="s3: region name the store expects.")
 
     @model_validator(mode="after")
     def _check(self) -> Backend:
+        problems = []
         if self.type is BackendType.S3:
-            missing = [k for k in ("bucket", "endpoint") if getattr(self, k) is None]
-            if missing:
-                raise ValueError(f"an s3 backend needs {' and '.join(missing)}; add backend.{missing[0]}")
-        if self.path is not None and self.path.startswith("/"):
-            raise ValueError(f"path must be relative so synth output is the same everywhere, got {self.path!r}")
+            problems += [Problem(k, f"is required when type is s3; give the {what}")
+                         for k, what in (("bucket", "bucket name"), ("endpoint", "endpoint URL of the store"))
+                         if getattr(self, k) is None]
+            if self.path is not None:
+                problems.append(Problem("path", f"is only used when type is local, got {self.path!r}; remove it"))
+        else:
+            problems += [Problem(k, f"is only used when type is s3, got {getattr(self, k)!r}; remove it or set "
+                                    "type: s3")
+                         for k in ("bucket", "key", "endpoint") if getattr(self, k) is not None]
+        if self.path is not None and (self.path.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", self.path)):
+            problems.append(Problem("path", f"must be relative so synth output is the same on every machine, got "
+                                            f"{self.path!r}; use a relative path such as terraform.mail.tfstate"))
+        _raise_if_any(problems)
         return self
 
 
@@ -130,210 +285,452 @@ class Network(_Model):
     subnet_id: str = Field(description="Neutron subnet of the servers.")
     subnet_cidr: Cidr = Field(description="CIDR of subnet_id (security rules and mynetworks need it offline).")
     vip_subnet_id: str = Field(description="Subnet the load balancers' VIPs are allocated on.")
-    vip_subnet_cidr: Cidr = Field(description="CIDR of vip_subnet_id: where LB traffic to the members comes from.")
-    external_network: str = Field(default="public", description="Floating-IP pool for Internet-facing VIPs.")
-    admin_cidrs: tuple[Cidr, ...] = Field(min_length=1, description="The only sources allowed to SSH to servers.")
-    client_cidrs: tuple[Cidr, ...] = Field(
-        default=("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
-        description="Corporate clients allowed on IMAP, POP3, ManageSieve and submission.",
+    vip_subnet_cidr: Cidr = Field(
+        description="CIDR of vip_subnet_id: where LB traffic to the members comes from. Either the servers' "
+        "subnet itself or one that does not overlap it."
     )
+    external_network: str = Field(default="public", description="Floating-IP pool for Internet-facing VIPs.")
+    admin_cidrs: Annotated[tuple[Cidr, ...], AfterValidator(_not_world("SSH", "list your admin networks, e.g. 10.99.0.0/24"))] = Field(
+        min_length=1, description="The only sources allowed to SSH to the servers. 0.0.0.0/0 is refused."
+    )
+    client_cidrs: Annotated[
+        tuple[Cidr, ...], AfterValidator(_not_world("IMAP, POP3, ManageSieve and submission", "list your corporate client networks"))
+    ] = Field(
+        default=("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
+        description="Corporate clients allowed on IMAP, POP3, ManageSieve and submission. 0.0.0.0/0 is refused.",
+    )
+
+    @model_validator(mode="after")
+    def _vip_subnet(self) -> Network:
+        a, b = ipaddress.ip_network(self.subnet_cidr), ipaddress.ip_network(self.vip_subnet_cidr)
+        if a != b and a.version == b.version and a.overlaps(b):  # type: ignore[arg-type]
+            raise SubProblems([Problem(
+                "vip_subnet_cidr",
+                f"overlaps subnet_cidr {self.subnet_cidr} without being equal to it, got {self.vip_subnet_cidr!r}; "
+                "give the VIP subnet's own CIDR",
+            )])
+        return self
 
 
 class AttributeMapping(_Model):
-    login: str = "sAMAccountName"
-    mail: str = "mail"
+    """Which directory attributes and object classes the platform reads. Defaults match Microsoft AD."""
+
+    login: str = Field(default="sAMAccountName", description="Attribute users log in with.")
+    mail: str = Field(default="mail", description="Attribute holding the user's address.")
     quota: str = Field(default="info", description="Attribute holding the mailbox quota in bytes.")
-    person_class: str = "person"
-    group_class: str = "group"
-    member: str = "member"
+    person_class: str = Field(default="person", description="Object class of users.")
+    group_class: str = Field(default="group", description="Object class of groups (distribution lists).")
+    member: str = Field(default="member", description="Attribute listing a group's members.")
 
 
 class Directory(_Model):
     """The existing Active Directory (or LDAP / Samba 4 AD) every layer authenticates against."""
 
-    urls: tuple[LdapUrl, ...] = Field(min_length=1)
-    tls: LdapTls = Field(default=LdapTls.LDAPS, description="plain, starttls or ldaps.")
-    ca_cert_file: str | None = Field(default=None, description="PEM CA certificate of the directory (path).")
-    base_dn: Dn
-    bind_dn: Dn
+    urls: tuple[LdapUrl, ...] = Field(min_length=1, description="LDAP URLs of the directory servers, tried in order.")
+    tls: LdapTls = Field(
+        default=LdapTls.LDAPS,
+        description="ldaps: ldaps:// URLs. starttls: ldap:// URLs upgraded with StartTLS. plain: ldap:// URLs in "
+        "clear text (labs only: the bind password crosses the network).",
+    )
+    ca_cert_file: str | None = Field(
+        default=None,
+        description="PEM CA certificate of the directory, relative to the config file. "
+        "Default: the servers' system trust store.",
+    )
+    base_dn: Dn = Field(description="Where users and groups are searched.")
+    bind_dn: Dn = Field(description="The service account every layer binds as.")
     bind_password: Secret = Field(
         default=SecretRef(variable="ad_bind_password"),
-        description="Sensitive Terraform variable holding the bind password.",
+        description="Sensitive Terraform variable holding the bind password (never the password itself).",
     )
-    attributes: AttributeMapping = AttributeMapping()
+    attributes: AttributeMapping = Field(default=AttributeMapping(), description=AttributeMapping.__doc__)
+
+    @field_validator("ca_cert_file")
+    @classmethod
+    def _ca_cert(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        path = Path(value) if base is None else Path(base) / value
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read the file ({exc.strerror}), got {value!r}; give a PEM file's path "
+                             "relative to the config file") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"is not a PEM certificate, got {value!r}; give a file with -----BEGIN CERTIFICATE-----")
+        return str(path)
 
     @model_validator(mode="after")
     def _tls_matches_urls(self) -> Directory:
-        for u in self.urls:
+        problems = []
+        for i, u in enumerate(self.urls):
             if self.tls is LdapTls.LDAPS and not u.startswith("ldaps://"):
-                raise ValueError(f"__path__:urls:tls is ldaps but {u!r} is not an ldaps:// URL; use ldaps:// or tls: starttls")
+                problems.append(Problem(f"urls[{i}]", f"is not an ldaps:// URL but tls is ldaps, got {u!r}; "
+                                                      "use ldaps:// or set tls: starttls"))
             if self.tls is not LdapTls.LDAPS and u.startswith("ldaps://"):
-                raise ValueError(f"__path__:urls:{u!r} is an ldaps:// URL but tls is {self.tls.value}; set tls: ldaps")
+                problems.append(Problem(f"urls[{i}]", f"is an ldaps:// URL but tls is {self.tls.value}, got {u!r}; "
+                                                      "set tls: ldaps or use an ldap:// URL"))
+        _raise_if_any(problems)
         return self
 
 
 class Layer(_Model):
     """One group of identical servers for one role."""
 
-    count: int = Field(default=2, ge=1, le=500)
-    flavor: str = "m1.medium"
-    image: str = "CentOS-7-x86_64-GenericCloud-2009"
-    key_pair: str | None = Field(default=None, description="Nova key pair for SSH. Default: none.")
-    affinity: Affinity = Affinity.ANTI_AFFINITY
-    network_id: str | None = Field(default=None, description="Default: network.network_id")
-    subnet_id: str | None = Field(default=None, description="Default: network.subnet_id")
-    subnet_cidr: Cidr | None = Field(default=None, description="Default: network.subnet_cidr")
+    count: int = Field(default=2, ge=1, le=500, description="Number of servers.")
+    flavor: str = Field(default="m1.medium", description="Nova flavor of the servers.")
+    image: str = Field(default="CentOS-7-x86_64-GenericCloud-2009", description="Glance image of the servers.")
+    key_pair: str | None = Field(default=None, description="Nova key pair for SSH. Default: no key pair.")
+    affinity: Affinity = Field(
+        default=Affinity.ANTI_AFFINITY,
+        description="Server-group policy. anti-affinity: never two servers of the layer on one hypervisor. "
+        "soft-anti-affinity: spread when possible, still boot when not.",
+    )
+    network_id: str | None = Field(default=None, description="Neutron network. Default: network.network_id.")
+    subnet_id: str | None = Field(
+        default=None, description="Neutron subnet; give subnet_cidr with it. Default: network.subnet_id."
+    )
+    subnet_cidr: Cidr | None = Field(
+        default=None, description="CIDR of this layer's subnet_id. Default: network.subnet_cidr."
+    )
+
+    @model_validator(mode="after")
+    def _subnet_pair(self) -> Layer:
+        if (self.subnet_id is None) != (self.subnet_cidr is None):
+            given, other = ("subnet_id", "subnet_cidr") if self.subnet_cidr is None else ("subnet_cidr", "subnet_id")
+            raise SubProblems([Problem(other, f"is required when {given} is set, got nothing; give both or "
+                                              "neither")])
+        return self
 
 
 class ListenerOverride(_Model):
     """Change one listener of a layer's VIP, or add one. Unset fields keep the platform's default."""
 
-    layer: str = Field(description="smtp_in, smtp_out, mailstore or webmail")
-    port: Port
-    protocol: ListenerProtocol | None = None
-    pool_protocol: PoolProtocol | None = None
-    algorithm: Algorithm | None = None
-    source_ip_persistence: bool | None = None
-    timeout_client_data_ms: int | None = Field(default=None, ge=1000, le=86400000)
-    timeout_member_data_ms: int | None = Field(default=None, ge=1000, le=86400000)
-    allowed_cidrs: tuple[Cidr, ...] | None = None
-    tls_container_ref: str | None = Field(default=None, description="Barbican container (TERMINATED_HTTPS).")
+    layer: MailLayerName = Field(description="The layer whose VIP carries the listener.")
+    port: Port = Field(description="Listener port on the VIP (and the members' port).")
+    protocol: ListenerProtocol | None = Field(
+        default=None,
+        description="TCP, HTTP, HTTPS (TLS passed through) or TERMINATED_HTTPS (TLS ends on the load balancer; "
+        "needs tls_container_ref). Default: the platform's protocol for the port; required for a new port.",
+    )
+    pool_protocol: PoolProtocol | None = Field(
+        default=None,
+        description="TCP, HTTP or PROXY (PROXY protocol v1, so the member sees the client's address; only on "
+        "ports whose daemon reads it). Default: the platform's pool protocol for the port, else TCP.",
+    )
+    algorithm: Algorithm | None = Field(
+        default=None,
+        description="ROUND_ROBIN, LEAST_CONNECTIONS or SOURCE_IP. Default: the platform's algorithm for the "
+        "port, else LEAST_CONNECTIONS.",
+    )
+    source_ip_persistence: bool | None = Field(
+        default=None, description="Keep a client on one member. Default: the platform's choice for the port."
+    )
+    timeout_client_data_ms: TimeoutMs | None = Field(
+        default=None,
+        description="Idle timeout towards the client, in ms. Default: 31 minutes for IMAP, POP3 and ManageSieve "
+        "(Octavia's 50 s would cut IMAP IDLE), 60 minutes for webmail 443, else 5 minutes.",
+    )
+    timeout_member_data_ms: TimeoutMs | None = Field(
+        default=None, description="Idle timeout towards the member, in ms. Default: as timeout_client_data_ms."
+    )
+    allowed_cidrs: tuple[Cidr, ...] | None = Field(
+        default=None,
+        description="Sources allowed on the listener. Default: everyone on smtp_in 25 and webmail 80/443; "
+        "network.client_cidrs and the servers' subnets on client ports; the servers' subnets elsewhere.",
+    )
+    tls_container_ref: str | None = Field(
+        default=None,
+        description="Barbican container with the certificate. Required with TERMINATED_HTTPS, else unused. "
+        "Default: none.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ListenerOverride:
+        # Imported here: the stacks package loads cdktf, which validation alone never needs.
+        from mailstrata.stacks.defaults import DEFAULT_LISTENERS, PROXY_CAPABLE
+
+        role = Role(self.layer)
+        default = next((d for d in DEFAULT_LISTENERS[role] if d.port == self.port), None)
+        protocol = self.protocol or (default.protocol if default else None)
+        pool = self.pool_protocol or (default.pool_protocol if default else PoolProtocol.TCP)
+        problems = []
+        if protocol is None:
+            ports = ", ".join(str(p) for p in sorted(d.port for d in DEFAULT_LISTENERS[role]))
+            problems.append(Problem("protocol", f"is required for port {self.port}, which is not a default listener "
+                                                f"of {self.layer} (defaults: {ports}); give the protocol"))
+        capable = PROXY_CAPABLE.get(role, frozenset())
+        if self.pool_protocol is PoolProtocol.PROXY and self.port not in capable:
+            where = f"; PROXY only on {', '.join(map(str, sorted(capable)))}" if capable else ""
+            problems.append(Problem("pool_protocol", f"{self.layer} cannot read the PROXY protocol on port "
+                                                     f"{self.port}, got 'PROXY'; use TCP{where}"))
+        elif pool is PoolProtocol.PROXY and protocol not in (None, ListenerProtocol.TCP):
+            problems.append(Problem("protocol", f"a PROXY pool needs a TCP listener, got {protocol.value!r}; "
+                                                "use TCP or set pool_protocol: TCP"))
+        if pool is PoolProtocol.HTTP and protocol not in (None, ListenerProtocol.HTTP,
+                                                          ListenerProtocol.TERMINATED_HTTPS):
+            problems.append(Problem("pool_protocol", f"an HTTP pool needs an HTTP or TERMINATED_HTTPS listener, got "
+                                                     f"protocol {protocol.value!r}; use TCP"))
+        if protocol is ListenerProtocol.TERMINATED_HTTPS and not self.tls_container_ref:
+            problems.append(Problem("tls_container_ref", "is required when protocol is TERMINATED_HTTPS; give the "
+                                                         "Barbican container ref (openstack secret container list)"))
+        if protocol is not ListenerProtocol.TERMINATED_HTTPS and self.tls_container_ref:
+            problems.append(Problem("tls_container_ref", f"is only used with protocol TERMINATED_HTTPS, got "
+                                                         f"{self.tls_container_ref!r}; remove it or set protocol: "
+                                                         "TERMINATED_HTTPS"))
+        for i, c in enumerate(self.allowed_cidrs or ()):
+            public = (role, self.port) in {(Role.SMTP_IN, 25), (Role.WEBMAIL, 443), (Role.WEBMAIL, 80)}
+            if ipaddress.ip_network(c).prefixlen == 0 and not public:
+                problems.append(Problem(f"allowed_cidrs[{i}]", f"opens {self.layer} port {self.port} to the whole "
+                                                               f"Internet, got {c!r}; list the networks that need it"))
+        _raise_if_any(problems)
+        return self
+
+
+def _unique_listeners(values: tuple[ListenerOverride, ...]) -> tuple[ListenerOverride, ...]:
+    first: dict[tuple[str, int], int] = {}
+    problems = []
+    for i, lst in enumerate(values):
+        key = (lst.layer, lst.port)
+        if key in first:
+            problems.append(Problem(f"[{i}]", f"repeats listeners[{first[key]}], got layer {lst.layer} port "
+                                              f"{lst.port}; merge the two entries"))
+        first.setdefault(key, i)
+    _raise_if_any(problems)
+    return values
+
+
+Listeners = Annotated[tuple[ListenerOverride, ...], AfterValidator(_unique_listeners)]
 
 
 class Storage(_Model):
     """The NFS share holding every mailbox."""
 
-    mode: StorageMode = StorageMode.CINDER_SERVER
-    size_gb: int = Field(default=2000, ge=1)
-    share_network_id: str | None = Field(default=None, description="manila: share network (if the backend needs one).")
-    share_type: str | None = Field(default=None, description="manila: share type. Default: the cloud's default.")
-    export: str | None = Field(default=None, description="existing: NAS export as host:/path.")
+    mode: StorageMode = Field(
+        default=StorageMode.CINDER_SERVER,
+        description="manila: an OpenStack Manila NFS share. cinder_server: an NFS server instance on a Cinder "
+        "volume (the seed's setup). existing: a NAS that already exports the mail volume.",
+    )
+    size_gb: int = Field(default=2000, ge=1, description="manila and cinder_server: size of the share, in GB.")
+    share_network_id: str | None = Field(
+        default=None, description="manila: share network. Default: none (for backends that need none)."
+    )
+    share_type: str | None = Field(default=None, description="manila: share type. Default: the cloud's default type.")
+    export: NfsExport | None = Field(
+        default=None, description="existing: the NAS export as host:/path. Required when mode is existing."
+    )
     flavor: str = Field(default="m1.medium", description="cinder_server: flavor of the NFS server.")
-    image: str | None = Field(default=None, description="cinder_server: image. Default: layers' image.")
-    volume_type: str | None = None
+    image: str | None = Field(default=None, description="cinder_server: image. Default: layers.mailstore.image.")
+    volume_type: str | None = Field(
+        default=None, description="cinder_server: Cinder volume type. Default: the cloud's default type."
+    )
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Storage:
-        if self.mode is StorageMode.EXISTING and not self.export:
-            raise ValueError("__path__:export:is required when mode is existing; give the NAS export as host:/path")
-        if self.export is not None and not re.match(r"^[A-Za-z0-9.:\[\]-]+:/\S*$", self.export):
-            raise ValueError(f"__path__:export:must be host:/path, got {self.export!r}")
+        problems = []
+        if self.mode is StorageMode.EXISTING and self.export is None:
+            problems.append(Problem("export", "is required when mode is existing; give the NAS export as host:/path, "
+                                              "e.g. nas1.domain01.dom:/export/mail"))
+        if self.mode is not StorageMode.EXISTING and self.export is not None:
+            problems.append(Problem("export", f"is only used when mode is existing, got {self.export!r}; remove it "
+                                              "or set mode: existing"))
+        _raise_if_any(problems)
         return self
 
 
 class Dns(_Model):
+    """Host names of the platform and, optionally, Designate zones and records."""
+
     zone: Domain = Field(default="cloud0.hc.mycompany.dom", description="Zone holding the platform's host names.")
     designate: bool = Field(default=False, description="Create the zone and records in Designate.")
     mail_domain_zones: bool = Field(default=False, description="Also create each mail domain's zone (MX, SPF, DKIM).")
-    email: str = Field(default="hostmaster@domain01.dom", description="SOA contact of created zones.")
-    ttl: int = Field(default=300, ge=30)
+    email: Email = Field(default="hostmaster@domain01.dom", description="SOA contact of created zones.")
+    ttl: int = Field(default=300, ge=30, description="TTL of created records, in seconds.")
     spf: str = Field(
         default="v=spf1 mx ~all",
         description="SPF TXT of each mail domain. List the addresses your smtp-out servers leave from.",
     )
 
 
+_DEAD_DNSBLS = {"sorbs.net": "SORBS closed in 2024", "njabl.org": "NJABL closed in 2013",
+                "ahbl.org": "AHBL closed in 2015"}
+
+
+def _live_dnsbls(values: tuple[str, ...]) -> tuple[str, ...]:
+    problems = []
+    for i, d in enumerate(values):
+        why = next((w for zone, w in _DEAD_DNSBLS.items() if d == zone or d.endswith("." + zone)), None)
+        if why is not None:
+            problems.append(Problem(f"[{i}]", f"is a dead DNSBL ({why}), got {d!r}; remove it"))
+    _raise_if_any(problems)
+    return values
+
+
 class Spam(_Model):
-    tag2_level: float = 9.0
-    kill_level: float = 12.0
-    dsn_cutoff_level: float = 15.0
+    """Amavis and SpamAssassin on smtp-in, and the DNSBLs Postfix asks."""
+
+    tag2_level: float = Field(default=9.0, description="SpamAssassin score at which a message is marked as spam.")
+    kill_level: float = Field(
+        default=12.0,
+        description="Score at which a message is rejected (quarantined). Above tag2_level, at most dsn_cutoff_level.",
+    )
+    dsn_cutoff_level: float = Field(default=15.0, description="Score above which no bounce is sent.")
     amavis_processes: int = Field(default=16, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc.")
-    dnsbls: tuple[Domain, ...] = Field(
+    dnsbls: Annotated[tuple[Domain, ...], AfterValidator(_unique("dnsbls", "DNSBL")), AfterValidator(_live_dnsbls)] = Field(
         default=("zen.spamhaus.org", "bl.spamcop.net"),
         description="DNSBL zones. Spamhaus refuses queries through public resolvers: use your own resolver or DQS.",
     )
-    spf_reject_softfail: bool = False
+    spf_reject_softfail: bool = Field(default=False, description="Reject SPF softfail too, not only fail.")
 
     @model_validator(mode="after")
     def _levels(self) -> Spam:
-        if not self.tag2_level < self.kill_level <= self.dsn_cutoff_level:
-            raise ValueError(
-                f"__path__:kill_level:must lie between tag2_level and dsn_cutoff_level, got tag2 {self.tag2_level}, "
-                f"kill {self.kill_level}, dsn cut-off {self.dsn_cutoff_level}"
-            )
-        dead = [d for d in self.dnsbls if "sorbs.net" in d]
-        if dead:
-            raise ValueError(f"__path__:dnsbls:{dead[0]!r} is dead (SORBS closed in 2024); remove it")
+        problems = []
+        if not self.tag2_level < self.kill_level:
+            problems.append(Problem("kill_level", f"must be above tag2_level {self.tag2_level:g}, got "
+                                                  f"{self.kill_level:g}; raise it or lower tag2_level"))
+        elif not self.kill_level <= self.dsn_cutoff_level:
+            problems.append(Problem("kill_level", f"must be at most dsn_cutoff_level {self.dsn_cutoff_level:g}, got "
+                                                  f"{self.kill_level:g}; lower it or raise dsn_cutoff_level"))
+        _raise_if_any(problems)
         return self
 
 
 class Quota(_Model):
-    default_storage: Annotated[str, Field(pattern=r"^\d+[KMGT]?$")] = "2G"
-    default_messages: int = Field(default=100000, ge=0)
-    trash_extra: Annotated[str, Field(pattern=r"^\d+[KMGT]?$")] = "100M"
-    over_quota: OverQuota = OverQuota.DEFER
+    """Mailbox quotas (Dovecot); a user's own quota comes from the directory's quota attribute."""
 
-
-class Mail(_Model):
-    spam: Spam = Spam()
-    quota: Quota = Quota()
-    fts: FtsBackend = FtsBackend.LUCENE
-    solr_url: str = "http://127.0.0.1:8983/solr/dovecot"
-    message_size_limit: int = Field(default=26214400, ge=1048576)
-    dkim_selector: Annotated[str, Field(pattern=_SELECTOR.pattern)] = Field(
-        default="mail", description="DKIM selector, the same for every domain and server."
+    default_storage: Size = Field(default="2G", description="Storage quota of users without a quota attribute.")
+    default_messages: int = Field(default=100000, ge=0, description="Message-count quota; 0 means no limit.")
+    trash_extra: Size = Field(default="100M", description="Extra room in Trash, so users can still delete.")
+    over_quota: OverQuota = Field(
+        default=OverQuota.DEFER,
+        description="defer: keep the message queued until the user frees space. bounce: return it to the sender.",
     )
 
 
+class Mail(_Model):
+    """How the daemons treat mail."""
+
+    spam: Spam = Field(default=Spam(), description=Spam.__doc__)
+    quota: Quota = Field(default=Quota(), description=Quota.__doc__)
+    fts: FtsBackend = Field(
+        default=FtsBackend.LUCENE,
+        description="Dovecot full-text search. lucene: indexes inside each mailbox on NFS. solr: indexes in Solr.",
+    )
+    solr_url: str = Field(default="http://127.0.0.1:8983/solr/dovecot", description="fts solr: Solr core URL.")
+    message_size_limit: int = Field(
+        default=26214400, ge=1048576, description="Largest message accepted, in bytes (at least 1 MiB)."
+    )
+    dkim_selector: DnsLabel = Field(default="mail", description="DKIM selector, the same for every domain and server.")
+
+
 class Tls(_Model):
-    source: TlsSource = TlsSource.SELF_SIGNED
-    certificate: Secret | None = Field(default=None, description="provided: variable with the PEM chain.")
-    private_key: Secret | None = Field(default=None, description="provided: variable with the PEM key.")
+    """The certificate of the platform's TLS endpoints (SMTP, IMAP, POP3, ManageSieve, webmail)."""
+
+    source: TlsSource = Field(
+        default=TlsSource.SELF_SIGNED,
+        description="self_signed: made at first boot on each server; replace before production. provided: "
+        "certificate and private_key from sensitive Terraform variables.",
+    )
+    certificate: Secret | None = Field(
+        default=None, description="provided: variable holding the PEM chain. Required when source is provided."
+    )
+    private_key: Secret | None = Field(
+        default=None, description="provided: variable holding the PEM key. Required when source is provided."
+    )
 
     @model_validator(mode="after")
     def _provided(self) -> Tls:
-        if self.source is TlsSource.PROVIDED and (self.certificate is None or self.private_key is None):
-            raise ValueError(
-                "__path__:source:provided needs certificate and private_key ({variable: <name>} each)"
-            )
+        problems = []
+        for name, what in (("certificate", "PEM chain"), ("private_key", "PEM key")):
+            value = getattr(self, name)
+            if self.source is TlsSource.PROVIDED and value is None:
+                problems.append(Problem(name, f"is required when source is provided; give {{variable: tls_{name}}}, "
+                                              f"a sensitive variable holding the {what}"))
+            if self.source is not TlsSource.PROVIDED and value is not None:
+                problems.append(Problem(name, f"is only used when source is provided, got {{variable: "
+                                              f"{value.variable}}}; remove it or set source: provided"))
+        _raise_if_any(problems)
         return self
 
 
 class WebmailSettings(_Model):
+    """SOGo on the webmail layer."""
+
     sogo_repo_url: str | None = Field(
-        default=None, description="Yum repository with SOGo for the target OS (RHEL 7 packages are not public)."
+        default=None,
+        description="Yum repository with SOGo for the target OS (RHEL 7 packages are not public). "
+        "Default: none; the webmail servers then skip the SOGo install.",
     )
-    database_host: str | None = Field(default=None, description="External MariaDB/Galera host. Default: local.")
-    timezone: str = "UTC"
+    database_host: str | None = Field(
+        default=None, description="External MariaDB/Galera host. Default: a local MariaDB on each webmail server."
+    )
+    timezone: str = Field(default="UTC", description="SOGo's default time zone.")
 
 
 class Layers(_Model):
-    smtp_in: Layer | None = None
-    smtp_out: Layer | None = None
-    mailstore: Layer | None = None
-    webmail: Layer | None = None
+    """The server groups. smtp_in, smtp_out and mailstore are required; webmail is optional."""
+
+    smtp_in: Layer = Field(description="The MX: Internet-facing SMTP on 25, spam and virus filtering.")
+    smtp_out: Layer = Field(description="Authenticated relay: submission 587 and internal 25, DKIM signing.")
+    mailstore: Layer = Field(description="POP-IMAP-LDA: Postfix delivery and Dovecot on the NFS share.")
+    webmail: Layer | None = Field(default=None, description="SOGo behind nginx. Default: no webmail layer.")
 
     def items(self) -> list[tuple[Role, Layer]]:
         return [(r, getattr(self, r.value)) for r in MAIL_LAYER_ROLES if getattr(self, r.value) is not None]
 
 
 class OsChoice(StrEnum):
+    """Operating system of every server."""
+
     CENTOS7 = "centos7"
+
+
+def cross_section_problems(layers: Layers, listeners: Sequence[ListenerOverride]) -> list[Problem]:
+    """Rules that span top-level sections, with paths from the top. The loader also runs them when other
+    sections are broken, so one report lists everything."""
+    present = {r.value for r, _ in layers.items()}
+    return [
+        Problem(f"listeners[{i}].layer", f"names a layer that is not configured, got {lst.layer!r}; add "
+                                         f"layers.{lst.layer} or remove this listener")
+        for i, lst in enumerate(listeners) if lst.layer not in present
+    ]
 
 
 class PlatformConfig(_Model):
     """A whole mail platform: one stack."""
 
-    name: Annotated[str, Field(pattern=_NAME.pattern)] = Field(
-        default="mail", description="Stack name and prefix of every OpenStack resource name."
+    model_config = ConfigDict(title="mailstrata platform config")
+
+    name: StackName = Field(default="mail", description="Stack name and prefix of every OpenStack resource name.")
+    os: OsChoice = Field(default=OsChoice.CENTOS7, description="Operating system of every server.")
+    region: str | None = Field(default=None, description="OpenStack region. Default: from clouds.yaml or OS_REGION_NAME.")
+    cloud: str | None = Field(default=None, description="clouds.yaml entry. Default: OS_CLOUD or the OS_* variables.")
+    backend: Backend = Field(default=Backend(), description=Backend.__doc__)
+    domains: Annotated[tuple[Domain, ...], AfterValidator(_unique("domains", "mail domain"))] = Field(
+        min_length=1, description="Mail domains served; the first is the primary."
     )
-    os: OsChoice = OsChoice.CENTOS7
-    region: str | None = Field(default=None, description="OpenStack region. Default: from clouds.yaml / OS_REGION_NAME.")
-    cloud: str | None = Field(default=None, description="clouds.yaml entry. Default: OS_CLOUD or OS_* variables.")
-    backend: Backend = Backend()
-    domains: tuple[Domain, ...] = Field(min_length=1, description="Mail domains served; the first is the primary.")
-    dns: Dns = Dns()
-    network: Network
-    directory: Directory
-    storage: Storage = Storage()
-    layers: Layers
-    listeners: tuple[ListenerOverride, ...] = ()
-    mail: Mail = Mail()
-    tls: Tls = Tls()
-    webmail: WebmailSettings = WebmailSettings()
-    floating_ips: tuple[Literal["smtp_in", "webmail"], ...] = Field(
+    dns: Dns = Field(default=Dns(), description=Dns.__doc__)
+    network: Network = Field(description=Network.__doc__)
+    directory: Directory = Field(description=Directory.__doc__)
+    storage: Storage = Field(default=Storage(), description=Storage.__doc__)
+    layers: Layers = Field(description=Layers.__doc__)
+    listeners: Listeners = Field(
+        default=(),
+        description="Changes to the VIPs' default listeners, or extra listeners. Default: the platform's listeners "
+        "(smtp_in 25; smtp_out 25, 587; mailstore 25, 110, 143, 993, 995, 4190; webmail 80, 443).",
+    )
+    mail: Mail = Field(default=Mail(), description=Mail.__doc__)
+    tls: Tls = Field(default=Tls(), description=Tls.__doc__)
+    webmail: WebmailSettings = Field(default=WebmailSettings(), description=WebmailSettings.__doc__)
+    floating_ips: Annotated[tuple[Literal["smtp_in", "webmail"], ...], AfterValidator(_unique("floating_ips", "layer"))] = Field(
         default=("smtp_in", "webmail"), description="Layers whose VIP gets a floating IP (public exposure)."
     )
+
+    @model_validator(mode="after")
+    def _cross_sections(self) -> PlatformConfig:
+        _raise_if_any(cross_section_problems(self.layers, self.listeners))
+        return self
 
     def directory_settings(self, *, bind_password: str) -> DirectorySettings:
         """The typed directory settings, with `bind_password` (a reference, or a real value for check-ad)."""
@@ -352,3 +749,9 @@ class PlatformConfig(_Model):
             ),
             ca_cert_pem=Path(d.ca_cert_file).read_text(encoding="utf-8") if d.ca_cert_file else None,
         )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of `PlatformConfig` for editors (input shape; every object closed to unknown keys)."""
+    schema = PlatformConfig.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

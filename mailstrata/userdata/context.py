@@ -18,8 +18,11 @@ from mailstrata.roles import Role
 class OverQuota(StrEnum):
     """What happens to a message for a mailbox that is over its quota."""
 
-    DEFER = "defer"  # 4xx: the message waits in the sender's queue (the seed's quota_full_tempfail = no is a bounce)
-    BOUNCE = "bounce"  # 5xx at once
+    # Dovecot's `quota_full_tempfail = yes`: LMTP answers 4xx, the message waits in the mailstore's Postfix
+    # queue until the user frees space or `maximal_queue_lifetime` passes. The seed's `= no` is a bounce,
+    # although its comment promised a wait.
+    DEFER = "defer"
+    BOUNCE = "bounce"  # `quota_full_tempfail = no`: LMTP answers 5xx and the sender gets a bounce at once
 
 
 class FtsBackend(StrEnum):
@@ -97,6 +100,7 @@ class SpamPolicy:
     amavis_processes: int = 16  # one value: master.cf process limit and $max_servers
     dnsbls: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net")
     spf_mail_from_reject: str = "Fail"  # Fail, or SPF_Not_Pass to also reject softfail
+    quarantine_days: int = 14  # discarded viruses and spam stay this long in amavis's quarantine, then go
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +137,31 @@ class NfsMount:
     vmail_subdir: str = "vmail"
 
 
+class Filesystem(StrEnum):
+    """The filesystem the NFS server makes on its blank volume."""
+
+    XFS = "xfs"  # CentOS 7's default, as in the seed
+    EXT4 = "ext4"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NfsServer:
+    """The seed's own NFS server (`NfsShare` in Cinder mode): the volume it formats once and exports.
+
+    NFSv3 needs rpcbind (111) and nfsd (2049) plus mountd, statd and lockd, which pick random ports
+    unless pinned; the ports here are pinned by the server's user-data, so security groups can name them.
+    """
+
+    device: str = "/dev/vdb"  # the attached Cinder volume; /dev/disk/by-id/virtio-<volume id> is steadier
+    filesystem: Filesystem = Filesystem.XFS
+    export_path: str = "/NFSVOL"
+    device_wait_seconds: int = 600  # the volume is attached after the server is created
+    mountd_port: int = 20048
+    statd_port: int = 662
+    lockd_tcp_port: int = 32803
+    lockd_udp_port: int = 32769
+
+
 @dataclass(frozen=True, kw_only=True)
 class Database:
     """SOGo's MariaDB: local on each webmail server by default."""
@@ -150,6 +179,7 @@ class Webmail:
     timezone: str = "UTC"
     prefork: int = 20
     vmem_limit_mb: int = 1024
+    sogo_repo_gpg_key: str | None = None  # URL of the key signing sogo_repo_url's packages; None: unchecked
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +204,7 @@ class PlatformContext:
     nfs: NfsMount | None = None
     webmail: Webmail | None = None
     vmail_uid: int = 5000
+    nfs_server: NfsServer = field(default_factory=NfsServer)  # used by the nfs_server role only
 
     @property
     def primary_domain(self) -> str:

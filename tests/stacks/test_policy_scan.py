@@ -19,7 +19,7 @@ def test_checkov_reports_no_failed_check_on_the_default_platform(tmp_path: Path)
     (stack / "cdk.tf.json").write_text(json.dumps(default_platform(), indent=2))
     result = subprocess.run(
         [str(ROOT / ".venv/bin/checkov"), "-d", str(stack), "--framework", "terraform_json", "--skip-download",
-         "--external-checks-dir", str(CHECKS_DIR), "--output", "json", "--quiet"],
+         "--external-checks-dir", str(CHECKS_DIR), "--output", "json"],
         env={**os.environ, "CHECKPOINT_DISABLE": "1"}, capture_output=True, text=True, check=False,
     )
     report = json.loads(result.stdout)

@@ -1,21 +1,501 @@
-"""Files and packages of the smtp_out layer."""
+"""Files and packages of the smtp_out layer: the platform's authenticated relay.
+
+Mail flow: users submit on 587 (STARTTLS required, then SASL AUTH checked by saslauthd against the
+directory); webmail and the mailstores' bounces arrive on 25 without AUTH, trusted by `mynetworks`
+(the LB pools send the PROXY protocol on both ports, so Postfix sees the real client and `mynetworks`
+means something behind the LB). Every message goes through clamav-milter (its own clamd) and OpenDKIM
+(signing only, one key per mail domain shared by all servers). Mail for the platform's own domains goes
+to the mailstore (delivery) VIP through the transport map; everything else goes to the Internet.
+
+Choices where the issue is silent, each with its reason:
+- SASL is Cyrus saslauthd with its LDAP backend (as the seed) rather than Dovecot's auth service: this
+  layer has no Dovecot, and `testsaslauthd` checks the rendered LDAP settings on their own.
+- Submission requires AUTH even from `mynetworks` (RFC 6409), and an authenticated user may only use
+  an envelope sender whose directory entry is theirs (`smtpd_sender_login_maps`, LDAP, answers the
+  login and the address, so both login forms work); port 25 offers no AUTH at all.
+- `milter_default_action = tempfail`: if a milter is down, mail waits in the client's queue instead of
+  leaving unscanned or unsigned (an unsigned message fails DMARC at the receiver, silently for the user).
+  Postfix 2.10 has no per-milter action. clamav-milter keeps the seed's `OnFail Accept` for clamd
+  errors and scan timeouts, which are transient and frequent (signature reloads, huge archives).
+- OpenDKIM runs `Mode s` (the seed: `sv`): this layer only sees mail leaving the platform, from our own
+  users; verification belongs to SMTP-in, where SpamAssassin checks DKIM on inbound mail.
+"""
 
 from __future__ import annotations
 
-from mailstrata.userdata.context import PlatformContext
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mailstrata.directory import DirectorySettings, LdapTls
+from mailstrata.errors import Problems
+from mailstrata.roles import Role
+from mailstrata.userdata.context import DkimKey, Limits, PlatformContext, TlsSource
 from mailstrata.userdata.profiles import OsProfile
 from mailstrata.userdata.render import FileSpec
 
+SMTP_PORT = 25
+SUBMISSION_PORT = 587
+LOOPBACK_V4 = "127.0.0.0/8"
+# What the milters see first and in this order: the virus scan may reject, so nothing is signed in vain.
+MILTER_ORDER = ("clamav", "opendkim")
+SASL_MECHANISMS = ("PLAIN", "LOGIN")  # both need TLS (smtpd_tls_auth_only); LOGIN for old Outlook clients
+SENDER_LOGIN_CHECK = True  # see the module docstring
+ORIGINATING = "ORIGINATING"  # submission's milter_macro_daemon_name: OpenDKIM signs what comes from it
+
+
+class MilterAction(StrEnum):
+    """Postfix `milter_default_action`: what happens to a message when a milter is unavailable."""
+
+    ACCEPT = "accept"  # the seed: mail leaves unscanned and unsigned
+    TEMPFAIL = "tempfail"  # 4xx: the message stays in the client's queue until the milter is back
+    REJECT = "reject"
+
+
+MILTER_DEFAULT_ACTION = MilterAction.TEMPFAIL
+
+
+# ---- typed contexts, one per daemon ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsFiles:
+    cert_file: str
+    key_file: str
+    ca_bundle: str
+    dh_params: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostfixMain:
+    inet_interfaces: str
+    mynetworks: tuple[str, ...]
+    limits: Limits
+    tls: TlsFiles
+    sasl_config_dir: str
+    alias_maps: str
+    transport_maps: str
+    sender_login_maps: str | None
+    smtpd_milters: tuple[str, ...]
+    non_smtpd_milters: tuple[str, ...]
+    milter_default_action: MilterAction
+    compatibility_level: str | None  # None: the version has no compatibility_level
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostfixService:
+    """An `smtpd` listener in master.cf and its `-o` overrides, in order."""
+
+    name: str
+    port: int
+    options: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostfixMaster:
+    listeners: tuple[PostfixService, ...]
+    postlog: bool  # Postfix 3.4+ logs through postlogd when maillog_file is set
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportMap:
+    routes: tuple[tuple[str, str], ...]  # (domain, next hop)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LdapConnection:
+    """How one daemon reaches the directory: URLs, TLS and the read-only bind."""
+
+    urls: tuple[str, ...]
+    start_tls: bool
+    ca_file: str | None  # None: plain LDAP, nothing to verify
+    base_dn: str
+    bind_dn: str
+    bind_password: str  # a Terraform reference; only ever written to 0600/0640 files
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostfixLdapMap:
+    ldap: LdapConnection
+    query_filter: str
+    result_attributes: tuple[str, ...]
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaslSmtpd:
+    mech_list: tuple[str, ...]
+    saslauthd_path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Saslauthd:
+    ldap: LdapConnection
+    filter: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaslauthdSysconfig:
+    socket_dir: str
+    config_file: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clamd:
+    socket: str
+    socket_group: str
+    user: str
+    pid_file: str
+    database_dir: str
+    stream_max_length: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClamavMilter:
+    milter_socket: str
+    clamd_socket: str
+    user: str
+    pid_file: str
+    max_file_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Freshclam:
+    command: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DkimEntry:
+    """One signing key: the same key name and selector in KeyTable and SigningTable."""
+
+    domain: str
+    selector: str
+    key_file: str
+
+    @property
+    def key_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenDkim:
+    socket: str
+    user: str
+    pid_file: str
+    key_table: str
+    signing_table: str
+    trusted_hosts: str
+    originating_daemon_name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DkimTables:
+    entries: tuple[DkimEntry, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustedHosts:
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleScript:
+    postmap: str
+    newaliases: str
+    hash_maps: tuple[str, ...]
+    aliases: str
+    opendkim_keys_dir: str
+    opendkim_user: str
+    clamav_milter_user: str
+    clamd_socket_group: str
+    freshclam: str
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def postfix_milter(spec: str) -> str:
+    """libmilter's `inet:PORT@HOST` (how milters name their socket) as Postfix writes it, `inet:HOST:PORT`."""
+    if spec.startswith("inet:") and "@" in spec:
+        port, host = spec[len("inet:") :].split("@", 1)
+        return f"inet:{host}:{port}"
+    if spec.startswith("local:"):
+        return "unix:" + spec[len("local:") :]
+    raise ValueError(f"milter socket: expected inet:PORT@HOST or local:/path, got {spec!r}")
+
+
+def _ldap(directory: DirectorySettings, os: OsProfile) -> LdapConnection:
+    return LdapConnection(
+        urls=directory.urls,
+        start_tls=directory.tls is LdapTls.STARTTLS,
+        ca_file=ldap_ca_file(directory, os) if directory.uses_tls else None,
+        base_dn=directory.base_dn,
+        bind_dn=directory.bind_dn,
+        bind_password=directory.bind_password,
+    )
+
+
+def ldap_ca_file(directory: DirectorySettings, os: OsProfile) -> str:
+    """The directory's CA when the config gives one (written by this layer), else the system bundle."""
+    if directory.ca_cert_pem is not None:
+        return os.root + directory.ca_cert_path
+    return str(os.paths.ca_bundle)
+
+
+def mail_user_filter(directory: DirectorySettings, login: str) -> str:
+    """A person whose login is `login` and who has a mailbox in a served domain.
+
+    Narrower than the seed's `sAMAccountName=%U`: service accounts (the bind account itself) and
+    users without a mailbox cannot relay mail.
+    """
+    a = directory.attributes
+    mails = "".join(f"({a.mail}=*@{d})" for d in directory.domains)
+    in_domains = f"(|{mails})" if len(directory.domains) > 1 else mails
+    return f"(&(objectClass={a.person_class})({a.login}={login}){in_domains})"
+
+
+def internal_networks(ctx: PlatformContext) -> tuple[str, ...]:
+    """Who may relay without AUTH, and whose mail OpenDKIM signs: this host, webmail and the mailstores.
+
+    Never the VIP subnet: the LB sends PROXY, so the LB's own address is never the client.
+    """
+    return (LOOPBACK_V4, *ctx.networks.of(Role.WEBMAIL, Role.MAILSTORE))
+
+
+def dkim_entries(ctx: PlatformContext, os: OsProfile) -> tuple[DkimEntry, ...]:
+    """One entry per served domain, in the order of `ctx.domains`; every problem reported at once."""
+    problems = Problems()
+    by_domain: dict[str, list[DkimKey]] = {}
+    for key in ctx.dkim:
+        by_domain.setdefault(key.domain, []).append(key)
+    for domain in sorted(set(by_domain) - set(ctx.domains)):
+        problems.add("dkim", f"a key for {domain}, which is not a served domain; served: {', '.join(ctx.domains)}")
+    entries = []
+    for domain in ctx.domains:
+        keys = by_domain.get(domain, [])
+        if len(keys) != 1:
+            problems.add("dkim", f"{domain} needs exactly one DKIM key, got {len(keys)}")
+            continue
+        selector = keys[0].selector
+        entries.append(
+            DkimEntry(
+                domain=domain,
+                selector=selector,
+                key_file=f"{os.paths.opendkim_keys_dir}/{selector}._domainkey.{domain}.private",
+            )
+        )
+    problems.raise_if_any()
+    return tuple(entries)
+
+
+def _listeners(ctx: PlatformContext) -> tuple[PostfixService, ...]:
+    def proxy(port: int) -> tuple[tuple[str, str], ...]:
+        # The LB pool for this port sends the PROXY protocol: without it every client is the LB.
+        return (("smtpd_upstream_proxy_protocol", "haproxy"),) if port in ctx.proxy_ports else ()
+
+    submission: list[tuple[str, str]] = [
+        ("syslog_name", "postfix/submission"),
+        ("smtpd_tls_security_level", "encrypt"),
+        ("smtpd_sasl_auth_enable", "yes"),
+        ("smtpd_tls_auth_only", "yes"),
+        ("smtpd_client_restrictions", "permit_sasl_authenticated,reject"),
+    ]
+    if SENDER_LOGIN_CHECK:
+        submission.append(("smtpd_sender_restrictions", "reject_authenticated_sender_login_mismatch"))
+    submission.append(("milter_macro_daemon_name", ORIGINATING))
+    return (
+        PostfixService(name="smtp", port=SMTP_PORT, options=proxy(SMTP_PORT)),
+        PostfixService(name="submission", port=SUBMISSION_PORT, options=(*submission, *proxy(SUBMISSION_PORT))),
+    )
+
+
+def _compatibility_level(os: OsProfile) -> str | None:
+    if os.version_at_least("postfix", "3.6"):
+        return "3.6"
+    if os.version_at_least("postfix", "3.0"):
+        return "2"
+    return None
+
+
+def _tpl(path: str) -> str:
+    return f"smtp_out{path}.j2"
+
+
+# ---- the layer ------------------------------------------------------------------------------------
+
 
 def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
-    return [
+    p, u, v = os.paths, os.users, os.values
+    pf = str(p.postfix_dir)
+    ldap = _ldap(ctx.directory, os)
+    entries = dkim_entries(ctx, os)
+    internal = internal_networks(ctx)
+
+    transport = f"{pf}/transport"
+    sender_login = f"{pf}/ldap-sender-login.cf"
+    dh_params = f"{pf}/ffdhe2048.pem"
+    milters = {"clamav": str(v.clamav_milter_socket), "opendkim": str(v.opendkim_socket)}
+    main = PostfixMain(
+        inet_interfaces=str(v.inet_interfaces),
+        mynetworks=internal,
+        limits=ctx.limits,
+        tls=TlsFiles(
+            cert_file=f"{p.tls_dir}/server.crt",
+            key_file=f"{p.tls_dir}/server.key",
+            ca_bundle=str(p.ca_bundle),
+            dh_params=dh_params,
+        ),
+        sasl_config_dir=str(p.sasl_config_dir),
+        alias_maps=f"hash:{p.aliases}",
+        transport_maps=f"hash:{transport}",
+        sender_login_maps=f"ldap:{sender_login}" if SENDER_LOGIN_CHECK else None,
+        smtpd_milters=tuple(postfix_milter(milters[m]) for m in MILTER_ORDER),
+        non_smtpd_milters=(postfix_milter(milters["opendkim"]),),
+        milter_default_action=MILTER_DEFAULT_ACTION,
+        compatibility_level=_compatibility_level(os),
+    )
+    master = PostfixMaster(listeners=_listeners(ctx), postlog=os.version_at_least("postfix", "3.4"))
+    opendkim_dir = str(p.opendkim_dir)
+    opendkim = OpenDkim(
+        socket=str(v.opendkim_socket),
+        user=str(u.opendkim),
+        pid_file=str(p.opendkim_pid),
+        key_table=f"{opendkim_dir}/KeyTable",
+        signing_table=f"{opendkim_dir}/SigningTable",
+        trusted_hosts=f"{opendkim_dir}/TrustedHosts",
+        originating_daemon_name=ORIGINATING,
+    )
+    tables = DkimTables(entries=entries)
+    postfix_group = str(u.postfix_group)
+
+    specs: list[FileSpec] = [
+        FileSpec(dest=f"{pf}/main.cf", template=_tpl("/etc/postfix/main.cf"), context={"main": main}),
+        FileSpec(dest=f"{pf}/master.cf", template=_tpl("/etc/postfix/master.cf"), context={"master": master}),
+        FileSpec(
+            dest=transport,
+            template=_tpl("/etc/postfix/transport"),
+            context={
+                "transport": TransportMap(routes=tuple((d, f"smtp:[{ctx.vips.mailstore}]:25") for d in ctx.domains))
+            },
+        ),
+        FileSpec(dest=dh_params, template=_tpl("/etc/postfix/ffdhe2048.pem")),
+        FileSpec(
+            dest=f"{p.sasl_config_dir}/smtpd.conf",
+            template=_tpl("/etc/sasl2/smtpd.conf"),
+            context={"sasl": SaslSmtpd(mech_list=SASL_MECHANISMS, saslauthd_path=f"{p.saslauthd_run_dir}/mux")},
+        ),
+        FileSpec(
+            dest=str(p.saslauthd_conf),
+            template=_tpl("/etc/saslauthd.conf"),
+            context={"saslauthd": Saslauthd(ldap=ldap, filter=mail_user_filter(ctx.directory, "%U"))},
+            mode="0600",  # holds the bind password; saslauthd runs as root
+        ),
+        FileSpec(
+            dest=str(p.saslauthd_sysconfig),
+            template=_tpl("/etc/sysconfig/saslauthd"),
+            context={
+                "sysconfig": SaslauthdSysconfig(socket_dir=str(p.saslauthd_run_dir), config_file=str(p.saslauthd_conf))
+            },
+        ),
+        FileSpec(
+            dest=str(p.clamd_conf),
+            template=_tpl("/etc/clamd.d/scan.conf"),
+            context={
+                "clamd": Clamd(
+                    socket=str(p.clamd_socket),
+                    socket_group=str(u.clamd_socket_group),
+                    user=str(u.clamd),
+                    pid_file=str(p.clamd_pid),
+                    database_dir=str(p.clamav_db_dir),
+                    stream_max_length=ctx.limits.message_size_limit,
+                )
+            },
+        ),
+        FileSpec(
+            dest=str(p.clamav_milter_conf),
+            template=_tpl("/etc/mail/clamav-milter.conf"),
+            context={
+                "milter": ClamavMilter(
+                    milter_socket=str(v.clamav_milter_socket),
+                    clamd_socket=f"unix:{p.clamd_socket}",
+                    user=str(u.clamav_milter),
+                    pid_file=str(p.clamav_milter_pid),
+                    max_file_size=ctx.limits.message_size_limit,
+                )
+            },
+        ),
+        FileSpec(
+            dest=str(p.freshclam_cron),
+            template=_tpl("/etc/cron.d/mailstrata-freshclam"),
+            context={"freshclam": Freshclam(command=str(p.freshclam))},
+        ),
+        FileSpec(dest=str(p.opendkim_conf), template=_tpl("/etc/opendkim.conf"), context={"dkim": opendkim}),
+        FileSpec(dest=opendkim.key_table, template=_tpl("/etc/opendkim/KeyTable"), context={"tables": tables}),
+        FileSpec(dest=opendkim.signing_table, template=_tpl("/etc/opendkim/SigningTable"), context={"tables": tables}),
+        FileSpec(
+            dest=opendkim.trusted_hosts,
+            template=_tpl("/etc/opendkim/TrustedHosts"),
+            context={"trusted": TrustedHosts(hosts=(*internal, "::1"))},
+        ),
         FileSpec(
             dest=os.paths.role_script,
-            template="smtp_out/usr/local/sbin/mailstrata-setup-role.j2",
-            context={"ctx": ctx},
+            template=_tpl("/usr/local/sbin/mailstrata-setup-role"),
+            context={
+                "role": RoleScript(
+                    postmap=str(os.commands.postmap),
+                    newaliases=str(os.commands.newaliases),
+                    hash_maps=(transport,),
+                    aliases=str(p.aliases),
+                    opendkim_keys_dir=str(p.opendkim_keys_dir),
+                    opendkim_user=str(u.opendkim),
+                    clamav_milter_user=str(u.clamav_milter),
+                    clamd_socket_group=str(u.clamd_socket_group),
+                    freshclam=str(p.freshclam),
+                )
+            },
             mode="0755",
         ),
     ]
+    if SENDER_LOGIN_CHECK:
+        specs.append(
+            FileSpec(
+                dest=sender_login,
+                template=_tpl("/etc/postfix/ldap-sender-login.cf"),
+                context={
+                    "map": PostfixLdapMap(
+                        ldap=ldap,
+                        query_filter=ctx.directory.mail_filter("%s"),
+                        # both the login and the address: a user may log in as either
+                        result_attributes=(ctx.directory.attributes.login, ctx.directory.attributes.mail),
+                        domains=ctx.domains,
+                    )
+                },
+                owner=f"root:{postfix_group}",
+                mode="0640",  # holds the bind password; smtpd reads it as the postfix user
+            )
+        )
+    # One key per domain, the same on every server: Terraform makes it, cloud-init writes it (base64).
+    specs.extend(
+        FileSpec(dest=e.key_file, secret=k.private_key, owner=f"{u.opendkim}:{u.opendkim}", mode="0600")
+        for e, k in zip(entries, _keys_in_order(ctx, entries), strict=True)
+    )
+    if ctx.directory.ca_cert_pem is not None:
+        specs.append(
+            FileSpec(
+                dest=ldap_ca_file(ctx.directory, os),
+                template=_tpl("/etc/pki/mailstrata/ad-ca.pem"),
+                context={"pem": ctx.directory.ca_cert_pem.strip()},
+            )
+        )
+    if ctx.tls.source is TlsSource.PROVIDED and ctx.tls.certificate and ctx.tls.private_key:
+        specs.append(FileSpec(dest=main.tls.cert_file, secret=ctx.tls.certificate, mode="0644"))
+        specs.append(FileSpec(dest=main.tls.key_file, secret=ctx.tls.private_key, mode="0600"))
+    return specs
+
+
+def _keys_in_order(ctx: PlatformContext, entries: Sequence[DkimEntry]) -> list[DkimKey]:
+    by_domain = {k.domain: k for k in ctx.dkim}
+    return [by_domain[e.domain] for e in entries]
 
 
 def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
