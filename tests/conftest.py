@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+import mailstrata  # noqa: F401  (sets jsii's quiet-banner variables before any test imports cdktf)
+
 STRICT_MARKERS = ("daemons", "twin")
 
 

@@ -56,6 +56,7 @@ class AdBinding(Construct):
         super().__init__(scope, id)
         validate(props).raise_if_any()
         self.props = props
+        v = props.password_variable
         self.password = TerraformVariable(
             self,
             "bind-password",
@@ -65,9 +66,10 @@ class AdBinding(Construct):
             description=f"Password of {props.bind_dn} (read-only bind account). Set TF_VAR_{props.password_variable}.",
             validation=[
                 TerraformVariableValidationConfig(
-                    # The password is written inside config files; a line break would end the value.
-                    condition=f'length(var.{props.password_variable}) > 0 && !can(regex("[\\\\r\\\\n]", var.{props.password_variable}))',
-                    error_message="The AD bind password must be non-empty and on one line.",
+                    # The password is written inside config files (quoted in sogo.conf): a line break,
+                    # a double quote or a backslash would end or change the value.
+                    condition=(f"length(var.{v}) > 0 && " + r'!can(regex("[\\r\\n\"\\\\]", var.' + f"{v}))"),
+                    error_message="The AD bind password must be non-empty, on one line, without \" or \\.",
                 )
             ],
         )
