@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mailstrata.config import load_config
-from mailstrata.errors import ConfigError
+from mailstrata.errors import ConfigError, Problem
 
 ENV_VAR = "MAILSTRATA_CONFIG"
 CONTEXT_KEY = "mailstrataConfig"
@@ -25,7 +25,7 @@ def config_paths(context: str | None = None) -> list[str | None]:
 def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
     """Validate every config first, synthesize into a temporary folder, then swap it into place."""
     configs = []
-    problems = []
+    problems: list[Problem] = []
     for path in paths:
         try:
             configs.append(load_config(path))
@@ -36,8 +36,6 @@ def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
     names = [c.name for c in configs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        from mailstrata.errors import Problem
-
         raise ConfigError([Problem("name", f"two configs use the stack name {d!r}; give each its own name")
                            for d in dupes])
 

@@ -107,9 +107,9 @@ class MailLayer(Construct):
             self, "sg", name=prefix, description=f"mailstrata/{role.value}: {slug} servers"
         )
         member_ports = sorted({port for vip in props.vips for port in vip.member_ports})
-        for port in member_ports:
+        for member_port in member_ports:
             for j, cidr in enumerate(props.lb_source_cidrs):
-                self.allow(port, cidr, f"from the load balancers ({cidr})", id_suffix=f"{port}-lb{j}")
+                self.allow(member_port, cidr, f"from the load balancers ({cidr})", id_suffix=f"{member_port}-lb{j}")
         for j, cidr in enumerate(props.admin_cidrs):
             NetworkingSecgroupRuleV2(
                 self,
@@ -124,7 +124,7 @@ class MailLayer(Construct):
                 description=f"mailstrata/{role.value}/22/admin: SSH from admin network {cidr}",
             )
         self.server_group = ComputeServergroupV2(self, "group", name=prefix, policies=[props.affinity.value])
-        ports = []
+        ports: list[tuple[str, NetworkingPortV2]] = []
         for i in range(1, props.count + 1):
             name = f"{prefix}-{i:02d}"
             port = NetworkingPortV2(

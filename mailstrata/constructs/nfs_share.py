@@ -91,7 +91,7 @@ class NfsShare(Construct):
         self.security_group: NetworkingSecgroupV2 | None = None
         self.server: ComputeInstanceV2 | None = None
         self.user_data: AttachedUserData | None = None
-        self.context = None
+        self.context: PlatformContext | None = None
         self._granted: list[str] = []
         if props.mode is StorageMode.MANILA:
             self.share = SharedfilesystemShareV2(
@@ -140,7 +140,7 @@ class NfsShare(Construct):
         )
         address = Token.as_string(Fn.element(port.all_fixed_ips, 0))
         ctx = replace(srv.platform, role=Role.NFS_SERVER, proxy_ports=frozenset(), nfs=None)
-        self.context: PlatformContext | None = ctx
+        self.context = ctx
         self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
         volume = BlockstorageVolumeV3(
             self,

@@ -270,7 +270,7 @@ class MailPlatformStack(TerraformStack):
 
     def _published(self) -> list[PublishedName]:
         zone = self.config.dns.zone
-        out = []
+        out: list[PublishedName] = []
         for role, vip in self.vips.items():
             address = vip.floating_ip_address or vip.vip_address
             out.extend(PublishedName(f"{n}.{zone}.", "A", address) for n in VIP_NAMES[role])
