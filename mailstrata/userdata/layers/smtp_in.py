@@ -39,8 +39,10 @@ SPF_MAIL_FROM_CHOICES = ("Fail", "Softfail", "SPF_Not_Pass", "False", "No_Check"
 # answers 127.255.255.x to queries through public or unregistered resolvers; without a filter Postfix
 # would read that as "listed" and reject every client. A filter given in the config (`zone=...`) wins.
 DNSBL_REPLY_FILTERS: dict[str, str] = {"zen.spamhaus.org": "127.0.0.[2..11]"}
-_DNSBL = re.compile(r"^(?P<zone>[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+)"
-                    r"(=(?P<filter>(\d+|\[[\d.;]+\])(\.(\d+|\[[\d.;]+\])){3}))?$")
+_DNSBL = re.compile(
+    r"^(?P<zone>[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+)"
+    r"(=(?P<filter>(\d+|\[[\d.;]+\])(\.(\d+|\[[\d.;]+\])){3}))?$"
+)
 
 
 # ---- typed contexts ------------------------------------------------------------------------------
@@ -52,7 +54,7 @@ class LdapMap:
 
     server_host: str  # the directory URLs, space-separated (Postfix tries them in order)
     start_tls: bool
-    tls_ca_cert_file: str | None  # None: the system's CA bundle
+    tls_ca_cert_file: str | None  # the CA that signed the directory certificate; None with plain LDAP
     uses_tls: bool
     search_base: str
     query_filter: str
@@ -227,9 +229,14 @@ def master_services(ctx: PlatformContext, os: OsProfile) -> tuple[MasterService,
     n = str(ctx.spam.amavis_processes)
     stock = (
         MasterService(
-            name="smtp", type="inet", private="n", command="smtpd", options=smtp_options,
+            name="smtp",
+            type="inet",
+            private="n",
+            command="smtpd",
+            options=smtp_options,
             why="port 25, behind the LB's PROXY pool: the real client address reaches every check"
-            if smtp_options else "port 25; the LB pool sends no PROXY header",
+            if smtp_options
+            else "port 25; the LB pool sends no PROXY header",
         ),
         MasterService(name="pickup", type="unix", private="n", wakeup="60", maxproc="1", command="pickup"),
         MasterService(name="cleanup", type="unix", private="n", maxproc="0", command="cleanup"),
@@ -257,7 +264,10 @@ def master_services(ctx: PlatformContext, os: OsProfile) -> tuple[MasterService,
     )
     own = (
         MasterService(
-            name=AMAVIS_TRANSPORT, type="unix", maxproc=n, command="smtp",
+            name=AMAVIS_TRANSPORT,
+            type="unix",
+            maxproc=n,
+            command="smtp",
             why=f"to amavisd; {n} processes = amavisd's $max_servers (both from spam.amavis_processes)",
             options=(
                 ("smtp_data_done_timeout", "1200"),  # SpamAssassin may take long on a big message
@@ -267,7 +277,10 @@ def master_services(ctx: PlatformContext, os: OsProfile) -> tuple[MasterService,
             ),
         ),
         MasterService(
-            name=f"{LOOPBACK}:{REINJECT_PORT}", type="inet", private="n", command="smtpd",
+            name=f"{LOOPBACK}:{REINJECT_PORT}",
+            type="inet",
+            private="n",
+            command="smtpd",
             why="re-injection from amavisd: loopback only, already checked, so no restrictions and no filter",
             options=(
                 ("content_filter", ""),
@@ -289,7 +302,11 @@ def master_services(ctx: PlatformContext, os: OsProfile) -> tuple[MasterService,
             ),
         ),
         MasterService(
-            name=SPF_SERVICE, type="unix", unpriv="n", maxproc="0", command="spawn",
+            name=SPF_SERVICE,
+            type="unix",
+            unpriv="n",
+            maxproc="0",
+            command="spawn",
             why="SPF policy server, spawned per smtpd process",
             argv=f"user={os.users.policyd_spf} argv={os.paths.policyd_spf} {os.paths.policyd_spf_conf}",
         ),
@@ -404,8 +421,8 @@ def clamd(ctx: PlatformContext, os: OsProfile) -> Clamd:
 
 
 def _score(value: float) -> str:
-    """A SpamAssassin/amavis score as written in the configs: `9.0`, `-999`."""
-    return str(int(value)) if value == int(value) and abs(value) >= 100 else f"{value:.1f}"
+    """A SpamAssassin/amavis score as both read it: `9.0`, `-999.0`, `6.31`."""
+    return str(float(value))
 
 
 # ---- the layer ------------------------------------------------------------------------------------
@@ -491,8 +508,11 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     ]
     if d.ca_cert_pem:
         specs.append(
-            FileSpec(dest=d.ca_cert_path, template="smtp_in/etc/pki/mailstrata/ad-ca.pem.j2",
-                     context={"pem": d.ca_cert_pem.strip()})
+            FileSpec(
+                dest=d.ca_cert_path,
+                template="smtp_in/etc/pki/mailstrata/ad-ca.pem.j2",
+                context={"pem": d.ca_cert_pem.strip()},
+            )
         )
     if ctx.tls.source is TlsSource.PROVIDED and ctx.tls.certificate and ctx.tls.private_key:
         specs.append(FileSpec(dest=f"{os.paths.tls_dir}/server.crt", secret=ctx.tls.certificate, mode="0644"))

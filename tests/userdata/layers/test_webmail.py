@@ -1,0 +1,951 @@
+"""The webmail layer (SOGo, nginx, MariaDB, memcached), checked by the real programs.
+
+Versions checked here are Debian 12's: SOGo 5.8 with GNUstep base 1.28 (`plparse`/`plser` read
+sogo.conf with the same NSDictionary property-list code sogod uses), nginx 1.22, MariaDB 10.11,
+memcached 1.6, shellcheck 0.9, cloud-init 22.4. The CentOS 7 profile targets SOGo 5, nginx 1.20,
+MariaDB 5.5 and memcached 1.4; every setting the templates use exists in both. The one
+version-dependent step (securing MariaDB's root account before 10.4) is chosen by `versions.mariadb`.
+
+Test-side overrides, never in the templates: where a check runs a rendered file on this machine, paths
+that only exist on CentOS (certificates, pid and log files, the nginx user) are replaced in the test's
+copy (`_nginx_for_this_machine`), and the end-to-end tests render the layer with the CentOS profile
+relocated under a temporary root (`OsProfile.relocated`, as the local twin does).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import plistlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailstrata.directory import DirectorySettings, LdapTls
+from mailstrata.roles import Role
+from mailstrata.userdata import profiles as profiles_mod
+from mailstrata.userdata.context import Database, PlatformContext, Secret
+from mailstrata.userdata.profiles import OsProfile, load_profile
+from mailstrata.userdata.render import LayerUserData, render_layer
+from mailstrata.userdata.terraform_text import escape
+from tests.support import netns
+from tests.userdata import _sample
+
+SAMPLE_VALUES = _sample.SAMPLE_VALUES
+ROLE = Role.WEBMAIL
+SOGO_CONF = "/etc/sogo/sogo.conf"
+NGINX_CONF = "/etc/nginx/nginx.conf"
+DB_CNF = "/etc/sogo/mailstrata-db.cnf"
+MARIADB_CNF = "/etc/my.cnf.d/mailstrata-sogo.cnf"
+MEMCACHED_SYSCONFIG = "/etc/sysconfig/memcached"
+SOGO_SYSCONFIG = "/etc/sysconfig/sogo"
+ROLE_SCRIPT = "/usr/local/sbin/mailstrata-setup-role"
+SETUP_SCRIPT = "/usr/local/sbin/mailstrata-setup"
+SOGO_REPO = "/etc/yum.repos.d/sogo.repo"
+PUBLIC_HOST = "webmail.domain01.dom"
+DB_REF = "${random_password.webmail_db.result}"
+BIND_REF = "${var.ad_bind_password}"
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+
+def require(*programs: str) -> None:
+    """Skip (or fail when CI=true) unless every program is installed."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        message = f"not installed: {', '.join(missing)} (make test installs Debian's packages)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def require_netns() -> None:
+    reason = netns.available()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def delivered(text: str) -> str:
+    """`text` with the sample's Terraform references replaced exactly as the layer_files fixture does."""
+    resolved = _sample._REF.sub(lambda m: _sample._resolve(m.group(1)), escape(text))
+    return resolved.replace("$${", "${").replace("%%{", "%{")
+
+
+def sample_context(**webmail_changes: Any) -> PlatformContext:
+    ctx = _sample.context(ROLE)
+    assert ctx.webmail is not None
+    return replace(ctx, webmail=replace(ctx.webmail, **webmail_changes)) if webmail_changes else ctx
+
+
+def render(ctx: PlatformContext, os_profile: OsProfile | None = None) -> LayerUserData:
+    return render_layer(ctx, os=os_profile) if os_profile is not None else render_layer(ctx)
+
+
+def resolved_files(ud: LayerUserData, values: dict[str, str] | None = None) -> dict[str, str]:
+    """A variant's files with the sample references replaced (Terraform's part), by path."""
+    table = {**SAMPLE_VALUES, **(values or {})}
+    ref = re.compile(r"\$\{([^{}]*)\}")
+    return {f.path: ref.sub(lambda m: table.get(m.group(1), m.group(0)), f.content) for f in ud.files}
+
+
+def sogo_plist(text: str, tmp_path: Path) -> dict[str, Any]:
+    """sogo.conf as sogod reads it: GNUstep's parser, re-serialised as XML for Python to compare."""
+    require("plser")
+    src = tmp_path / "sogo.conf"
+    src.write_text(text)
+    out = subprocess.run(
+        ["plser", "-Format", "NSPropertyListXMLFormat_v1_0", str(src)], capture_output=True, check=True
+    )
+    assert out.stdout.startswith(b"<?xml"), out.stderr.decode()
+    return plistlib.loads(out.stdout)
+
+
+def shell_vars(path: Path, *names: str) -> dict[str, str]:
+    """Variables of a sysconfig file as a shell (and systemd's EnvironmentFile) reads them."""
+    script = f'set -a; . "{path}"; ' + " ".join(f'printf "%s\\0" "${{{n}}}";' for n in names)
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True).stdout.decode()
+    return dict(zip(names, out.split("\0")[:-1], strict=True))
+
+
+def machine_profile(root: Path, **versions: str) -> OsProfile:
+    """The CentOS 7 profile moved under `root`, with this machine's users (what the twin's profile does)."""
+    base = load_profile("centos7", ROLE).relocated(str(root))
+    attrs = profiles_mod._Attrs
+    return replace(
+        base,
+        versions=attrs("test.versions", {**base.versions, **versions}),
+        users=attrs("test.users", {**base.users, "nginx": "root", "memcached": "nobody"}),
+    )
+
+
+def write_tree(files: dict[str, str]) -> None:
+    for path, content in files.items():
+        dest = Path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(content)
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def port_open(ns: netns.NetNs, port: int) -> bool:
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
+    return ns.run([sys.executable, "-c", probe], check=False, capture_output=True).returncode == 0
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
+    return layer_files(ROLE)
+
+
+@pytest.fixture(scope="module")
+def default_render() -> LayerUserData:
+    return render(_sample.context(ROLE))
+
+
+# ---- what is written, and how -----------------------------------------------------------------------
+
+
+def test_files_of_the_default_layer(files: dict[str, str]) -> None:
+    assert sorted(files) == [
+        "/etc/cron.d/mailstrata-sogo",
+        MARIADB_CNF,
+        NGINX_CONF,
+        DB_CNF,
+        SOGO_CONF,
+        MEMCACHED_SYSCONFIG,
+        SOGO_SYSCONFIG,
+        "/etc/yum.repos.d/CentOS-Base.repo",
+        "/etc/yum.repos.d/epel.repo",
+        SETUP_SCRIPT,
+        ROLE_SCRIPT,
+    ]
+
+
+def test_sogo_conf_is_readable_by_sogo_only(default_render: LayerUserData) -> None:
+    f = default_render.file(SOGO_CONF)
+    assert (f.owner, f.mode) == ("root:sogo", "0640")
+
+
+def test_database_credentials_are_root_only(default_render: LayerUserData) -> None:
+    f = default_render.file(DB_CNF)
+    assert (f.owner, f.mode) == ("root:root", "0600")
+
+
+def test_secret_files_are_written_root_only_until_handed_over(
+    layer_cloud_config: Callable[[Role], dict],
+) -> None:
+    modes = {f["path"]: f["permissions"] for f in layer_cloud_config(ROLE)["write_files"]}
+    assert (modes[SOGO_CONF], modes[DB_CNF]) == ("0600", "0600")
+
+
+def test_setup_hands_sogo_conf_to_the_sogo_group(files: dict[str, str]) -> None:
+    lines = files[SETUP_SCRIPT].splitlines()
+    assert "chown root:sogo /etc/sogo/sogo.conf" in lines and "chmod 0640 /etc/sogo/sogo.conf" in lines
+
+
+def test_passwords_are_terraform_references_in_the_synthesized_text(default_render: LayerUserData) -> None:
+    text = escape(default_render.body_text())  # what goes into cdk.tf.json
+    assert (text.count(DB_REF), text.count(BIND_REF), text.count("$" + DB_REF)) == (5, 1, 0)
+
+
+def test_no_literal_password_in_the_synthesized_text(default_render: LayerUserData) -> None:
+    text = default_render.body_text()
+    assert [v for v in (SAMPLE_VALUES["var.ad_bind_password"], SAMPLE_VALUES[DB_REF[2:-1]]) if v in text] == []
+
+
+def test_cloud_config_passes_cloud_init_schema(tmp_path: Path) -> None:
+    require("cloud-init")
+    doc = tmp_path / "user-data"
+    doc.write_text(_sample.cloud_config_text(ROLE))
+    out = subprocess.run(["cloud-init", "schema", "--config-file", str(doc)], capture_output=True, text=True)
+    assert (out.returncode, out.stdout.strip()) == (0, f"Valid cloud-config: {doc}")
+
+
+# ---- packages and the SOGo repository ----------------------------------------------------------------
+
+
+def test_without_a_sogo_repository_no_sogo_package_is_requested(default_render: LayerUserData) -> None:
+    assert [p for p in default_render.packages if p.startswith(("sogo", "sope"))] == []
+
+
+def test_without_a_sogo_repository_setup_names_the_config_key(files: dict[str, str]) -> None:
+    assert (
+        'fail "package sogo is not installed: set webmail.sogo_repo_url in the platform config to a yum '
+        'repository with SOGo 5 for this OS (sogo, sogo-tool, sogo-activesync, sope49-gdl1-mysql)"'
+        in files[ROLE_SCRIPT]
+    )
+
+
+def test_with_a_sogo_repository_its_packages_are_installed() -> None:
+    ud = render(sample_context(sogo_repo_url="https://repo.example.net/sogo/5/rhel/7/$basearch"))
+    assert ud.packages[-5:] == ("sogo", "sogo-tool", "sogo-activesync", "sope49-gdl1-mysql", "mariadb-server")
+
+
+def test_sogo_repository_file_is_checked_with_its_key() -> None:
+    ud = render(
+        sample_context(
+            sogo_repo_url="https://repo.example.net/sogo/5/rhel/7/$basearch",
+            sogo_repo_gpg_key="https://repo.example.net/sogo.asc",
+        )
+    )
+    repo = configparser.ConfigParser(interpolation=None)  # yum's .repo files are INI files
+    repo.read_string(ud.file(SOGO_REPO).content)
+    assert dict(repo["sogo"]) == {
+        "name": "SOGo (webmail.sogo_repo_url)",
+        "baseurl": "https://repo.example.net/sogo/5/rhel/7/$basearch",
+        "enabled": "1",
+        "gpgcheck": "1",
+        "gpgkey": "https://repo.example.net/sogo.asc",
+    }
+
+
+def test_sogo_repository_without_key_says_packages_are_unverified() -> None:
+    ud = render(sample_context(sogo_repo_url="https://repo.example.net/sogo"))
+    repo = configparser.ConfigParser(interpolation=None)
+    repo.read_string(ud.file(SOGO_REPO).content)
+    assert repo["sogo"]["gpgcheck"] == "0"
+
+
+def test_profile_older_than_sogo_5_is_refused() -> None:
+    old = replace(
+        load_profile("centos7", ROLE),
+        versions=profiles_mod._Attrs("t", {**load_profile("centos7", ROLE).versions, "sogo": "2.3"}),
+    )
+    with pytest.raises(
+        ValueError, match=r"^centos7/webmail.versions.sogo: the templates need SOGo 5 or later, got 2.3$"
+    ):
+        render(_sample.context(ROLE), old)
+
+
+def test_database_name_must_be_a_plain_identifier() -> None:
+    ctx = _sample.context(ROLE)
+    assert ctx.webmail is not None
+    bad = replace(ctx.webmail, database=replace(ctx.webmail.database, name="sogo-db"))
+    with pytest.raises(
+        ValueError, match=r"^webmail.database.name: must be letters, digits and '_' only, got 'sogo-db'$"
+    ):
+        render(replace(ctx, webmail=bad))
+
+
+# ---- sogo.conf ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.daemons
+def test_sogo_conf_parses_as_a_property_list(files: dict[str, str], tmp_path: Path) -> None:
+    require("plparse")
+    conf = tmp_path / "sogo.conf"
+    conf.write_text(files[SOGO_CONF])
+    out = subprocess.run(["plparse", str(conf)], capture_output=True, text=True)
+    assert (out.returncode, out.stderr.strip()) == (0, f"Parsing '{conf}' - a dictionary")
+
+
+def test_sogo_conf_sets_each_key_once(files: dict[str, str]) -> None:
+    # GNUstep keeps the last of two equal keys without a word; the top level is indented by two spaces.
+    keys = re.findall(r"^  (\w+) = ", files[SOGO_CONF], re.M)
+    assert sorted({k for k in keys if keys.count(k) > 1}) == []
+
+
+@pytest.mark.daemons
+def test_sogo_ldap_source_is_ad_with_indirect_bind(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    assert conf["SOGoUserSources"] == [
+        {
+            "type": "ldap",
+            "id": "directory",
+            "displayName": "Directory",
+            "hostname": "ldaps://dc1.domain01.dom:636",
+            "baseDN": "dc=domain01,dc=dom",
+            "bindDN": "cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
+            "bindPassword": SAMPLE_VALUES["var.ad_bind_password"],
+            "bindFields": ["sAMAccountName"],
+            "UIDFieldName": "sAMAccountName",
+            "IDFieldName": "sAMAccountName",
+            "CNFieldName": "cn",
+            "MailFieldNames": ["mail"],
+            "filter": "(mail='*@domain01.dom' OR mail='*@domain02.dom')",
+            "canAuthenticate": "YES",
+            "isAddressBook": "YES",
+        }
+    ]
+
+
+def test_sogo_ldap_source_uses_starttls_when_configured() -> None:
+    ctx = _sample.context(ROLE)
+    d = replace(ctx.directory, urls=("ldap://dc1.domain01.dom:389",), tls=LdapTls.STARTTLS)
+    conf = render(replace(ctx, directory=d)).file(SOGO_CONF).content
+    assert re.findall(r"^ +(hostname|encryption) = (.*);$", conf, re.M) == [
+        ("hostname", '"ldap://dc1.domain01.dom:389"'),
+        ("encryption", "STARTTLS"),
+    ]
+
+
+@pytest.mark.daemons
+def test_sogo_reaches_imap_sieve_and_submission_over_tls(
+    files: dict[str, str], context_vips: dict[str, str], tmp_path: Path
+) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    assert {k: conf[k] for k in ("SOGoIMAPServer", "SOGoSieveServer", "SOGoSMTPServer")} == {
+        "SOGoIMAPServer": f"imaps://{context_vips['mailstore']}:993/?tlsVerifyMode=none",
+        "SOGoSieveServer": f"sieve://{context_vips['mailstore']}:4190/?tls=YES&tlsVerifyMode=none",
+        "SOGoSMTPServer": f"smtp://{context_vips['smtp_out']}:587/?tls=YES&tlsVerifyMode=none",
+    }
+
+
+@pytest.mark.daemons
+def test_sogo_authenticates_submission_with_plain(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    assert (conf["SOGoMailingMechanism"], conf["SOGoSMTPAuthenticationType"]) == ("smtp", "PLAIN")
+
+
+@pytest.mark.daemons
+def test_sogo_tables_are_in_mariadb(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    base = f"mysql://sogo:{SAMPLE_VALUES['random_password.webmail_db.result']}@127.0.0.1:3306/sogo"
+    assert {k: v for k, v in conf.items() if k.endswith("URL")} == {
+        "SOGoProfileURL": f"{base}/sogo_user_profile",
+        "OCSFolderInfoURL": f"{base}/sogo_folder_info",
+        "OCSSessionsFolderURL": f"{base}/sogo_sessions_folder",
+        "OCSEMailAlarmsFolderURL": f"{base}/sogo_alarms_folder",
+    }
+
+
+@pytest.mark.daemons
+def test_sogo_folder_names_match_the_mailstore(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    names = ("SOGoDraftsFolderName", "SOGoSentFolderName", "SOGoTrashFolderName", "SOGoJunkFolderName")
+    assert [conf[k] for k in names] == ["Drafts", "Sent", "Trash", "Junk"]
+
+
+@pytest.mark.daemons
+def test_sogo_sieve_features_are_on(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    keys = ("SOGoSieveScriptsEnabled", "SOGoForwardEnabled", "SOGoVacationEnabled")
+    assert [conf[k] for k in keys] == ["YES", "YES", "YES"]
+
+
+@pytest.mark.daemons
+def test_sogo_process_settings(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    keys = ("WOPort", "WOWorkersCount", "SxVMemLimit", "SOGoMemcachedHost", "SOGoMailDomain", "SOGoTimeZone")
+    assert [conf[k] for k in keys] == ["127.0.0.1:20000", "20", "1024", "127.0.0.1:11211", "domain01.dom", "UTC"]
+
+
+@pytest.mark.daemons
+def test_sogo_upload_limit_follows_the_message_size_limit(files: dict[str, str], tmp_path: Path) -> None:
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    assert (conf["WOMaxUploadSize"], conf["SOGoMaximumMessageSizeLimit"]) == ("25600", "25600")
+
+
+def test_sogo_sysconfig_prefork_equals_workers(files: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "sogo"
+    path.write_text(files[SOGO_SYSCONFIG])
+    assert shell_vars(path, "PREFORK", "USER", "LDAPTLS_CACERT", "LDAPTLS_REQCERT") == {
+        "PREFORK": "20",
+        "USER": "sogo",
+        "LDAPTLS_CACERT": "/etc/pki/tls/certs/ca-bundle.crt",
+        "LDAPTLS_REQCERT": "demand",
+    }
+
+
+@pytest.fixture(scope="module")
+def with_ad_ca() -> LayerUserData:
+    ctx = _sample.context(ROLE)
+    return render(replace(ctx, directory=replace(ctx.directory, ca_cert_pem=SAMPLE_CA)))
+
+
+SAMPLE_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+
+
+def test_a_directory_ca_is_written(with_ad_ca: LayerUserData) -> None:
+    f = with_ad_ca.file("/etc/pki/mailstrata/ad-ca.pem")
+    assert (f.content.endswith("\n" + SAMPLE_CA + "\n"), f.mode) == (True, "0644")
+
+
+def test_sogo_verifies_the_directory_with_its_ca(with_ad_ca: LayerUserData) -> None:
+    assert "\nLDAPTLS_CACERT=/etc/pki/mailstrata/ad-ca.pem\n" in with_ad_ca.file(SOGO_SYSCONFIG).content
+
+
+# ---- the external database ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def external() -> LayerUserData:
+    ctx = _sample.context(ROLE)
+    assert ctx.webmail is not None
+    db = Database(external_host="galera.db.internal", password=Secret(ref=DB_REF))
+    return render(replace(ctx, webmail=replace(ctx.webmail, database=db)))
+
+
+def test_external_database_installs_no_server(external: LayerUserData) -> None:
+    assert ("mariadb-server" in external.packages, MARIADB_CNF in [f.path for f in external.files]) == (False, False)
+
+
+def test_external_database_is_where_sogo_connects(external: LayerUserData) -> None:
+    urls = re.findall(r'^  \w+URL = "mysql://sogo:[^@]+@([^/]+)/sogo/\w+";$', external.file(SOGO_CONF).content, re.M)
+    assert urls == ["galera.db.internal:3306"] * 4
+
+
+def test_external_database_is_not_created_by_setup(external: LayerUserData) -> None:
+    script = external.file(ROLE_SCRIPT).content
+    assert ("systemctl enable --now mariadb" in script, "GRANT" in script) == (False, False)
+
+
+# ---- shell scripts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("variant", ["default", "external-db", "sogo-repo", "mariadb-10.11"])
+def test_role_script_passes_shellcheck(variant: str, files: dict[str, str], tmp_path: Path) -> None:
+    require("shellcheck")
+    if variant == "default":
+        text = files[ROLE_SCRIPT]
+    elif variant == "external-db":
+        ctx = sample_context(database=Database(external_host="db.internal", password=Secret(ref=DB_REF)))
+        text = resolved_files(render(ctx))[ROLE_SCRIPT]
+    elif variant == "sogo-repo":
+        text = resolved_files(render(sample_context(sogo_repo_url="https://repo.example.net/sogo")))[ROLE_SCRIPT]
+    else:
+        ud = render(_sample.context(ROLE), machine_profile(tmp_path / "root", mariadb="10.11"))
+        text = next(c for p, c in resolved_files(ud).items() if p.endswith(ROLE_SCRIPT))
+    script = tmp_path / "role.sh"
+    script.write_text(text)
+    out = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "")
+
+
+@pytest.mark.daemons
+def test_setup_script_passes_shellcheck(files: dict[str, str], tmp_path: Path) -> None:
+    require("shellcheck")
+    script = tmp_path / "setup.sh"
+    script.write_text(files[SETUP_SCRIPT])
+    out = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
+    assert (out.returncode, out.stdout) == (0, "")
+
+
+# ---- MariaDB and memcached ---------------------------------------------------------------------------
+
+
+@pytest.mark.daemons
+def test_mariadb_options_are_accepted_by_mariadbd(files: dict[str, str], tmp_path: Path) -> None:
+    require("mariadbd")
+    cnf = tmp_path / "sogo.cnf"
+    cnf.write_text(files[MARIADB_CNF])
+    out = subprocess.run(["mariadbd", f"--defaults-file={cnf}", "--help", "--verbose"], capture_output=True, text=True)
+    # The only line allowed on stderr is about this machine's open-files limit, not the config.
+    complaints = [ln for ln in out.stderr.splitlines() if "max_open_files" not in ln]
+    values = dict(ln.split(None, 1) for ln in out.stdout.splitlines() if re.match(r"^[a-z][a-z0-9-]+ +\S", ln))
+    wanted = ("bind-address", "port", "skip-name-resolve", "character-set-server", "collation-server",
+              "max-allowed-packet", "innodb-file-per-table")  # fmt: skip
+    assert (out.returncode, complaints, {k: values[k].strip() for k in wanted}) == (
+        0,
+        [],
+        {
+            "bind-address": "127.0.0.1",
+            "port": "3306",
+            "skip-name-resolve": "TRUE",
+            "character-set-server": "utf8",
+            "collation-server": "utf8_general_ci",
+            "max-allowed-packet": "67108864",
+            "innodb-file-per-table": "TRUE",
+        },
+    )
+
+
+@pytest.mark.daemons
+def test_database_credentials_file_is_read_by_the_mysql_client(files: dict[str, str], tmp_path: Path) -> None:
+    require("my_print_defaults")
+    cnf = tmp_path / "db.cnf"
+    cnf.write_text(files[DB_CNF])
+    out = subprocess.run(
+        ["my_print_defaults", f"--defaults-file={cnf}", "client", "mysql"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.splitlines() == [
+        "--user=sogo",
+        f"--password={SAMPLE_VALUES['random_password.webmail_db.result']}",
+        "--host=127.0.0.1",
+        "--port=3306",
+        "--database=sogo",
+    ]
+
+
+@pytest.mark.daemons
+def test_memcached_listens_on_loopback_tcp_only(files: dict[str, str], tmp_path: Path) -> None:
+    require("memcached", "ss")
+    require_netns()
+    sysconfig = tmp_path / "memcached"
+    sysconfig.write_text(files[MEMCACHED_SYSCONFIG])
+    v = shell_vars(sysconfig, "PORT", "USER", "MAXCONN", "CACHESIZE", "OPTIONS")
+    assert v["USER"] == "memcached"
+    # the unit's command line; the user is this machine's (Debian has no `memcached` user)
+    argv = ["memcached", "-u", "nobody", "-p", v["PORT"], "-m", v["CACHESIZE"], "-c", v["MAXCONN"],
+            *shlex.split(v["OPTIONS"])]  # fmt: skip
+    with netns.NetNs.create("ms-mc") as ns:
+        proc = ns.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: port_open(ns, 11211), "memcached")
+            listening = ns.run(["ss", "-H", "-l", "-n", "-t", "-u"], capture_output=True, text=True).stdout
+        finally:
+            stop(proc)
+    assert sorted((ln.split()[0], ln.split()[4]) for ln in listening.splitlines()) == [("tcp", "127.0.0.1:11211")]
+
+
+# ---- nginx -------------------------------------------------------------------------------------------
+
+
+def _nginx_for_this_machine(conf: str, root: Path) -> str:
+    """The rendered nginx.conf with CentOS-only paths moved under `root` (test-side only)."""
+    for src, dst in (
+        ("/etc/pki/mailstrata/", f"{root}/tls/"),
+        ("/run/nginx.pid", f"{root}/nginx.pid"),
+        ("/var/log/nginx/", f"{root}/log/"),
+        ("/usr/lib64/GNUstep/SOGo/WebServerResources", f"{root}/WebServerResources"),
+    ):
+        assert src in conf, src
+        conf = conf.replace(src, dst)
+    # the worker user: CentOS's `nginx` does not exist here, and workers must read files under root
+    return conf.replace("\nuser nginx;\n", "\nuser root;\n")
+
+
+def _self_signed(tls: Path) -> None:
+    tls.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", f"/CN={PUBLIC_HOST}", "-keyout", str(tls / "server.key"),
+         "-out", str(tls / "server.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_nginx_accepts_the_config_without_warnings(files: dict[str, str], tmp_path: Path) -> None:
+    require("nginx", "openssl")
+    (tmp_path / "log").mkdir()
+    _self_signed(tmp_path / "tls")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(_nginx_for_this_machine(files[NGINX_CONF], tmp_path))
+    out = subprocess.run(["nginx", "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
+    assert (out.returncode, out.stderr.splitlines()) == (
+        0,
+        [f"nginx: the configuration file {conf} syntax is ok", f"nginx: configuration file {conf} test is successful"],
+    )
+
+
+# A stand-in for sogod: answers every request with the path and headers it received.
+ECHO_BACKEND = """
+import http.server, json, sys
+class Echo(http.server.BaseHTTPRequestHandler):
+    def reply(self):
+        body = json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = reply
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 20000), Echo).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def nginx_site(
+    layer_files: Callable[[Role], dict[str, str]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[netns.NetNs]:
+    """The rendered nginx in a private namespace, in front of an echoing stand-in for sogod."""
+    require("nginx", "openssl", "curl")
+    require_netns()
+    root = tmp_path_factory.mktemp("nginx")
+    (root / "log").mkdir()
+    (root / "WebServerResources").mkdir()
+    (root / "WebServerResources" / "probe.txt").write_text("static\n")
+    _self_signed(root / "tls")
+    conf = root / "nginx.conf"
+    conf.write_text(_nginx_for_this_machine(layer_files(ROLE)[NGINX_CONF], root))
+    ns = netns.NetNs.create("ms-web")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(ns.popen([sys.executable, "-c", ECHO_BACKEND]))
+        procs.append(ns.popen(["nginx", "-c", str(conf), "-p", str(root), "-g", "daemon off;"]))
+        wait_for(lambda: port_open(ns, 20000) and port_open(ns, 443) and port_open(ns, 80), "nginx and backend")
+        yield ns
+    finally:
+        for p in procs:
+            stop(p)
+        ns.delete()
+
+
+def curl(ns: netns.NetNs, url: str, *args: str) -> str:
+    out = ns.run(
+        ["curl", "-sk", "--max-time", "5", "-H", f"Host: {PUBLIC_HOST}", *args, url],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return out.stdout
+
+
+def status(ns: netns.NetNs, url: str, *args: str) -> str:
+    return curl(ns, url, "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", *args)
+
+
+def backend_saw(ns: netns.NetNs, url: str, *args: str) -> dict[str, Any]:
+    return json.loads(curl(ns, url, *args))
+
+
+@pytest.mark.daemons
+def test_port_80_redirects_to_https(nginx_site: netns.NetNs) -> None:
+    assert status(nginx_site, "http://127.0.0.1/SOGo/so/?x=1") == f"301 https://{PUBLIC_HOST}/SOGo/so/?x=1"
+
+
+@pytest.mark.daemons
+def test_root_redirects_to_sogo(nginx_site: netns.NetNs) -> None:
+    assert status(nginx_site, "https://127.0.0.1/") == f"301 https://{PUBLIC_HOST}/SOGo/"
+
+
+@pytest.mark.daemons
+def test_sogo_gets_the_public_url_headers(nginx_site: netns.NetNs) -> None:
+    seen = backend_saw(nginx_site, "https://127.0.0.1/SOGo/so/")
+    h = seen["headers"]
+    assert (seen["path"], h["x-webobjects-server-url"], h["x-webobjects-server-name"],
+            h["x-webobjects-server-port"], h["x-webobjects-server-protocol"], h["x-webobjects-remote-host"]) == (
+        "/SOGo/so/", f"https://{PUBLIC_HOST}", PUBLIC_HOST, "443", "HTTP/1.0", "127.0.0.1",
+    )  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_client_cannot_claim_a_remote_user(nginx_site: netns.NetNs) -> None:
+    seen = backend_saw(nginx_site, "https://127.0.0.1/SOGo/so/", "-H", "x-webobjects-remote-user: admin")
+    assert "x-webobjects-remote-user" not in seen["headers"]
+
+
+@pytest.mark.daemons
+def test_client_cannot_forge_its_address(nginx_site: netns.NetNs) -> None:
+    seen = backend_saw(nginx_site, "https://127.0.0.1/SOGo/so/", "-H", "X-Forwarded-For: 192.0.2.7")
+    assert (seen["headers"]["x-forwarded-for"], seen["headers"]["x-real-ip"]) == ("127.0.0.1", "127.0.0.1")
+
+
+@pytest.mark.daemons
+def test_activesync_goes_to_sogo(nginx_site: netns.NetNs) -> None:
+    seen = backend_saw(nginx_site, "https://127.0.0.1/Microsoft-Server-ActiveSync?Cmd=Ping", "-X", "POST")
+    assert seen["path"] == "/SOGo/Microsoft-Server-ActiveSync?Cmd=Ping"
+
+
+@pytest.mark.daemons
+def test_static_resources_come_from_disk(nginx_site: netns.NetNs) -> None:
+    assert curl(nginx_site, "https://127.0.0.1/SOGo.woa/WebServerResources/probe.txt") == "static\n"
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("url", ["http://127.0.0.1/healthz", "https://127.0.0.1/healthz"])
+def test_health_endpoint_is_answered_by_sogo(nginx_site: netns.NetNs, url: str) -> None:
+    assert backend_saw(nginx_site, url)["path"] == "/SOGo/"
+
+
+@pytest.mark.daemons
+def test_https_sends_hsts(nginx_site: netns.NetNs) -> None:
+    headers = curl(nginx_site, "https://127.0.0.1/SOGo/so/", "-D", "-", "-o", "/dev/null").lower().splitlines()
+    assert "strict-transport-security: max-age=31536000" in headers
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize(
+    ("flag", "accepted"), [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)]
+)
+def test_tls_protocol_floor(nginx_site: netns.NetNs, flag: str, accepted: bool) -> None:
+    # SECLEVEL=0 lets this client offer the old protocols, so only the server's setting decides.
+    out = nginx_site.run(
+        ["openssl", "s_client", "-connect", "127.0.0.1:443", "-servername", PUBLIC_HOST, flag,
+         "-cipher", "DEFAULT:@SECLEVEL=0"],
+        input="", capture_output=True, text=True, check=False, timeout=10,
+    )  # fmt: skip
+    assert (out.returncode == 0) is accepted
+
+
+def test_proxy_protocol_pool_gives_nginx_the_client_address() -> None:
+    ctx = replace(_sample.context(ROLE), proxy_ports=frozenset({443}))
+    conf = render(ctx).file(NGINX_CONF).content
+    lines = [ln.strip() for ln in conf.splitlines()]
+    assert [ln for ln in lines if ln.startswith(("listen", "set_real_ip_from", "real_ip_header"))] == [
+        "set_real_ip_from 10.20.0.0/24;",
+        "real_ip_header proxy_protocol;",
+        "listen 80 default_server;",
+        "listen 443 ssl http2 default_server proxy_protocol;",
+    ]
+
+
+# ---- end to end: the role script's database, and a SOGo login through nginx --------------------------
+
+
+@pytest.fixture(scope="module")
+def context_vips() -> dict[str, str]:
+    ctx = _sample.context(ROLE)
+    return {"mailstore": delivered(ctx.vips.mailstore), "smtp_out": delivered(ctx.vips.smtp_out)}
+
+
+def _stubs(root: Path) -> Path:
+    """`rpm` and `systemctl` that succeed: everything is installed, services are started by the test."""
+    bin_dir = root / "stub-bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("rpm", "systemctl"):
+        (bin_dir / name).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def _start_mariadb(ns: netns.NetNs, root: Path, cnf: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    data, sock = root / "mysql-data", root / "mysqld.sock"
+    subprocess.run(
+        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+         "--auth-root-authentication-method=socket", "--skip-test-db"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    proc = ns.popen(
+        ["mariadbd", f"--defaults-file={cnf}", f"--datadir={data}", f"--socket={sock}",
+         f"--pid-file={root}/mysqld.pid", f"--log-error={root}/mysqld.err", "--user=root"],
+    )  # fmt: skip
+    wait_for(lambda: sock.exists() and port_open(ns, 3306), "mariadbd", timeout=30)
+    return proc, sock
+
+
+@pytest.mark.daemons
+def test_role_script_creates_the_database_idempotently(tmp_path: Path) -> None:
+    require("mariadbd", "mariadb-install-db", "mysql", "mysqladmin")
+    require_netns()
+    root = tmp_path / "root"
+    ud = render(_sample.context(ROLE), machine_profile(root, mariadb="10.11"))
+    tree = resolved_files(ud)
+    write_tree(tree)
+    script = next(p for p in tree if p.endswith(ROLE_SCRIPT))
+    cnf = next(Path(p) for p in tree if p.endswith(MARIADB_CNF))
+    db_cnf = next(p for p in tree if p.endswith(DB_CNF))
+    with netns.NetNs.create("ms-db") as ns:
+        proc, sock = _start_mariadb(ns, tmp_path, cnf)
+        try:
+            env = ["env", f"PATH={_stubs(tmp_path)}:/usr/sbin:/usr/bin:/sbin:/bin", f"MYSQL_UNIX_PORT={sock}"]
+            runs = [ns.run([*env, "bash", script], capture_output=True, text=True, check=False) for _ in range(2)]
+            grants = ns.run(
+                ["mysql", f"--defaults-extra-file={db_cnf}", "-N", "-e", "SHOW GRANTS"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        finally:
+            stop(proc)
+    assert ([r.returncode for r in runs], [r.stderr for r in runs], grants.stdout.splitlines()[1:]) == (
+        [0, 0],
+        ["", ""],
+        ["GRANT ALL PRIVILEGES ON `sogo`.* TO `sogo`@`127.0.0.1`"],
+    )
+
+
+# The stretch: the whole layer on this machine. Samba AD, MariaDB (set up by the role script),
+# memcached, sogod and nginx run in one private namespace from the rendered files; the layer is rendered
+# with the CentOS profile relocated under a temporary root and the sample directory replaced by the test
+# DC (the context's directory settings, not the templates). sogod gets the rendered sogo.conf on its
+# command line (GNUstep's argument domain, which wins over Debian's own /etc/sogo/sogo.conf) and the
+# rendered /etc/sysconfig/sogo in its environment; 2 workers instead of the configured 20.
+
+
+def _openstep(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "(" + ", ".join(_openstep(v) for v in value) + ")"
+    return "{" + " ".join(f"{k} = {_openstep(v)};" for k, v in value.items()) + "}"
+
+
+def _sogod_argv(conf: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key, value in {**conf, "WOWorkersCount": "2"}.items():
+        args += [f"-{key}", value if isinstance(value, str) else _openstep(value)]
+    return ["/usr/sbin/sogod", "-WONoDetach", "YES", "-WOLogFile", "-", "-WOPidFile", "/run/sogo/sogo.pid", *args]
+
+
+@pytest.fixture(scope="module", params=[LdapTls.LDAPS, LdapTls.STARTTLS], ids=["ldaps", "starttls"])
+def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs, Any, Path]]:
+    """(namespace, SambaAD, the relocated root) with the layer's daemons running."""
+    require("samba", "samba-tool", "sogod", "plser", "mariadbd", "mariadb-install-db", "memcached", "nginx",
+            "curl", "openssl", "setpriv", "unshare")  # fmt: skip
+    require_netns()
+    from tests.support.samba_ad import USERS_DN, SambaAD
+
+    tls: LdapTls = request.param
+    # not under pytest's 0700 temporary root: sogod runs as `sogo` and reads the CA file in here
+    base = Path(tempfile.mkdtemp(prefix=f"mailstrata-webmail-{tls.value}-"))
+    base.chmod(0o755)
+    root = base / "root"
+    ns = netns.NetNs.create("ms-sogo")
+    procs: list[subprocess.Popen[bytes]] = []
+    ad = SambaAD(base / "ad", netns=ns.name)
+    try:
+        ad.start()
+        directory = DirectorySettings(
+            urls=(ad.ldaps_url if tls is LdapTls.LDAPS else ad.ldap_url,),
+            tls=tls,
+            base_dn=USERS_DN,  # the DC's clean container (see samba_ad.py)
+            bind_dn=ad.bind_dn,
+            bind_password=BIND_REF,
+            domains=ad.domains,
+            ca_cert_pem=ad.ca_cert_pem,
+            ca_cert_path=str(root / "etc/pki/mailstrata/ad-ca.pem"),
+        )
+        profile = machine_profile(root, mariadb="10.11")
+        ud = render(replace(_sample.context(ROLE), directory=directory), profile)
+        tree = resolved_files(ud, {BIND_REF[2:-1]: ad.bind_password})
+        write_tree(tree)
+
+        def path(suffix: str) -> Path:
+            return Path(next(p for p in tree if p.endswith(suffix)))
+
+        # what the packages would have put in place
+        (root / "etc/nginx").mkdir(parents=True, exist_ok=True)
+        shutil.copy("/etc/nginx/mime.types", profile.paths.nginx_mime_types)
+        resources = Path(profile.paths.sogo_web_resources)
+        resources.parent.mkdir(parents=True, exist_ok=True)
+        resources.symlink_to("/usr/lib/GNUstep/SOGo/WebServerResources")
+        Path(profile.paths.nginx_log_dir).mkdir(parents=True, exist_ok=True)
+        Path(profile.paths.nginx_pid).parent.mkdir(parents=True, exist_ok=True)
+        _self_signed(Path(profile.paths.tls_dir))
+
+        mariadb, sock = _start_mariadb(ns, base, path(MARIADB_CNF))
+        procs.append(mariadb)
+        env = ["env", f"PATH={_stubs(base)}:/usr/sbin:/usr/bin:/sbin:/bin", f"MYSQL_UNIX_PORT={sock}"]
+        ns.run([*env, "bash", str(path(ROLE_SCRIPT))], check=True, capture_output=True)
+
+        mc = shell_vars(path(MEMCACHED_SYSCONFIG), "PORT", "MAXCONN", "CACHESIZE", "OPTIONS")
+        procs.append(ns.popen(["memcached", "-u", "nobody", "-p", mc["PORT"], "-m", mc["CACHESIZE"],
+                               "-c", mc["MAXCONN"], *shlex.split(mc["OPTIONS"])]))  # fmt: skip
+
+        sysconfig = shell_vars(path(SOGO_SYSCONFIG), "LDAPTLS_CACERT", "LDAPTLS_REQCERT")
+        sogod = _sogod_argv(sogo_plist(path(SOGO_CONF).read_text(), base))
+        # sogo's home is /run/sogo (systemd-tmpfiles makes it on a real server): a private /run here
+        start = (
+            "mount -t tmpfs -o mode=0755 tmpfs /run && install -d -o sogo -g sogo /run/sogo && exec env "
+            + " ".join(f"{k}={shlex.quote(v)}" for k, v in sysconfig.items())
+            + " setpriv --reuid=sogo --regid=sogo --init-groups "
+            + shlex.join(sogod)
+        )
+        with (base / "sogo.log").open("wb") as log:
+            procs.append(ns.popen(["unshare", "-m", "--propagation", "private", "sh", "-c", start],
+                                  stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+        procs.append(ns.popen(["nginx", "-c", str(path(NGINX_CONF)), "-g", "daemon off;"]))
+        wait_for(lambda: port_open(ns, 11211) and port_open(ns, 20000) and port_open(ns, 443), "the stack", 30)
+        yield ns, ad, root
+    finally:
+        for p in reversed(procs):
+            p.kill()  # sogod's watchdog takes its time on SIGTERM; nothing here needs a clean stop
+            p.wait(timeout=10)
+        ad.stop()
+        ns.delete()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def login(ns: netns.NetNs, user: str, password: str) -> tuple[str, str]:
+    body = json.dumps({"userName": user, "password": password})
+    out = curl(ns, "https://127.0.0.1/SOGo/connect", "-H", "Content-Type: application/json", "-d", body,
+               "-w", "\n%{http_code}")  # fmt: skip
+    text, _, code = out.rpartition("\n")
+    return code, text
+
+
+@pytest.mark.daemons
+def test_sogo_login_through_nginx(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    ns, ad, _ = webmail_stack
+    code, text = login(ns, "usuario01", ad.users["usuario01"].password)
+    assert (code, json.loads(text)["cn"]) == ("200", "usuario01")
+
+
+@pytest.mark.daemons
+def test_sogo_login_of_the_second_domain(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    ns, ad, _ = webmail_stack
+    code, text = login(ns, "usuario05", ad.users["usuario05"].password)
+    assert (code, json.loads(text)["cn"]) == ("200", "usuario05")
+
+
+@pytest.mark.daemons
+def test_sogo_login_with_a_wrong_password_is_refused(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    ns, _, _ = webmail_stack
+    assert login(ns, "usuario01", "not-the-password")[0] == "403"
+
+
+@pytest.mark.daemons
+def test_sogo_created_its_tables_in_mariadb(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    ns, _, root = webmail_stack
+    out = ns.run(["mysql", f"--defaults-extra-file={root}{DB_CNF}", "-N", "-e", "SHOW TABLES"],
+                 capture_output=True, text=True)  # fmt: skip
+    assert sorted(out.stdout.split()) == ["sogo_folder_info", "sogo_sessions_folder", "sogo_user_profile"]
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("url", ["http://127.0.0.1/healthz", "https://127.0.0.1/healthz"])
+def test_health_endpoint_reports_a_running_sogo(webmail_stack: tuple[netns.NetNs, Any, Path], url: str) -> None:
+    ns, _, _ = webmail_stack
+    assert status(ns, url) == "200 "
