@@ -54,13 +54,16 @@ def _render(loc: Sequence[int | str]) -> str:
     return out or TOP
 
 
+_KEY_ERRORS = ("extra_forbidden", "invalid_key")  # errors whose last location part is a key of the YAML
+
+
 def _clean(loc: Sequence[int | str], kind: str) -> tuple[int | str, ...]:
-    """Drop pydantic's internal location parts (`function-after[...]`, `nullable[...]`); an unknown key is kept
-    whatever it looks like, as is any int that names a mapping key rather than a list index."""
+    """Drop pydantic's internal location parts (`function-after[...]`, `nullable[...]`). An unknown key is kept
+    whatever it looks like, and as a key: `1:` is rendered `.1`, not the list index `[1]`."""
     out: list[int | str] = []
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if kind == "extra_forbidden" and last:
+        if kind in _KEY_ERRORS and last:
             out.append(str(part))
         elif isinstance(part, int) or "[" not in part:
             out.append(part)
@@ -165,7 +168,7 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _number(n: float) -> str:
+def _number(n: Any) -> str:
     return f"{n:g}" if isinstance(n, float) else str(n)
 
 
@@ -182,6 +185,8 @@ def _range_fix(bounds: dict[str, float], whole: bool) -> str:
 
 
 def _choice_fix(value: Any, choices: list[str]) -> str:
+    if not choices:
+        return "remove it or fix its spelling (see docs/config.md)"
     fix = f"use one of: {', '.join(choices)}"
     if isinstance(value, str):
         folded = [c for c in choices if c.lower() == value.lower()]
@@ -207,12 +212,8 @@ def _messages(err: dict[str, Any], loc: tuple[int | str, ...]) -> list[tuple[str
     if kind == "missing":
         summary = f" ({at.summary})" if at.summary else ""
         return [("", f"is required; add it{summary}")]
-    if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else ""
-        known = _At(loc[:-1]).keys
-        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        fix = f"did you mean {near[0]!r}? " if near else ""
-        return [("", f"is not a known key; {fix}Keys here: {', '.join(known)}")]
+    if kind in _KEY_ERRORS:
+        return [("", f"is not a known key; {_choice_fix(str(loc[-1]) if loc else '', _At(loc[:-1]).keys)}")]
     if kind in ("greater_than_equal", "greater_than"):
         bound = ctx.get("ge", ctx.get("gt"))
         what = "at least" if kind == "greater_than_equal" else "more than"
@@ -227,7 +228,8 @@ def _messages(err: dict[str, Any], loc: tuple[int | str, ...]) -> list[tuple[str
                      f"{'an empty list' if not value else len(value)}; add {'one' if n == 1 else 'more'}")]
     if kind == "too_long":
         n = ctx["max_length"]
-        return [("", f"must list at most {n} item{'s' if n != 1 else ''}, got {len(value)}; remove some")]
+        return [("", f"must list at most {n} item{'s' if n != 1 else ''}, got {ctx.get('actual_length')}; "
+                     "remove some")]
     if kind in ("int_type", "int_parsing"):
         example = f", e.g. {at.example}" if at.example else ""
         return [("", f"must be a whole number, got {got}; write digits only{example}")]
@@ -263,7 +265,7 @@ def _messages(err: dict[str, Any], loc: tuple[int | str, ...]) -> list[tuple[str
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     """(rendered path, message) for every error pydantic found."""
-    errors = [dict(e) for e in exc.errors(include_url=False)]
+    errors: list[dict[str, Any]] = [dict(e) for e in exc.errors(include_url=False)]
     locs = [_clean(e["loc"], e["type"]) for e in errors]
     out = []
     for err, loc in zip(errors, locs, strict=True):
@@ -378,15 +380,36 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([Problem(where, f"is not valid YAML ({problem}); check the indentation and quote "
                                           "values that contain ': ' or ' #'")]) from None
-    problems = [
-        Problem(f"{source}:{line}:{col}: {sub}", f"is given more than once, got it on lines {first} and {line}; "
-                                                 "keep one")
+    found: list[tuple[int, int, str, str]] = [
+        (line, col, sub, f"is given more than once, got it on lines {first} and {line}; keep one")
         for sub, first, line, col in doc.duplicates
     ]
-    cfg, found = _validate(doc.data, base_dir)
-    for sub, msg in found:
-        line, col = doc.where(sub)
-        problems.append(Problem(f"{source}:{line}:{col}: {sub}", msg))
-    if problems or cfg is None:
-        raise ConfigError(problems)
+    cfg, invalid = _validate(doc.data, base_dir)
+    found += [(*doc.where(sub), sub, msg) for sub, msg in invalid]
+    if found or cfg is None:
+        # In the order of the file; problems at one place keep the models' order (the sort is stable).
+        found.sort(key=lambda f: (f[0], f[1]))
+        raise ConfigError(Problem(f"{source}:{line}:{col}: {sub}", msg) for line, col, sub, msg in found)
     return cfg
+
+
+def load_configs(paths: Sequence[str | Path | None]) -> list[PlatformConfig]:
+    """Load several configs (None: the embedded default), one stack each; report every file's problems and
+    stack names used twice in one `ConfigError`."""
+    loaded: list[tuple[str, PlatformConfig]] = []
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            loaded.append((str(path) if path is not None else f"mailstrata/config/{DEFAULT_CONFIG}",
+                           load_config(path)))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    first: dict[str, str] = {}
+    for source, cfg in loaded:
+        if cfg.name in first:
+            problems.append(Problem(f"{source}: name", f"repeats the stack name of {first[cfg.name]}, got "
+                                                       f"{cfg.name!r}; give each config its own name"))
+        first.setdefault(cfg.name, source)
+    if problems:
+        raise ConfigError(problems)
+    return [cfg for _, cfg in loaded]

@@ -114,53 +114,60 @@ def _matches(pattern: str, what: str, example: str) -> Any:
     return check
 
 
-def _schema(description: str, example: str, pattern: str | None = None) -> WithJsonSchema:
-    out: dict[str, Any] = {"type": "string", "description": description, "examples": [example]}
+def _schema(fmt: str, description: str, example: str, pattern: str | None = None) -> WithJsonSchema:
+    """The JSON Schema of a checked string: `format` names it (standard names where JSON Schema has one)."""
+    out: dict[str, Any] = {"type": "string", "format": fmt, "description": description, "examples": [example]}
     if pattern is not None:
         out["pattern"] = pattern
     return WithJsonSchema(out)
 
 
 Cidr = Annotated[
-    str, AfterValidator(_cidr), _schema("An IPv4 or IPv6 network in CIDR notation, without host bits.", "10.0.0.0/24")
+    str,
+    AfterValidator(_cidr),
+    _schema("cidr", "An IPv4 or IPv6 network in CIDR notation, without host bits.", "10.0.0.0/24"),
 ]
-Domain = Annotated[str, AfterValidator(_domain), _schema("A lower-case DNS domain.", "domain01.dom", _DOMAIN)]
-Dn = Annotated[str, AfterValidator(_dn), _schema("An LDAP distinguished name.", "dc=domain01,dc=dom")]
+Domain = Annotated[
+    str, AfterValidator(_domain), _schema("hostname", "A lower-case DNS domain.", "domain01.dom", _DOMAIN)
+]
+Dn = Annotated[str, AfterValidator(_dn), _schema("ldap-dn", "An LDAP distinguished name.", "dc=domain01,dc=dom")]
 LdapUrl = Annotated[
-    str, AfterValidator(_ldap_url), _schema("An LDAP URL: ldap://host[:port] or ldaps://host[:port].",
+    str, AfterValidator(_ldap_url), _schema("uri", "An LDAP URL: ldap://host[:port] or ldaps://host[:port].",
                                             "ldaps://dc1.domain01.dom:636", _LDAP_URL)
 ]
 StackName = Annotated[
     str,
     AfterValidator(_matches(_NAME, "a stack name (lower-case letters, digits and -, starting with a letter, "
                                    "at most 31 characters)", "mail-prod")),
-    _schema("Lower-case letters, digits and -, starting with a letter, at most 31 characters.", "mail", _NAME),
+    _schema("stack-name", "Lower-case letters, digits and -, starting with a letter, at most 31 characters.",
+            "mail", _NAME),
 ]
 Size = Annotated[
     str,
     AfterValidator(_matches(_SIZE, "a size (a whole number with an optional K, M, G or T)", "2G")),
-    _schema("A whole number with an optional unit K, M, G or T (Dovecot's notation).", "2G", _SIZE),
+    _schema("size", "A whole number with an optional unit K, M, G or T (Dovecot's notation).", "2G", _SIZE),
 ]
 DnsLabel = Annotated[
     str,
     AfterValidator(_matches(_SELECTOR, "a DNS label (lower-case letters, digits and -)", "mail")),
-    _schema("A DNS label: lower-case letters, digits and -.", "mail", _SELECTOR),
+    _schema("dns-label", "A DNS label: lower-case letters, digits and -.", "mail", _SELECTOR),
 ]
 VariableName = Annotated[
     str,
     AfterValidator(_matches(_VARIABLE, "a Terraform variable name (lower-case letters, digits and _)",
                             "ad_bind_password")),
-    _schema("A Terraform variable name: lower-case letters, digits and _.", "ad_bind_password", _VARIABLE),
+    _schema("terraform-variable", "A Terraform variable name: lower-case letters, digits and _.",
+            "ad_bind_password", _VARIABLE),
 ]
 NfsExport = Annotated[
     str,
     AfterValidator(_matches(_EXPORT, "an NFS export host:/path", "nas1.domain01.dom:/export/mail")),
-    _schema("An NFS export as host:/path.", "nas1.domain01.dom:/export/mail", _EXPORT),
+    _schema("nfs-export", "An NFS export as host:/path.", "nas1.domain01.dom:/export/mail", _EXPORT),
 ]
 Email = Annotated[
     str,
     AfterValidator(_matches(_EMAIL, "an e-mail address", "hostmaster@domain01.dom")),
-    _schema("An e-mail address.", "hostmaster@domain01.dom", _EMAIL),
+    _schema("email", "An e-mail address.", "hostmaster@domain01.dom", _EMAIL),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 TimeoutMs = Annotated[int, Field(ge=1000, le=86_400_000)]
@@ -252,7 +259,9 @@ class Backend(_Model):
         "Default: terraform.<name>.tfstate.",
     )
     bucket: str | None = Field(default=None, description="s3: bucket name. Required when type is s3.")
-    key: str | None = Field(default=None, description="s3: object key of the state. Default: mailstrata/<name>.tfstate.")
+    key: str | None = Field(
+        default=None, description="s3: object key of the state. Default: mailstrata/<name>.tfstate."
+    )
     endpoint: str | None = Field(
         default=None, description="s3: endpoint URL of the S3-compatible store. Required when type is s3."
     )
@@ -290,11 +299,14 @@ class Network(_Model):
         "subnet itself or one that does not overlap it."
     )
     external_network: str = Field(default="public", description="Floating-IP pool for Internet-facing VIPs.")
-    admin_cidrs: Annotated[tuple[Cidr, ...], AfterValidator(_not_world("SSH", "list your admin networks, e.g. 10.99.0.0/24"))] = Field(
+    admin_cidrs: Annotated[
+        tuple[Cidr, ...], AfterValidator(_not_world("SSH", "list your admin networks, e.g. 10.99.0.0/24"))
+    ] = Field(
         min_length=1, description="The only sources allowed to SSH to the servers. 0.0.0.0/0 is refused."
     )
     client_cidrs: Annotated[
-        tuple[Cidr, ...], AfterValidator(_not_world("IMAP, POP3, ManageSieve and submission", "list your corporate client networks"))
+        tuple[Cidr, ...],
+        AfterValidator(_not_world("IMAP, POP3, ManageSieve and submission", "list your corporate client networks")),
     ] = Field(
         default=("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         description="Corporate clients allowed on IMAP, POP3, ManageSieve and submission. 0.0.0.0/0 is refused.",
@@ -433,7 +445,9 @@ class ListenerOverride(_Model):
         "(Octavia's 50 s would cut IMAP IDLE), 60 minutes for webmail 443, else 5 minutes.",
     )
     timeout_member_data_ms: TimeoutMs | None = Field(
-        default=None, description="Idle timeout towards the member, in ms. Default: as timeout_client_data_ms."
+        default=None,
+        description="Idle timeout towards the member, in ms. Default: the same platform default as "
+        "timeout_client_data_ms.",
     )
     allowed_cidrs: tuple[Cidr, ...] | None = Field(
         default=None,
@@ -471,7 +485,8 @@ class ListenerOverride(_Model):
         if pool is PoolProtocol.HTTP and protocol not in (None, ListenerProtocol.HTTP,
                                                           ListenerProtocol.TERMINATED_HTTPS):
             problems.append(Problem("pool_protocol", f"an HTTP pool needs an HTTP or TERMINATED_HTTPS listener, got "
-                                                     f"protocol {protocol.value!r}; use TCP"))
+                                                     f"protocol {protocol.value!r}; set pool_protocol: TCP or "
+                                                     "protocol: HTTP"))
         if protocol is ListenerProtocol.TERMINATED_HTTPS and not self.tls_container_ref:
             problems.append(Problem("tls_container_ref", "is required when protocol is TERMINATED_HTTPS; give the "
                                                          "Barbican container ref (openstack secret container list)"))
@@ -577,7 +592,9 @@ class Spam(_Model):
     )
     dsn_cutoff_level: float = Field(default=15.0, description="Score above which no bounce is sent.")
     amavis_processes: int = Field(default=16, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc.")
-    dnsbls: Annotated[tuple[Domain, ...], AfterValidator(_unique("dnsbls", "DNSBL")), AfterValidator(_live_dnsbls)] = Field(
+    dnsbls: Annotated[
+        tuple[Domain, ...], AfterValidator(_unique("dnsbls", "DNSBL")), AfterValidator(_live_dnsbls)
+    ] = Field(
         default=("zen.spamhaus.org", "bl.spamcop.net"),
         description="DNSBL zones. Spamhaus refuses queries through public resolvers: use your own resolver or DQS.",
     )
@@ -660,7 +677,7 @@ class WebmailSettings(_Model):
     sogo_repo_url: str | None = Field(
         default=None,
         description="Yum repository with SOGo for the target OS (RHEL 7 packages are not public). "
-        "Default: none; the webmail servers then skip the SOGo install.",
+        "Default: none; the image must then have SOGo installed, or the first boot fails.",
     )
     database_host: str | None = Field(
         default=None, description="External MariaDB/Galera host. Default: a local MariaDB on each webmail server."
@@ -704,7 +721,9 @@ class PlatformConfig(_Model):
 
     name: StackName = Field(default="mail", description="Stack name and prefix of every OpenStack resource name.")
     os: OsChoice = Field(default=OsChoice.CENTOS7, description="Operating system of every server.")
-    region: str | None = Field(default=None, description="OpenStack region. Default: from clouds.yaml or OS_REGION_NAME.")
+    region: str | None = Field(
+        default=None, description="OpenStack region. Default: from clouds.yaml or OS_REGION_NAME."
+    )
     cloud: str | None = Field(default=None, description="clouds.yaml entry. Default: OS_CLOUD or the OS_* variables.")
     backend: Backend = Field(default=Backend(), description=Backend.__doc__)
     domains: Annotated[tuple[Domain, ...], AfterValidator(_unique("domains", "mail domain"))] = Field(
@@ -723,7 +742,9 @@ class PlatformConfig(_Model):
     mail: Mail = Field(default=Mail(), description=Mail.__doc__)
     tls: Tls = Field(default=Tls(), description=Tls.__doc__)
     webmail: WebmailSettings = Field(default=WebmailSettings(), description=WebmailSettings.__doc__)
-    floating_ips: Annotated[tuple[Literal["smtp_in", "webmail"], ...], AfterValidator(_unique("floating_ips", "layer"))] = Field(
+    floating_ips: Annotated[
+        tuple[Literal["smtp_in", "webmail"], ...], AfterValidator(_unique("floating_ips", "layer"))
+    ] = Field(
         default=("smtp_in", "webmail"), description="Layers whose VIP gets a floating IP (public exposure)."
     )
 
