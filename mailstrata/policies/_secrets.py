@@ -35,15 +35,21 @@ _SECRET_NAME_RE = re.compile(
     re.IGNORECASE,
 )
 
-# `key = value`, `key: value`, `key=value`, `"key": "value"`, `$perl_var = 'value';` on one line.
+# `key = value`, `key: value`, `key=value`, `"key": "value"`, `$perl_var = 'value';` on one line. A key
+# right after `^` or `/` is part of a pattern (`sed 's/^password=//p'`), not an assignment.
 _ASSIGNMENT_RE = re.compile(
-    r"""(?<![\w.\-])["']?(?P<key>[A-Za-z_][\w.\-]*)["']?[ \t]*[=:][ \t]*"""
+    r"""(?<![\w.\-^/])["']?(?P<key>[A-Za-z_][\w.\-]*)["']?[ \t]*[=:][ \t]*"""
     r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s;,"'}\]]+)?"""
 )
 # nslcd.conf / slapd.conf style: `bindpw secret`, `rootpw secret` (name, blanks, value).
 _SPACED_RE = re.compile(r"^\s*(?P<key>bindpw|rootpw)[ \t]+(?P<value>\S+)", re.IGNORECASE)
 # `mysql://user:password@host/db` (SOGo's database URLs, for instance).
 _URL_CREDENTIALS_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s\"']+:(?P<value>[^@/\s\"']+)@")
+
+# Lines that are comments in the formats user-data carries (shell, Postfix, Dovecot, YAML, SOGo's plist,
+# SQL, ini): their prose ("holds the bind password: 0640 root") is not a setting. PEM keys and URL
+# credentials are still looked for in them.
+_COMMENT_RE = re.compile(r"^\s*(?:#|//|/\*|\*|;|--)")
 
 _SWITCH_VALUES = frozenset({"yes", "no", "true", "false", "on", "off", "none", "null", "~", "|", ">", "|-", ">-"})
 
@@ -77,6 +83,8 @@ def is_literal_value(value: str) -> bool:
         return False
     if stripped.startswith(("$", "%{")):
         return False
+    if stripped.endswith("("):  # a function call (`PASSWORD(` in SQL): its argument is what matters
+        return False
     return stripped.lower() not in _SWITCH_VALUES
 
 
@@ -95,7 +103,7 @@ def _line_secrets(line: str) -> list[SecretFinding]:
     spaced = _SPACED_RE.match(line)
     if spaced and not spaced["value"].startswith(("=", ":")) and is_literal_value(spaced["value"]):
         findings.append(SecretFinding("password setting", spaced["key"]))
-    for match in _ASSIGNMENT_RE.finditer(line):
+    for match in () if _COMMENT_RE.match(line) else _ASSIGNMENT_RE.finditer(line):
         value = match["value"]
         if value is not None and is_secret_name(match["key"]) and is_literal_value(value):
             findings.append(SecretFinding("password setting", match["key"]))

@@ -188,3 +188,25 @@ def test_block_user_data_locals_unresolved_without_module() -> None:
 def test_block_skips_cdktf_metadata_and_booleans() -> None:
     conf = {"//": {"metadata": {"password": "s3cret"}}, "password": [True], "__startline__": 3}
     assert list(block_secrets(conf, None)) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "      # Holds the bind password: 0640 root:postfix.",
+        "      // It holds the AD bind password and the database password: root:sogo 0640.",
+        "      db_password=$(sed -n 's/^password=//p' /etc/sogo/mailstrata-db.cnf)",
+    ],
+)
+def test_prose_in_comments_and_sed_patterns_are_not_settings(line: str) -> None:
+    assert find_secrets(line) == []
+
+
+def test_a_url_password_in_a_comment_is_still_found() -> None:
+    assert [str(f) for f in find_secrets("# mysql://sogo:abc@db/sogo")] == [
+        "a literal password in a URL (`scheme://user:password@host`)"
+    ]
+
+
+def test_an_sql_function_call_on_a_shell_variable_is_not_a_literal() -> None:
+    assert find_secrets("UPDATE mysql.user SET Password = PASSWORD('$${root_password}') WHERE User = 'root';") == []
