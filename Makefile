@@ -45,8 +45,12 @@ test: install deps-apt lint typecheck unit ## everything: lint, types, the whole
 scan: synth ## checkov with the built-in and mailstrata's own checks on every synthesized stack
 	@set -e; for d in cdktf.out/stacks/*/; do echo "checkov: $$d"; .venv/bin/checkov -d $$d $(CHECKOV_FLAGS); done
 
-schema: .venv/.installed ## regenerate docs/config-schema.json from the config models
+schema: .venv/.installed ## regenerate docs/config-schema.json and the key tables of docs/config.md
 	$(PY) -m mailstrata.cli schema > docs/config-schema.json
+	$(PY) -m mailstrata.cli schema --format markdown > .schema.md
+	$(PY) -c "import re,pathlib; d=pathlib.Path('docs/config.md'); t=d.read_text(); g=pathlib.Path('.schema.md').read_text(); \
+	b=t.index('<!-- BEGIN GENERATED'); e=t.index('<!-- END GENERATED -->'); s=t.index('\n', b)+1; d.write_text(t[:s]+g+t[e:])"
+	rm -f .schema.md
 
 bench: .venv/.installed ## synth and checkov timings (prints numbers; see docs/benchmarks.md)
 	$(PY) benchmarks/bench_synth.py

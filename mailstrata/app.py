@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailstrata.config import load_config
-from mailstrata.errors import ConfigError, Problem
+from mailstrata.config.loader import load_configs
+from mailstrata.errors import ConfigError
 
 ENV_VAR = "MAILSTRATA_CONFIG"
 CONTEXT_KEY = "mailstrataConfig"
@@ -24,20 +24,7 @@ def config_paths(context: str | None = None) -> list[str | None]:
 
 def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
     """Validate every config first, synthesize into a temporary folder, then swap it into place."""
-    configs = []
-    problems: list[Problem] = []
-    for path in paths:
-        try:
-            configs.append(load_config(path))
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(problems)
-    names = [c.name for c in configs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError([Problem("name", f"two configs use the stack name {d!r}; give each its own name")
-                           for d in dupes])
+    configs = load_configs(list(paths))
 
     from cdktf import App
 
