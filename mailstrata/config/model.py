@@ -679,10 +679,32 @@ class WebmailSettings(_Model):
         description="Yum repository with SOGo for the target OS (RHEL 7 packages are not public). "
         "Default: none; the image must then have SOGo installed, or the first boot fails.",
     )
+    sogo_repo_gpg_key: str | None = Field(
+        default=None, description="URL of the key that signs sogo_repo_url's packages. Default: packages unchecked."
+    )
     database_host: str | None = Field(
-        default=None, description="External MariaDB/Galera host. Default: a local MariaDB on each webmail server."
+        default=None,
+        description="Shared MariaDB/Galera host for SOGo. Default: a local MariaDB, allowed only with one webmail "
+        "server (SOGo keeps preferences, calendars and contacts in it).",
+    )
+    database_password: Secret | None = Field(
+        default=None,
+        description="Variable with the password of database_host's sogo user. Default: a generated password "
+        "(local database only).",
     )
     timezone: str = Field(default="UTC", description="SOGo's default time zone.")
+    prefork: int = Field(default=20, ge=1, le=512, description="SOGo worker processes per server (WOWorkersCount).")
+    vmem_limit_mb: int = Field(default=1024, ge=128, description="Memory a SOGo worker may use (SxVMemLimit).")
+
+    @model_validator(mode="after")
+    def _external_database(self) -> WebmailSettings:
+        if self.database_host is not None and self.database_password is None:
+            raise SubProblems([Problem("database_password", "is required when database_host is set, got nothing; "
+                                       "write {variable: webmail_db_password}")])
+        if self.database_host is None and self.database_password is not None:
+            raise SubProblems([Problem("database_password", "is only used with database_host, got a variable; "
+                                       "remove it or set database_host")])
+        return self
 
 
 class Layers(_Model):
@@ -750,7 +772,14 @@ class PlatformConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_sections(self) -> PlatformConfig:
-        _raise_if_any(cross_section_problems(self.layers, self.listeners))
+        problems = list(cross_section_problems(self.layers, self.listeners))
+        web = self.layers.webmail
+        if web is not None and web.count > 1 and self.webmail.database_host is None:
+            # Each server's own MariaDB would give a user different preferences, calendars and contacts
+            # depending on which server the load balancer picks.
+            problems.append(Problem("webmail.database_host", f"is required with {web.count} webmail servers, got "
+                                    "nothing; give a shared MariaDB/Galera host or set layers.webmail.count: 1"))
+        _raise_if_any(problems)
         return self
 
     def directory_settings(self, *, bind_password: str) -> DirectorySettings:

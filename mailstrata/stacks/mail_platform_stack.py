@@ -214,13 +214,25 @@ class MailPlatformStack(TerraformStack):
                                 private_key=Secret(ref=f"${{tls_private_key.{logical}.private_key_pem}}")))
         webmail = None
         if cfg.layers.webmail is not None:
-            db = Password(self, "webmail-db-password", length=32, special=False)
-            db.override_logical_id("webmail_db")
+            w = cfg.webmail
+            if w.database_password is not None:
+                var = TerraformVariable(self, w.database_password.variable, type="string", sensitive=True,
+                                        nullable=False, description=f"Password of the sogo user on {w.database_host}")
+                var.override_logical_id(w.database_password.variable)
+                db_ref = f"${{var.{w.database_password.variable}}}"
+            else:
+                # Local database: Terraform makes the password; letters and digits only, because SOGo's
+                # database URLs and the setup script carry it unquoted.
+                db = Password(self, "webmail-db-password", length=32, special=False)
+                db.override_logical_id("webmail_db")
+                db_ref = "${random_password.webmail_db.result}"
             webmail = Webmail(
-                database=Database(external_host=cfg.webmail.database_host,
-                                  password=Secret(ref="${random_password.webmail_db.result}")),
-                sogo_repo_url=cfg.webmail.sogo_repo_url,
-                timezone=cfg.webmail.timezone,
+                database=Database(external_host=w.database_host, password=Secret(ref=db_ref)),
+                sogo_repo_url=w.sogo_repo_url,
+                sogo_repo_gpg_key=w.sogo_repo_gpg_key,
+                timezone=w.timezone,
+                prefork=w.prefork,
+                vmem_limit_mb=w.vmem_limit_mb,
             )
         tls = Tls()
         if cfg.tls.certificate is not None and cfg.tls.private_key is not None:

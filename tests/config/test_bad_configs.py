@@ -516,3 +516,23 @@ def test_given_a_missing_file_when_loaded_then_it_says_so(tmp_path: Any) -> None
         f"{path}: cannot read the config file (No such file or directory); give the path of a YAML file, relative "
         "to the working directory or absolute"
     ]
+
+
+def test_given_two_webmail_servers_without_a_shared_database_when_parsed_then_it_asks_for_one(
+    config: dict[str, Any],
+) -> None:
+    del config["webmail"]
+    assert problems_of(config) == [
+        "webmail.database_host: is required with 2 webmail servers, got nothing; give a shared MariaDB/Galera host "
+        "or set layers.webmail.count: 1"
+    ]
+
+
+def test_given_an_external_database_without_its_password_when_parsed_then_the_variable_is_required(
+    config: dict[str, Any],
+) -> None:
+    del config["webmail"]["database_password"]
+    assert problems_of(config) == [
+        "webmail.database_password: is required when database_host is set, got nothing; "
+        "write {variable: webmail_db_password}"
+    ]
