@@ -6,7 +6,7 @@ PACKAGES=(
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved dovecot-sieve dovecot-ldap dovecot-lucene
   amavisd-new spamassassin clamav-daemon clamav-milter opendkim opendkim-tools
   sasl2-bin libsasl2-modules libsasl2-modules-ldap
-  haproxy swaks cloud-init shellcheck socat iproute2 dnsmasq-base
+  haproxy swaks cloud-init shellcheck socat iproute2 dnsmasq-base xfsprogs
   samba samba-ad-dc samba-ad-provision winbind ldap-utils slapd
   sogo memcached mariadb-server nginx-light
 )

@@ -22,15 +22,20 @@ from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
 from mailstrata.errors import Problems
 from mailstrata.roles import Role
 from mailstrata.types import StorageMode
-from mailstrata.userdata.context import NfsMount, PlatformContext
+from mailstrata.userdata.context import NfsMount, NfsServer, PlatformContext
 
 if TYPE_CHECKING:
     from mailstrata.constructs.mail_layer import MailLayer
 
 
-# NFSv3 needs rpcbind and mountd besides nfsd; mountd is pinned to 20048 by the server's user-data.
-NFS_PORTS: tuple[tuple[str, int], ...] = (("tcp", 111), ("udp", 111), ("tcp", 2049), ("tcp", 20048), ("udp", 20048))
-EXPORT_PATH = "/NFSVOL"
+def nfs_ports(s: NfsServer) -> tuple[tuple[str, int], ...]:
+    """NFSv3 needs rpcbind and nfsd plus mountd, statd and lockd (Dovecot's fcntl locks), which the
+    server's user-data pins to fixed ports so a security group can name them."""
+    return (
+        ("tcp", 111), ("udp", 111), ("tcp", 2049), ("udp", 2049),
+        ("tcp", s.mountd_port), ("udp", s.mountd_port), ("tcp", s.statd_port), ("udp", s.statd_port),
+        ("tcp", s.lockd_tcp_port), ("udp", s.lockd_udp_port),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,9 +144,6 @@ class NfsShare(Construct):
             security_group_ids=[self.security_group.id],
         )
         address = Token.as_string(Fn.element(port.all_fixed_ips, 0))
-        ctx = replace(srv.platform, role=Role.NFS_SERVER, proxy_ports=frozenset(), nfs=None)
-        self.context = ctx
-        self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
         volume = BlockstorageVolumeV3(
             self,
             "volume",
@@ -150,6 +152,13 @@ class NfsShare(Construct):
             volume_type=srv.volume_type,
             description="mailstrata/nfs_server: mailbox volume, formatted once by the NFS server",
         )
+        # The volume by its ID (virtio serials keep the first 20 characters), not /dev/vdb, which depends
+        # on attachment order.
+        device = "/dev/disk/by-id/virtio-" + Token.as_string(Fn.substr(volume.id, 0, 20))
+        ctx = replace(srv.platform, role=Role.NFS_SERVER, proxy_ports=frozenset(), nfs=None,
+                      nfs_server=replace(srv.platform.nfs_server, device=device))
+        self.context = ctx
+        self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
         self.server = ComputeInstanceV2(
             self,
             "server",
@@ -162,7 +171,7 @@ class NfsShare(Construct):
             metadata={"mailstrata_role": Role.NFS_SERVER.value, "mailstrata_stack": props.name_prefix},
         )
         ComputeVolumeAttachV2(self, "attach", instance_id=self.server.id, volume_id=volume.id)
-        return f"{address}:{EXPORT_PATH}"
+        return f"{address}:{ctx.nfs_server.export_path}"
 
     def grant_mount(self, layer: MailLayer) -> NfsMount:
         """Let `layer`'s servers mount the share; returns how they mount it.
@@ -186,7 +195,8 @@ class NfsShare(Construct):
                     access_level="rw",
                 )
         if self.security_group is not None:
-            for proto, port in NFS_PORTS:
+            settings = self.context.nfs_server if self.context is not None else NfsServer()
+            for proto, port in nfs_ports(settings):
                 NetworkingSecgroupRuleV2(
                     self,
                     f"rule-{key}-{proto}{port}",

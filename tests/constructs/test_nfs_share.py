@@ -59,9 +59,12 @@ def test_cinder_server_formats_its_own_volume_and_opens_nfs_to_the_mailstore_gro
     nfs = [r for r in of_type(doc, "openstack_networking_secgroup_rule_v2") if r["description"].startswith(
         "mailstrata/nfs_server/") and "/admin" not in r["description"]]
     assert sorted((r["protocol"], r["port_range_min"]) for r in nfs) == [
-        ("tcp", 111), ("tcp", 2049), ("tcp", 20048), ("udp", 111), ("udp", 20048)]
+        ("tcp", 111), ("tcp", 662), ("tcp", 2049), ("tcp", 20048), ("tcp", 32803),
+        ("udp", 111), ("udp", 662), ("udp", 2049), ("udp", 20048), ("udp", 32769)]
     assert all(r["remote_group_id"].startswith("${openstack_networking_secgroup_v2.mailstore_sg") for r in nfs)
     assert "user_data_t_nfs_server" in doc["locals"]
+    body = "\n".join(doc["locals"]["user_data_t_nfs_server"])
+    assert "/dev/disk/by-id/virtio-${substr(openstack_blockstorage_volume_v3.storage_volume_" in body
 
 
 def test_existing_nas_creates_nothing_in_the_cloud() -> None:

@@ -74,8 +74,6 @@ class DovecotConf:
     log_path: str
     protocols: str
     vmail_uid: int
-    vmail_home: str
-    home_template: str  # the userdb home, with two levels of MD5 hashing
     ldap_conf: str
     ssl_cert: str
     ssl_key: str
@@ -148,7 +146,6 @@ class PostfixMain:
     tls_cert: str
     tls_key: str
     tls_protocols: str
-    cipher_list: str
     recipient_limit: int
     message_size_limit: int
     error_sleep_time: str
@@ -201,9 +198,8 @@ def _trusted_proxies(ctx: PlatformContext) -> tuple[str, ...]:
     problems = Problems()
     for n in nets:
         if ipaddress.ip_network(n, strict=False).prefixlen == 0:
-            problems.add(
-                "networks", f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets"
-            )
+            where = "networks.vip_subnet" if n in ctx.networks.vip_subnet else "networks.servers.mailstore"
+            problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets")
     problems.raise_if_any()
     return nets
 
@@ -262,8 +258,6 @@ def dovecot_conf(ctx: PlatformContext, os: OsProfile) -> DovecotConf:
         log_path=str(os.paths.dovecot_log),
         protocols="imap pop3 lmtp sieve",
         vmail_uid=ctx.vmail_uid,
-        vmail_home=vmail,
-        home_template=f"{vmail}/%1Mn/%2.1Mn/%n",
         ldap_conf=f"{os.paths.dovecot_dir}/dovecot-ldap.conf.ext",
         ssl_cert=f"{os.paths.tls_dir}/server.crt",
         ssl_key=f"{os.paths.tls_dir}/server.key",
@@ -377,7 +371,6 @@ def postfix_main(ctx: PlatformContext, os: OsProfile) -> PostfixMain:
         tls_cert=f"{os.paths.tls_dir}/server.crt",
         tls_key=f"{os.paths.tls_dir}/server.key",
         tls_protocols=POSTFIX_TLS_PROTOCOLS,
-        cipher_list=TLS12_CIPHERS,
         recipient_limit=lim.recipient_limit,
         message_size_limit=lim.message_size_limit,
         error_sleep_time=lim.error_sleep_time,

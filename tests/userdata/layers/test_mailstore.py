@@ -1,0 +1,1013 @@
+"""The mailstore layer: Dovecot and Postfix configs checked by the real daemons, and against a real AD.
+
+Versions checked: Debian 12's Dovecot 2.3.19 and Postfix 3.7. The centos7 profile renders for Dovecot
+2.2 and Postfix 2.10; the only setting that differs (the TLS floor) is chosen from `os.versions`, and a
+test proves that the 2.2 file equals the 2.3 file but for that line. Daemon tests run inside a private
+network namespace with only `lo` and 127.x addresses.
+
+Test-side changes, never in the templates: Postfix copies point their LDAP map paths into the copy's
+directory (postconf opens the maps) and, for `postfix check`, use a temporary queue and data directory.
+Configs run against Samba AD are rendered from the same templates with a context naming the test
+directory and literal VIPs, and a profile moved under a temporary root (Dovecot logs to a file there);
+the PROXY sources there are 127.0.0.0/8, because the test client plays the load balancer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import imaplib
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailstrata.directory import DirectorySettings, LdapTls
+from mailstrata.errors import ConfigError
+from mailstrata.roles import Role
+from mailstrata.userdata.context import (
+    FtsBackend,
+    Networks,
+    NfsMount,
+    OverQuota,
+    PlatformContext,
+    QuotaPolicy,
+    Vips,
+)
+from mailstrata.userdata.profiles import OsProfile, load_profile
+from mailstrata.userdata.render import render_layer
+from tests.support.netns import NetNs
+from tests.userdata import _sample
+
+DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
+LDAP_CONF = "/etc/dovecot/dovecot-ldap.conf.ext"
+SIEVE = "/etc/dovecot/sieve/spam-to-junk.sieve"
+MAIN_CF = "/etc/postfix/main.cf"
+MASTER_CF = "/etc/postfix/master.cf"
+PEOPLE_CF = "/etc/postfix/ldap-people.cf"
+GROUPS_CF = "/etc/postfix/ldap-groups.cf"
+ROLE_SCRIPT = "/usr/local/sbin/mailstrata-setup-role"
+LOGIN_FILTER = "(|(&(sAMAccountName=%n)(mail=%n@domain01.dom))(&(sAMAccountName=%n)(mail=%n@domain02.dom)))"
+
+
+def _unavailable(reason: str) -> None:
+    # In CI the daemons are installed on purpose: a missing one is a broken pipeline, not a skip.
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def need(*tools: str, root: bool = False) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not installed (the Debian packages of shared/docs/twin-notes.md)")
+    if root and os.geteuid() != 0:
+        _unavailable("network namespaces need root")
+
+
+# ---- rendering helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
+    """The mailstore's files as the server receives them.
+
+    Workaround: `_sample.py`'s stand-in references (`${vip.smtp_out}`, `${nfs.export}`) are not
+    Terraform references, so `escape()` doubles them and the sample never substitutes them; they are
+    substituted here until the fixture reads the synthesized cdk.tf.json.
+    """
+    out = {}
+    for path, text in layer_files(Role.MAILSTORE).items():
+        for ref in ("vip.smtp_in", "vip.smtp_out", "vip.mailstore", "vip.webmail", "nfs.export"):
+            text = text.replace("${" + ref + "}", _sample.SAMPLE_VALUES[ref])
+        out[path] = text
+    return out
+
+
+def profile(*, dovecot: str = "2.3.19", postfix: str = "3.7.11", root: Path | None = None, **paths: str) -> OsProfile:
+    """The centos7 mailstore profile with Debian's daemon versions (and paths moved under `root`)."""
+    base = load_profile("centos7", Role.MAILSTORE)
+    if root is not None:
+        base = base.relocated(str(root))
+    attrs = type(base.versions)
+    return replace(
+        base,
+        versions=attrs("test.versions", {**base.versions, "dovecot": dovecot, "postfix": postfix}),
+        paths=attrs("test.paths", {**base.paths, **paths}),
+    )
+
+
+SAMPLE_VIPS = Vips(smtp_in="10.20.0.10", smtp_out="10.20.0.11", mailstore="10.20.0.12", webmail="10.20.0.13")
+
+
+def context(**changes: object) -> PlatformContext:
+    """The sample mailstore context, with the VIPs as literal addresses for direct rendering."""
+    return replace(_sample.context(Role.MAILSTORE), **{"vips": SAMPLE_VIPS, **changes})  # type: ignore[arg-type]
+
+
+def render(ctx: PlatformContext, os_profile: OsProfile) -> dict[str, str]:
+    return {f.path: f.content for f in render_layer(ctx, os=os_profile).files}
+
+
+def flatten_doveconf(text: str) -> dict[str, str]:
+    """`doveconf -n` output as {"section/sub/key": value}."""
+    out: dict[str, str] = {}
+    stack: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line == "}":
+            stack.pop()
+        elif line.endswith("{"):
+            stack.append(line[:-1].strip())
+        else:
+            m = re.fullmatch(r"(\S+) =\s?(.*)", line)
+            assert m, line
+            out["/".join([*stack, m.group(1)])] = m.group(2)
+    return out
+
+
+def doveconf(conf: Path) -> dict[str, str]:
+    """Dovecot's own parse of `conf`; it exits 0 even on errors, so stderr must be empty."""
+    need("doveconf")
+    proc = subprocess.run(["doveconf", "-c", str(conf), "-n"], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    return flatten_doveconf(proc.stdout)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def dovecot23(tmp_path: Path) -> dict[str, str]:
+    """doveconf's view of the sample mailstore rendered for Dovecot 2.3 (Debian's version)."""
+    text = render(context(), profile())[DOVECOT_CONF]
+    return doveconf(write(tmp_path / "dovecot.conf", text))
+
+
+# ---- what is rendered -------------------------------------------------------------------------------
+
+
+def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
+    assert sorted(files) == [
+        LDAP_CONF,
+        DOVECOT_CONF,
+        SIEVE,
+        GROUPS_CF,
+        PEOPLE_CF,
+        MAIN_CF,
+        MASTER_CF,
+        "/etc/systemd/system/dovecot.service.d/mailstrata.conf",
+        "/etc/yum.repos.d/CentOS-Base.repo",
+        "/etc/yum.repos.d/epel.repo",
+        "/usr/local/sbin/mailstrata-setup",
+        ROLE_SCRIPT,
+    ]
+
+
+def test_files_reach_the_server_unchanged(files: dict[str, str]) -> None:
+    # Dovecot's %-variables (%%u, %1Mn, %$) and the scripts' ${...} survive Terraform's escaping.
+    direct = render(_sample.context(Role.MAILSTORE), load_profile("centos7", Role.MAILSTORE))
+    resolved = {}
+    for path, text in direct.items():
+        for ref, value in _sample.SAMPLE_VALUES.items():
+            text = text.replace("${" + ref + "}", value)
+        resolved[path] = text
+    assert resolved == files
+
+
+def test_cloud_config_mounts_the_share(layer_cloud_config: Callable[[Role], dict]) -> None:
+    mounts = layer_cloud_config(Role.MAILSTORE)["mounts"]
+    export = _sample.SAMPLE_VALUES["nfs.export"]
+    # (the same stand-in workaround as the `files` fixture)
+    assert [[export if x == "${nfs.export}" else x for x in m] for m in mounts] == [
+        ["10.10.5.20:/NFSVOL", "/MAILBOXES", "nfs",
+         "rw,hard,intr,vers=3,tcp,nordirplus,rsize=32768,wsize=32768,_netdev", "0", "0"]
+    ]  # fmt: skip
+
+
+def test_secret_files_are_private(layer_cloud_config: Callable[[Role], dict], files: dict[str, str]) -> None:
+    modes = {f["path"]: f["permissions"] for f in layer_cloud_config(Role.MAILSTORE)["write_files"]}
+    setup = files["/usr/local/sbin/mailstrata-setup"]
+    assert (modes[LDAP_CONF], modes[PEOPLE_CF], modes[GROUPS_CF]) == ("0600", "0600", "0600")
+    assert f"chmod 0600 {LDAP_CONF}\n" in setup
+    assert f"chown root:postfix {PEOPLE_CF}\nchmod 0640 {PEOPLE_CF}\n" in setup
+    assert f"chown root:postfix {GROUPS_CF}\nchmod 0640 {GROUPS_CF}\n" in setup
+
+
+def test_directory_ca_is_written_when_given() -> None:
+    directory = replace(_sample.DIRECTORY, ca_cert_pem="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    out = render(context(directory=directory), load_profile("centos7", Role.MAILSTORE))
+    assert out["/etc/pki/mailstrata/ad-ca.pem"].splitlines()[2:] == [
+        "-----BEGIN CERTIFICATE-----",
+        "AAAA",
+        "-----END CERTIFICATE-----",
+    ]
+    assert "tls_ca_cert_file = /etc/pki/mailstrata/ad-ca.pem\n" in out[LDAP_CONF]
+
+
+# ---- Dovecot ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.daemons
+def test_dovecot_nfs_settings(dovecot23: dict[str, str]) -> None:
+    got = {k: dovecot23[k] for k in ("mmap_disable", "mail_fsync", "mail_nfs_storage", "mail_nfs_index")}
+    assert got == {"mmap_disable": "yes", "mail_fsync": "always", "mail_nfs_storage": "yes", "mail_nfs_index": "yes"}
+
+
+@pytest.mark.daemons
+def test_dovecot_vmail_is_uid_5000(dovecot23: dict[str, str]) -> None:
+    keys = ("mail_uid", "mail_gid", "first_valid_uid", "last_valid_uid", "first_valid_gid", "last_valid_gid")
+    assert {dovecot23[k] for k in keys} == {"5000"}
+
+
+@pytest.mark.daemons
+def test_dovecot_auth_is_ldap_only(dovecot23: dict[str, str]) -> None:
+    auth = {k: v for k, v in dovecot23.items() if k.startswith(("passdb", "userdb"))}
+    assert auth == {
+        "passdb/args": LDAP_CONF,
+        "passdb/driver": "ldap",
+        "userdb/args": LDAP_CONF,
+        "userdb/driver": "ldap",
+    }
+
+
+def test_no_passwordless_or_master_login(files: dict[str, str]) -> None:
+    text = "\n".join(ln for ln in files[DOVECOT_CONF].splitlines() if not ln.lstrip().startswith("#"))
+    forbidden = [r"nopassword", r"driver = static", r"driver = passwd-file", r"master = yes", r"port = 144",
+                 r"auth_master_user_separator"]  # fmt: skip
+    assert [f for f in forbidden if re.search(f, text)] == []
+
+
+@pytest.mark.daemons
+def test_dovecot_tls_is_required(dovecot23: dict[str, str]) -> None:
+    got = {k: dovecot23[k] for k in ("ssl", "ssl_cert", "ssl_key")}
+    assert got == {
+        "ssl": "required",
+        "ssl_cert": "</etc/pki/mailstrata/server.crt",
+        "ssl_key": "# hidden, use -P to show it",  # doveconf never prints keys
+    }
+
+
+def test_dovecot_key_path(files: dict[str, str]) -> None:
+    assert "\nssl_key = </etc/pki/mailstrata/server.key\n" in files[DOVECOT_CONF]
+
+
+def doveconf_value(text: str, tmp_path: Path, key: str) -> str:
+    """One setting's effective value (`doveconf -n` omits those equal to Dovecot's default)."""
+    need("doveconf")
+    conf = write(tmp_path / "dovecot.conf", text)
+    proc = subprocess.run(["doveconf", "-c", str(conf), "-h", key], capture_output=True, text=True)
+    assert proc.stderr == ""
+    return proc.stdout.rstrip("\n")
+
+
+@pytest.mark.daemons
+def test_no_cleartext_auth(tmp_path: Path) -> None:
+    text = render(context(), profile())[DOVECOT_CONF]
+    assert "\ndisable_plaintext_auth = yes\n" in text  # explicit, although it is Dovecot's default
+    assert doveconf_value(text, tmp_path, "disable_plaintext_auth") == "yes"
+
+
+@pytest.mark.daemons
+def test_tls_floor_is_tls12(tmp_path: Path) -> None:
+    text = render(context(), profile())[DOVECOT_CONF]
+    assert "\nssl_min_protocol = TLSv1.2\n" in text
+    assert doveconf_value(text, tmp_path, "ssl_min_protocol") == "TLSv1.2"
+
+
+def test_centos7_file_differs_from_the_checked_one_only_in_the_tls_floor(files: dict[str, str]) -> None:
+    checked = render(context(), profile())[DOVECOT_CONF].splitlines()
+    centos = files[DOVECOT_CONF].splitlines()
+    diff = [(a, b) for a, b in zip(checked, centos, strict=True) if a != b]
+    assert diff == [("ssl_min_protocol = TLSv1.2", "ssl_protocols = !SSLv2 !SSLv3 !TLSv1 !TLSv1.1")]
+
+
+@pytest.mark.daemons
+def test_listeners_behind_proxy_pools_expect_haproxy(dovecot23: dict[str, str]) -> None:
+    listeners = {k: v for k, v in dovecot23.items() if "/inet_listener " in k}
+    assert listeners == {
+        "service imap-login/inet_listener imap/haproxy": "yes",
+        "service imap-login/inet_listener imap/port": "143",
+        "service imap-login/inet_listener imaps/haproxy": "yes",
+        "service imap-login/inet_listener imaps/port": "993",
+        "service imap-login/inet_listener imaps/ssl": "yes",
+        "service managesieve-login/inet_listener sieve/haproxy": "yes",
+        "service managesieve-login/inet_listener sieve/port": "4190",
+        "service pop3-login/inet_listener pop3/haproxy": "yes",
+        "service pop3-login/inet_listener pop3/port": "110",
+        "service pop3-login/inet_listener pop3s/haproxy": "yes",
+        "service pop3-login/inet_listener pop3s/port": "995",
+        "service pop3-login/inet_listener pop3s/ssl": "yes",
+    }
+
+
+@pytest.mark.daemons
+def test_dovecot_listens_on_ipv4(dovecot23: dict[str, str]) -> None:
+    assert dovecot23["listen"] == "*"
+
+
+@pytest.mark.daemons
+def test_proxy_headers_are_trusted_from_the_lb_subnets_only(dovecot23: dict[str, str]) -> None:
+    assert dovecot23["haproxy_trusted_networks"] == "10.20.0.0/24 10.10.3.0/24"
+
+
+def test_listener_without_proxy_pool_has_no_haproxy() -> None:
+    text = render(context(proxy_ports=frozenset({993})), profile())[DOVECOT_CONF]
+    assert text.count("haproxy = yes") == 1
+    assert "  inet_listener imaps {\n    port = 993\n    ssl = yes\n    haproxy = yes\n  }\n" in text
+
+
+def test_no_proxy_pool_means_no_trusted_proxies() -> None:
+    text = render(context(proxy_ports=frozenset()), profile())[DOVECOT_CONF]
+    assert "haproxy" not in text
+
+
+def test_proxy_source_of_the_whole_internet_is_refused() -> None:
+    nets = _sample.context(Role.MAILSTORE).networks
+    wide = Networks(servers=nets.servers, vip_subnet=("0.0.0.0/0",), clients=nets.clients, admin=nets.admin)
+    with pytest.raises(ConfigError) as err:
+        render(context(networks=wide), profile())
+    assert str(err.value.problems[0]) == (
+        "networks.vip_subnet: a PROXY-protocol source must not be the whole Internet, got 0.0.0.0/0; "
+        "name the LB subnets"
+    )
+
+
+@pytest.mark.daemons
+def test_lmtp_listens_only_on_postfix_socket(dovecot23: dict[str, str]) -> None:
+    lmtp = {k: v for k, v in dovecot23.items() if k.startswith("service lmtp/")}
+    assert lmtp == {
+        "service lmtp/unix_listener /var/spool/postfix/private/dovecot-lmtp/group": "postfix",
+        "service lmtp/unix_listener /var/spool/postfix/private/dovecot-lmtp/mode": "0600",
+        "service lmtp/unix_listener /var/spool/postfix/private/dovecot-lmtp/user": "postfix",
+    }
+
+
+@pytest.mark.daemons
+def test_special_use_folders_are_auto_subscribed(dovecot23: dict[str, str]) -> None:
+    uses = {k.split("/")[1]: v for k, v in dovecot23.items() if k.endswith("/special_use")}
+    auto = {k.split("/")[1] for k, v in dovecot23.items() if k.endswith("/auto") and v == "subscribe"}
+    assert uses == {
+        "mailbox Drafts": "\\Drafts",
+        "mailbox Junk": "\\Junk",
+        "mailbox Sent": "\\Sent",
+        'mailbox "Sent Messages"': "\\Sent",
+        "mailbox Trash": "\\Trash",
+    }
+    assert auto == set(uses)
+
+
+def test_no_autocreate_plugin(files: dict[str, str]) -> None:
+    plugins = re.findall(r"(?m)^\s*mail_plugins = (.*)$", files[DOVECOT_CONF])
+    assert plugins and not any("autocreate" in p for p in plugins)
+
+
+@pytest.mark.daemons
+def test_shared_namespace_with_acls(dovecot23: dict[str, str]) -> None:
+    shared = {k: v for k, v in dovecot23.items() if k.startswith("namespace shared/")}
+    assert shared["namespace shared/prefix"] == "shared/%%u/"
+    assert shared["namespace shared/type"] == "shared"
+    assert (dovecot23["plugin/acl"], dovecot23["plugin/acl_shared_dict"]) == (
+        "vfile",
+        "file:/var/vmail/shared-mailboxes.db",
+    )
+    assert dovecot23["protocol imap/mail_plugins"] == "acl quota fts fts_lucene imap_acl imap_quota"
+
+
+@pytest.mark.daemons
+def test_one_quota_backend_and_the_default_rules(dovecot23: dict[str, str]) -> None:
+    quota = {k: v for k, v in dovecot23.items() if k.startswith("plugin/quota")}
+    assert quota == {
+        "plugin/quota": "maildir:User quota",
+        "plugin/quota_rule": "*:storage=2G:messages=100000",
+        "plugin/quota_rule2": "Trash:storage=+100M",
+    }
+
+
+def test_exactly_one_quota_line(files: dict[str, str]) -> None:
+    assert len(re.findall(r"^\s*quota\s*=", files[DOVECOT_CONF], re.M)) == 1
+
+
+@pytest.mark.daemons
+def test_over_quota_defers_by_default(dovecot23: dict[str, str]) -> None:
+    assert dovecot23["quota_full_tempfail"] == "yes"
+
+
+@pytest.mark.daemons
+def test_over_quota_bounce_policy(tmp_path: Path) -> None:
+    text = render(context(quota=QuotaPolicy(over_quota=OverQuota.BOUNCE)), profile())[DOVECOT_CONF]
+    assert doveconf(write(tmp_path / "dovecot.conf", text)).get("quota_full_tempfail", "no") == "no"
+    assert "quota_full_tempfail = no\n" in text
+
+
+@pytest.mark.daemons
+def test_fts_lucene_by_default(dovecot23: dict[str, str]) -> None:
+    got = {k: dovecot23[k] for k in ("mail_plugins", "plugin/fts", "plugin/fts_lucene", "plugin/fts_autoindex")}
+    assert got == {
+        "mail_plugins": "acl quota fts fts_lucene",
+        "plugin/fts": "lucene",
+        "plugin/fts_lucene": "whitespace_chars=@.",
+        "plugin/fts_autoindex": "yes",
+    }
+
+
+@pytest.mark.daemons
+def test_fts_solr_when_chosen(tmp_path: Path) -> None:
+    text = render(context(fts=FtsBackend.SOLR), profile())[DOVECOT_CONF]
+    conf = doveconf(write(tmp_path / "dovecot.conf", text))
+    got = {k: conf.get(k) for k in ("mail_plugins", "plugin/fts", "plugin/fts_solr", "plugin/fts_lucene")}
+    assert got == {
+        "mail_plugins": "acl quota fts fts_solr",
+        "plugin/fts": "solr",
+        "plugin/fts_solr": "url=http://127.0.0.1:8983/solr/dovecot/",
+        "plugin/fts_lucene": None,
+    }
+
+
+@pytest.mark.daemons
+def test_sieve_settings(dovecot23: dict[str, str]) -> None:
+    got = {k: dovecot23[k] for k in ("plugin/sieve", "plugin/sieve_before", "lda_mailbox_autocreate")}
+    assert got == {
+        "plugin/sieve": "file:~/sieve;active=~/.dovecot.sieve",
+        "plugin/sieve_before": SIEVE,
+        "lda_mailbox_autocreate": "yes",
+    }
+    assert dovecot23["protocol lmtp/mail_plugins"] == "acl quota fts fts_lucene sieve"
+    assert "sieve" in dovecot23["protocols"].split()
+
+
+@pytest.mark.daemons
+def test_global_sieve_compiles(files: dict[str, str], tmp_path: Path) -> None:
+    need("sievec")
+    script = write(tmp_path / "spam-to-junk.sieve", files[SIEVE])
+    conf = write(tmp_path / "dovecot.conf", render(context(), profile())[DOVECOT_CONF])
+    proc = subprocess.run(
+        ["sievec", "-c", str(conf), str(script), str(tmp_path / "out.svbin")], capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_ldap_conf_content(files: dict[str, str]) -> None:
+    lines = [ln for ln in files[LDAP_CONF].splitlines() if ln and not ln.startswith("#")]
+    assert lines == [
+        "uris = ldaps://dc1.domain01.dom:636",
+        "ldap_version = 3",
+        "dn = cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
+        "dnpass = Bind-Pa55word",
+        "tls_ca_cert_file = /etc/pki/tls/certs/ca-bundle.crt",
+        "tls_require_cert = demand",
+        "base = dc=domain01,dc=dom",
+        "scope = subtree",
+        "auth_bind = yes",
+        f"pass_filter = {LOGIN_FILTER}",
+        "pass_attrs =",
+        f"user_filter = {LOGIN_FILTER}",
+        "user_attrs = =home=/var/vmail/%1Mn/%2.1Mn/%n, info=quota_rule=*:bytes=%$",
+        "iterate_attrs = sAMAccountName=user",
+        "iterate_filter = (&(objectClass=person)(|(mail=*@domain01.dom)(mail=*@domain02.dom)))",
+    ]
+
+
+def test_ldap_starttls() -> None:
+    directory = replace(_sample.DIRECTORY, urls=("ldap://dc1.domain01.dom",), tls=LdapTls.STARTTLS)
+    text = render(context(directory=directory), profile())[LDAP_CONF]
+    assert "uris = ldap://dc1.domain01.dom\n" in text
+    assert "\ntls = yes\n" in text
+
+
+def test_ldap_plain_has_no_tls_settings() -> None:
+    directory = replace(_sample.DIRECTORY, urls=("ldap://dc1.domain01.dom",), tls=LdapTls.PLAIN)
+    text = render(context(directory=directory), profile())[LDAP_CONF]
+    assert "tls" not in text.replace("ldaps", "")
+
+
+# ---- Postfix ----------------------------------------------------------------------------------------
+
+
+def postfix_copy(files: dict[str, str], tmp_path: Path) -> Path:
+    """A config directory with the rendered files; map paths point into it (test-side only)."""
+    conf = tmp_path / "postfix"
+    for name in ("main.cf", "master.cf", "ldap-people.cf", "ldap-groups.cf"):
+        text = files[f"/etc/postfix/{name}"]
+        write(conf / name, text.replace("ldap:/etc/postfix/", f"ldap:{conf}/"))
+    return conf
+
+
+def postconf(conf: Path, *args: str) -> str:
+    need("postconf")
+    proc = subprocess.run(["postconf", "-c", str(conf), *args], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    return proc.stdout
+
+
+@pytest.fixture
+def main_cf(files: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    out = postconf(postfix_copy(files, tmp_path), "-n")
+    return dict(line.split(" = ", 1) for line in out.splitlines())
+
+
+@pytest.mark.daemons
+def test_postfix_delivers_the_served_domains_over_lmtp(main_cf: dict[str, str], tmp_path: Path) -> None:
+    conf = tmp_path / "postfix"
+    got = {k: main_cf[k] for k in ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_maps",
+                                  "virtual_transport", "recipient_delimiter")}  # fmt: skip
+    assert got == {
+        "virtual_mailbox_domains": "domain01.dom, domain02.dom",
+        "virtual_mailbox_maps": f"proxy:ldap:{conf}/ldap-people.cf",
+        "virtual_alias_maps": f"proxy:ldap:{conf}/ldap-groups.cf",
+        "virtual_transport": "lmtp:unix:private/dovecot-lmtp",
+        "recipient_delimiter": "+",
+    }
+
+
+@pytest.mark.daemons
+def test_postfix_relays_out_through_smtp_out(main_cf: dict[str, str]) -> None:
+    assert main_cf["relayhost"] == "[10.20.0.11]:25"
+
+
+@pytest.mark.daemons
+def test_postfix_trusts_only_loopback(main_cf: dict[str, str]) -> None:
+    got = {k: main_cf[k] for k in ("mynetworks", "smtpd_relay_restrictions", "smtpd_recipient_restrictions")}
+    assert got == {
+        "mynetworks": "127.0.0.0/8",
+        "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+        "smtpd_recipient_restrictions": "permit_mynetworks, reject_unauth_destination",
+    }
+
+
+@pytest.mark.daemons
+def test_postfix_limits(main_cf: dict[str, str]) -> None:
+    keys = ("smtpd_recipient_limit", "message_size_limit", "smtpd_error_sleep_time", "smtpd_soft_error_limit",
+            "smtpd_hard_error_limit", "smtpd_client_connection_count_limit",
+            "smtpd_client_connection_rate_limit", "default_process_limit", "bounce_queue_lifetime",
+            "maximal_queue_lifetime")  # fmt: skip
+    assert [main_cf[k] for k in keys] == ["200", "26214400", "1s", "10", "20", "10", "60", "200", "1d", "1d"]
+
+
+@pytest.mark.daemons
+def test_postfix_exempts_the_platform_mtas_from_client_limits(main_cf: dict[str, str]) -> None:
+    assert main_cf["smtpd_client_event_limit_exceptions"] == (
+        "127.0.0.0/8, 10.20.0.0/24, 10.10.1.0/24, 10.10.2.0/24, 10.10.3.0/24"
+    )
+
+
+@pytest.mark.daemons
+def test_postfix_starttls_may(main_cf: dict[str, str]) -> None:
+    got = {k: main_cf[k] for k in ("smtpd_tls_security_level", "smtpd_tls_protocols", "smtpd_tls_cert_file")}
+    assert got == {
+        "smtpd_tls_security_level": "may",
+        "smtpd_tls_protocols": "!SSLv2, !SSLv3, !TLSv1, !TLSv1.1",
+        "smtpd_tls_cert_file": "/etc/pki/mailstrata/server.crt",
+    }
+
+
+@pytest.mark.daemons
+def test_postfix_master_services(files: dict[str, str], tmp_path: Path) -> None:
+    out = postconf(postfix_copy(files, tmp_path), "-M")
+    services = [tuple(line.split()[:2]) for line in out.splitlines()]
+    assert ("smtp", "inet") in services and ("lmtp", "unix") in services and len(services) == 24
+    assert "smtpd_upstream_proxy_protocol" not in out  # the sample's delivery pool on 25 is plain TCP
+
+
+@pytest.mark.daemons
+def test_postfix_smtp_expects_proxy_when_its_pool_sends_it(tmp_path: Path) -> None:
+    rendered = render(context(proxy_ports=frozenset({25, 143})), profile())
+    out = postconf(postfix_copy(rendered, tmp_path), "-M", "smtp/inet")
+    assert out.split() == ["smtp", "inet", "n", "-", "n", "-", "-", "smtpd", "-o",
+                           "smtpd_upstream_proxy_protocol=haproxy"]  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_postfix_check(files: dict[str, str], tmp_path: Path) -> None:
+    need("postfix")
+    conf = postfix_copy(files, tmp_path)
+    # Test-side only: a writable queue and data directory instead of the real ones.
+    main = (conf / "main.cf").read_text()
+    main = re.sub(r"(?m)^queue_directory = .*$", f"queue_directory = {tmp_path}/queue", main)
+    main = re.sub(r"(?m)^data_directory = .*$", f"data_directory = {tmp_path}/data", main)
+    (conf / "main.cf").write_text(main)
+    (tmp_path / "queue").mkdir()
+    (tmp_path / "data").mkdir()
+    proc = subprocess.run(["postfix", "-c", str(conf), "check"], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_ldap_people_map(files: dict[str, str]) -> None:
+    lines = [ln for ln in files[PEOPLE_CF].splitlines() if ln and not ln.startswith("#")]
+    assert lines == [
+        "server_host = ldaps://dc1.domain01.dom:636",
+        "version = 3",
+        "tls_ca_cert_file = /etc/pki/tls/certs/ca-bundle.crt",
+        "tls_require_cert = yes",
+        "bind = yes",
+        "bind_dn = cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
+        "bind_pw = Bind-Pa55word",
+        "search_base = dc=domain01,dc=dom",
+        "domain = domain01.dom, domain02.dom",
+        "query_filter = (&(objectClass=person)(mail=%s))",
+        "result_attribute = mail",
+    ]
+
+
+def test_ldap_group_map_expands_members(files: dict[str, str]) -> None:
+    lines = [ln for ln in files[GROUPS_CF].splitlines() if ln and not ln.startswith("#")]
+    assert lines[-4:] == [
+        "query_filter = (&(objectClass=group)(mail=%s))",
+        "result_attribute =",
+        "special_result_attribute = member",
+        "leaf_result_attribute = mail",
+    ]
+
+
+# ---- role script ------------------------------------------------------------------------------------
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("with_nfs", [True, False], ids=["nfs", "local"])
+def test_role_script_passes_shellcheck(with_nfs: bool, tmp_path: Path) -> None:
+    need("shellcheck")
+    ctx = context() if with_nfs else context(nfs=None)
+    script = write(tmp_path / "role.sh", render(ctx, load_profile("centos7", Role.MAILSTORE))[ROLE_SCRIPT])
+    proc = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout) == (0, "")
+
+
+@dataclass
+class ScriptRun:
+    root: Path
+    script: Path
+    env: dict[str, str]
+
+    def run(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(self.script)], capture_output=True, text=True, env=self.env)
+
+
+@pytest.fixture
+def role_script(tmp_path: Path) -> ScriptRun:
+    """The role script rendered with every path under tmp_path; commands it must not run for real
+    (mount, sievec, newaliases, systemctl) are stubs, and the share counts as mounted."""
+    need("runuser", "stat")
+    if os.geteuid() != 0:
+        _unavailable("the role script chowns to uid 5000: needs root")
+    root = tmp_path / "root"
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name in ("mountpoint", "mount", "sievec", "newaliases", "systemctl"):
+        write(stubs / name, f'#!/bin/sh\necho {name} "$@" >> {tmp_path}/calls\n').chmod(0o755)
+    prof = profile(root=root)
+    prof = replace(
+        prof,
+        commands=type(prof.commands)(
+            "test.commands",
+            {**prof.commands, "sievec": "sievec", "newaliases": "newaliases", "daemon_reload": "systemctl x"},
+        ),
+    )
+    ctx = context(nfs=NfsMount(source="${nfs.export}", mount_point=str(root / "MAILBOXES")))
+    script = write(tmp_path / "role.sh", render(ctx, prof)[str(root) + ROLE_SCRIPT])
+    (root / "var").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
+    return ScriptRun(root, script, env)
+
+
+@pytest.mark.daemons
+def test_role_script_links_vmail_into_the_share(role_script: ScriptRun) -> None:
+    proc = role_script.run()
+    assert proc.returncode == 0, proc.stderr
+    share = role_script.root / "MAILBOXES" / "vmail"
+    assert os.readlink(role_script.root / "var/vmail") == str(share)
+    assert (share.stat().st_uid, share.stat().st_gid, oct(share.stat().st_mode & 0o777)) == (5000, 5000, "0o750")
+
+
+@pytest.mark.daemons
+def test_role_script_runs_twice(role_script: ScriptRun) -> None:
+    first, second = role_script.run(), role_script.run()
+    assert (first.returncode, second.returncode) == (0, 0), second.stderr
+    assert os.readlink(role_script.root / "var/vmail") == str(role_script.root / "MAILBOXES" / "vmail")
+
+
+@pytest.mark.daemons
+def test_role_script_never_hides_local_mail(role_script: ScriptRun) -> None:
+    write(role_script.root / "var/vmail/old-mail", "x")
+    proc = role_script.run()
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith(
+        f"ERROR: {role_script.root}/var/vmail is a directory with files in it; "
+        f"move them to {role_script.root}/MAILBOXES/vmail first"
+    )
+
+
+@pytest.mark.daemons
+def test_role_script_compiles_the_sieve_and_aliases(role_script: ScriptRun, tmp_path: Path) -> None:
+    assert role_script.run().returncode == 0
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "mountpoint -q " + str(role_script.root / "MAILBOXES"),
+        "sievec " + str(role_script.root) + SIEVE,
+        "newaliases",
+        "systemctl x",
+    ]
+
+
+# ---- against a real directory -----------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """A running Dovecot (rendered for 2.3, paths under `root`) with Samba AD, inside one namespace."""
+
+    ns: NetNs
+    root: Path
+    conf: Path
+    postfix: Path
+    passwords: dict[str, str]
+    in_netns: Callable[..., Any]  # runs a function in a thread inside the namespace
+    log: Path
+
+    def doveadm(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.ns.run(["doveadm", "-c", str(self.conf), *args], capture_output=True, text=True, check=False)
+
+    def home(self, login: str) -> Path:
+        md5 = hashlib.md5(login.encode()).hexdigest()
+        return self.root / "var/vmail" / md5[0] / md5[2] / login
+
+    def lmtp(self, rcpt: str, message: str) -> tuple[int, bytes]:
+        sock = str(self.root / "var/spool/postfix/private/dovecot-lmtp")
+        with smtplib.LMTP(sock) as lmtp:
+            lmtp.ehlo("test")
+            lmtp.mail("sender@example.org")
+            lmtp.rcpt(rcpt)
+            return lmtp.data(message.encode())
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[Store]:
+    need("samba", "samba-tool", "dovecot", "doveadm", "postmap", "sievec", "openssl", "ip", root=True)
+    from tests.support.samba_ad import SambaAD
+
+    # Dovecot's auth process (user dovecot) reads the CA and deliveries run as uid 5000: pytest's own
+    # temporary directories are root-only, so this one is made traversable.
+    tmp = Path(tempfile.mkdtemp(prefix="mailstrata-mailstore-"))
+    tmp.chmod(0o755)
+    root = tmp / "root"
+    ns = NetNs.create("mst-ms")
+    try:
+        with SambaAD(tmp / "ad", netns=ns.name) as ad:
+            directory = DirectorySettings(
+                urls=(ad.ldaps_url,),
+                tls=LdapTls.LDAPS,
+                base_dn=ad.base_dn,
+                bind_dn=ad.bind_dn,
+                bind_password=ad.bind_password,
+                domains=ad.domains,
+                ca_cert_pem=ad.ca_cert_pem,
+                ca_cert_path=str(root / "etc/pki/mailstrata/ad-ca.pem"),
+            )
+            ctx = context(
+                directory=directory,
+                vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
+                # The test client plays the LB: PROXY headers are trusted from loopback here.
+                networks=replace(_sample.context(Role.MAILSTORE).networks, vip_subnet=("127.0.0.0/8",)),
+            )
+            prof = profile(root=root, dovecot_log=str(tmp / "dovecot.log"))
+            for path, text in render(ctx, prof).items():
+                write(Path(path), text)
+            tls = root / "etc/pki/mailstrata"
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-days", "2", "-subj", "/CN=mailstore", "-keyout", str(tls / "server.key"),
+                 "-out", str(tls / "server.crt")],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            for d in ("var/vmail", "var/lib/dovecot", "var/spool/postfix/private"):
+                (root / d).mkdir(parents=True, exist_ok=True)
+            os.chown(root / "var/vmail", 5000, 5000)
+            (root / LDAP_CONF.lstrip("/")).chmod(0o600)  # as the setup script leaves it
+            conf = root / DOVECOT_CONF.lstrip("/")
+            # As the role script does: compile the global sieve as root.
+            subprocess.run(["sievec", "-c", str(conf), str(root) + SIEVE], check=True, capture_output=True)
+            dovecot = ns.popen(["dovecot", "-F", "-c", str(conf)])
+            try:
+                sock = root / "var/spool/postfix/private/dovecot-lmtp"
+                deadline = time.monotonic() + 15
+                while not sock.exists():
+                    assert dovecot.poll() is None and time.monotonic() < deadline, (tmp / "dovecot.log").read_text()
+                    time.sleep(0.1)
+                passwords = {login: u.password for login, u in ad.users.items()}
+                yield Store(ns, root, conf, root / "etc/postfix", passwords, ad.run_in_netns, tmp / "dovecot.log")
+            finally:
+                dovecot.terminate()
+                dovecot.wait(timeout=15)
+    finally:
+        ns.delete()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.daemons
+def test_auth_with_the_directory_password(store: Store) -> None:
+    proc = store.doveadm("auth", "test", "usuario01", store.passwords["usuario01"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("passdb: usuario01 auth succeeded")
+
+
+@pytest.mark.daemons
+def test_auth_with_a_wrong_password_fails(store: Store) -> None:
+    proc = store.doveadm("auth", "test", "usuario01", "not-" + store.passwords["usuario01"])
+    assert proc.returncode == 77
+    assert proc.stdout.startswith("passdb: usuario01 auth failed")
+
+
+@pytest.mark.daemons
+def test_auth_without_a_password_fails(store: Store) -> None:
+    assert store.doveadm("auth", "test", "usuario01", "").returncode == 77
+
+
+def userdb(store: Store, user: str) -> dict[str, str]:
+    proc = store.doveadm("user", user)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dict(line.split("\t", 1) for line in proc.stdout.splitlines()[1:])
+
+
+@pytest.mark.daemons
+def test_userdb_hashed_home_and_quota_from_the_directory(store: Store) -> None:
+    assert userdb(store, "usuario01") == {
+        "uid": "5000",
+        "gid": "5000",
+        "home": f"{store.root}/var/vmail/0/1/usuario01",
+        "mail": "maildir:~/maildir",
+        "quota_rule": "*:bytes=1048576",
+    }
+
+
+@pytest.mark.daemons
+def test_userdb_same_home_whatever_the_spelling(store: Store) -> None:
+    assert userdb(store, "USUARIO01@domain01.dom")["home"] == f"{store.root}/var/vmail/0/1/usuario01"
+
+
+@pytest.mark.daemons
+def test_user_without_quota_attribute_gets_the_default(store: Store) -> None:
+    assert "quota_rule" not in userdb(store, "usuario03")
+    proc = store.doveadm("quota", "get", "-u", "usuario03")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    assert [(r[2], r[4]) for r in rows] == [("STORAGE", "2097152"), ("MESSAGE", "100000")]
+
+
+@pytest.mark.daemons
+def test_unknown_user_is_not_found(store: Store) -> None:
+    assert store.doveadm("user", "nadie").returncode == 67
+
+
+@pytest.mark.daemons
+def test_spam_is_filed_into_junk(store: Store) -> None:
+    msg = (
+        "From: a@example.org\r\nTo: usuario02@domain01.dom\r\nSubject: ***SPAM*** buy\r\nX-Spam-Flag: YES\r\n\r\nx\r\n"
+    )
+    assert store.lmtp("usuario02@domain01.dom", msg)[0] == 250
+    assert len(list((store.home("usuario02") / "maildir/.Junk/new").iterdir())) == 1
+
+
+@pytest.mark.daemons
+def test_clean_mail_goes_to_the_inbox(store: Store) -> None:
+    msg = "From: a@example.org\r\nTo: usuario05@domain02.dom\r\nSubject: hello\r\nX-Spam-Flag: NO\r\n\r\nx\r\n"
+    assert store.lmtp("usuario05@domain02.dom", msg)[0] == 250
+    assert len(list((store.home("usuario05") / "maildir/new").iterdir())) == 1
+    assert not (store.home("usuario05") / "maildir/.Junk/new").exists() or not any(
+        (store.home("usuario05") / "maildir/.Junk/new").iterdir()
+    )
+
+
+@pytest.mark.daemons
+def test_over_quota_mail_is_deferred(store: Store) -> None:
+    # usuario01's directory quota is 1 MiB; QuotaPolicy's default over-quota policy is DEFER (4xx).
+    body = ("y" * 76 + "\r\n") * 20000
+    msg = f"From: a@example.org\r\nTo: usuario01@domain01.dom\r\nSubject: big\r\n\r\n{body}"
+    code, reply = store.lmtp("usuario01@domain01.dom", msg)
+    assert (code, reply.split(b" ", 1)[0]) == (452, b"4.2.2")
+
+
+@pytest.mark.daemons
+def test_people_map_finds_mailboxes(store: Store) -> None:
+    got = {a: postmap(store, a, "ldap-people.cf") for a in ("usuario01@domain01.dom", "usuario05@domain02.dom")}
+    assert got == {
+        "usuario01@domain01.dom": "usuario01@domain01.dom",
+        "usuario05@domain02.dom": "usuario05@domain02.dom",
+    }
+
+
+@pytest.mark.daemons
+def test_people_map_knows_no_one_else(store: Store) -> None:
+    assert postmap(store, "nadie@domain01.dom", "ldap-people.cf") is None
+
+
+@pytest.mark.daemons
+def test_group_address_expands_to_its_members(store: Store) -> None:
+    got = postmap(store, "ventas@domain01.dom", "ldap-groups.cf")
+    assert got is not None and sorted(got.split(",")) == ["usuario01@domain01.dom", "usuario02@domain01.dom"]
+
+
+def postmap(store: Store, key: str, table: str) -> str | None:
+    proc = store.ns.run(
+        ["postmap", "-c", str(store.postfix), "-q", key, f"ldap:{store.postfix / table}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.stderr == "" and proc.returncode in (0, 1)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+# ---- IMAP through the PROXY listener: the end-to-end check of TLS, PROXY and directory login --------
+
+PROXY_HEADER = b"PROXY TCP4 127.0.0.99 127.0.0.1 40000 143\r\n"  # as an amphora would send it
+
+
+class ProxiedIMAP4(imaplib.IMAP4):
+    """imaplib that sends a PROXY v1 header before reading the greeting, as Octavia's pools do."""
+
+    def __init__(self, port: int, header: bytes | None) -> None:
+        self._header = header
+        super().__init__("127.0.0.1", port, timeout=10)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]  # not in typeshed
+        if self._header is not None:
+            sock.sendall(self._header)
+        return sock
+
+
+def _tls_context(store: Store) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(store.root / "etc/pki/mailstrata/server.crt"))
+    ctx.check_hostname = False  # the self-signed test certificate names no address
+    return ctx
+
+
+def _login_over_starttls(store: Store, password: str) -> tuple[str, str]:
+    imap = ProxiedIMAP4(143, PROXY_HEADER)
+    try:
+        try:
+            imap.login("usuario01", password)
+            before = "accepted"
+        except imaplib.IMAP4.error as err:
+            before = str(err)
+        imap.starttls(_tls_context(store))
+        typ, _ = imap.login("usuario01", password)
+    except BaseException:
+        imap.shutdown()
+        raise
+    imap.logout()
+    return before, typ
+
+
+def _connect_without_header() -> str:
+    try:
+        ProxiedIMAP4(143, None).shutdown()
+        return "greeted"
+    except (imaplib.IMAP4.abort, OSError) as err:
+        return type(err).__name__
+
+
+def _connect(port: int) -> str:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+
+
+@pytest.mark.daemons
+def test_imap_login_needs_starttls_then_works_with_the_directory_password(store: Store) -> None:
+    before, after = store.in_netns(_login_over_starttls, store, store.passwords["usuario01"])
+    assert "Plaintext authentication disallowed" in before
+    assert after == "OK"
+
+
+@pytest.mark.daemons
+def test_imap_sees_the_client_address_from_the_proxy_header(store: Store) -> None:
+    store.in_netns(_login_over_starttls, store, store.passwords["usuario01"])
+    deadline = time.monotonic() + 5
+    while "Login: user=<usuario01>" not in store.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    logins = [ln for ln in store.log.read_text().splitlines() if "imap-login: Info: Login: user=<usuario01>" in ln]
+    assert logins and all("rip=127.0.0.99" in ln and "TLS" in ln for ln in logins)
+
+
+@pytest.mark.daemons
+def test_imap_refuses_a_connection_without_proxy_header(store: Store) -> None:
+    assert store.in_netns(_connect_without_header) == "abort"
+
+
+@pytest.mark.daemons
+def test_no_extra_localhost_listener(store: Store) -> None:
+    assert store.in_netns(_connect, 144) == "refused"
