@@ -18,7 +18,12 @@ Choices where the issue is silent, each with its reason:
   Postfix 2.10 has no per-milter action. clamav-milter keeps the seed's `OnFail Accept` for clamd
   errors and scan timeouts, which are transient and frequent (signature reloads, huge archives).
 - OpenDKIM runs `Mode s` (the seed: `sv`): this layer only sees mail leaving the platform, from our own
-  users; verification belongs to SMTP-in, where SpamAssassin checks DKIM on inbound mail.
+  users; verification belongs to SMTP-in, where SpamAssassin checks DKIM on inbound mail. It signs mail
+  from `mynetworks` (InternalHosts) and everything submitted on 587 (MacroList daemon_name|ORIGINATING).
+- saslauthd only accepts people with a mailbox in a served domain (the seed: any `sAMAccountName`), so
+  service accounts such as the bind account cannot relay.
+- clamd listens on a unix socket only (the seed: TCP 3310), reached by clamav-milter through the
+  socket's group; scans go up to the message size limit; infected mail is refused with the virus name.
 """
 
 from __future__ import annotations
@@ -391,8 +396,10 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
             mode="0600",  # holds the bind password; saslauthd runs as root
         ),
         FileSpec(
+            # The service's environment file: its place and its variable names are the OS's (the
+            # template mirrors the profile's path: /etc/sysconfig/saslauthd or /etc/default/saslauthd).
             dest=str(p.saslauthd_sysconfig),
-            template=_tpl("/etc/sysconfig/saslauthd"),
+            template=_tpl(str(p.saslauthd_sysconfig).removeprefix(os.root)),
             context={
                 "sysconfig": SaslauthdSysconfig(socket_dir=str(p.saslauthd_run_dir), config_file=str(p.saslauthd_conf))
             },
@@ -487,10 +494,23 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
                 context={"pem": ctx.directory.ca_cert_pem.strip()},
             )
         )
-    if ctx.tls.source is TlsSource.PROVIDED and ctx.tls.certificate and ctx.tls.private_key:
-        specs.append(FileSpec(dest=main.tls.cert_file, secret=ctx.tls.certificate, mode="0644"))
-        specs.append(FileSpec(dest=main.tls.key_file, secret=ctx.tls.private_key, mode="0600"))
+    specs.extend(_provided_tls(ctx, main.tls))
     return specs
+
+
+def _provided_tls(ctx: PlatformContext, tls: TlsFiles) -> list[FileSpec]:
+    """The configured certificate and key (Postfix reads the key as root); none when self-signed at boot."""
+    if ctx.tls.source is not TlsSource.PROVIDED:
+        return []
+    if ctx.tls.certificate is None or ctx.tls.private_key is None:
+        problems = Problems()
+        problems.add("tls", "source is provided, but the certificate or the private key is missing; give both")
+        problems.raise_if_any()
+    assert ctx.tls.certificate is not None and ctx.tls.private_key is not None
+    return [
+        FileSpec(dest=tls.cert_file, secret=ctx.tls.certificate, mode="0644"),
+        FileSpec(dest=tls.key_file, secret=ctx.tls.private_key, mode="0600"),
+    ]
 
 
 def _keys_in_order(ctx: PlatformContext, entries: Sequence[DkimEntry]) -> list[DkimKey]:
