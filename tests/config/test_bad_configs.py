@@ -378,6 +378,7 @@ def test_given_existing_storage_without_export_when_parsed_then_the_export_is_re
 
 def test_given_a_layer_subnet_without_its_cidr_when_parsed_then_both_are_asked_for(config: dict[str, Any]) -> None:
     config["layers"]["mailstore"]["subnet_id"] = "6f1c1c3e-0000-4000-8000-00000000a009"
+    del config["layers"]["mailstore"]["subnet_cidr"]
 
     assert problems_of(config) == [
         "layers.mailstore.subnet_cidr: is required when subnet_id is set, got nothing; give both or neither"

@@ -114,4 +114,4 @@ def test_given_python_dash_m_when_asked_for_help_then_every_command_is_listed() 
                             text=True, timeout=60, check=False)
 
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")]
-    assert (result.returncode, listed) == (0, ["synth", "validate", "schema", "check-ad"])
+    assert (result.returncode, listed) == (0, ["synth", "validate", "schema", "check-ad", "twin"])

@@ -93,7 +93,7 @@ def test_an_mx_per_mail_domain_points_at_smtp_in() -> None:
 def test_dkim_txt_record_is_published_from_the_one_key_per_domain() -> None:
     doc = default_platform()
     assert sorted(resources(doc, "tls_private_key")) == ["dkim_domain01_dom", "dkim_domain02_dom"]
-    txt = [r for r in resources(doc, "openstack_dns_recordset_v2").values() if r["name"] == "mail._domainkey.domain01.dom."]
+    txt = [r for r in resources(doc, "openstack_dns_recordset_v2").values() if r["name"] == "mail2026._domainkey.domain01.dom."]
     assert txt[0]["records"][0].startswith('"v=DKIM1; k=rsa; p=${replace(replace(replace(tls_private_key.dkim_domain01_dom')
 
 

@@ -938,6 +938,9 @@ def live_mx() -> Iterator[LiveMx]:
             stderr=subprocess.DEVNULL,
         )
         stack.callback(_stop, postfix)
+        # Runs before _stop: the master outlives a signal to the foreground wrapper, so ask Postfix itself.
+        stack.callback(subprocess.run, ["ip", "netns", "exec", ns, "postfix", "-c", str(pdir), "stop"],
+                       capture_output=True, check=False, timeout=60)
         _wait_for(lambda: _listening(ns, "0.0.0.0:25"), "Postfix listening on 25")
         yield LiveMx(ad=ad, ns=ns, ctx=ctx, os_profile=os_profile, maillog=maillog, role_script=role)
 

@@ -374,11 +374,6 @@ def test_postfix_3_7_render_prints_nothing_at_all(tmp_path: Path) -> None:
 
 
 @pytest.mark.daemons
-@pytest.mark.xfail(
-    strict=True,
-    reason="tests/userdata/_sample.py: escape() keeps only var./openstack_/tls_... references, so the sample "
-    "VIP reference ${vip.mailstore} is never resolved (the real ones are openstack_lb_... and are)",
-)
 def test_transport_map_sends_every_served_domain_to_the_delivery_vip(view: ServerView) -> None:
     require("postmap")
     built = view.run(["postmap", "hash:/etc/postfix/transport"])

@@ -81,7 +81,7 @@ def require_netns() -> None:
 
 def delivered(text: str) -> str:
     """`text` with the sample's Terraform references replaced exactly as the layer_files fixture does."""
-    resolved = _sample._REF.sub(lambda m: _sample._resolve(m.group(1)), escape(text))
+    resolved = _sample.REF.sub(lambda m: _sample.resolve(m.group(1)), escape(text))
     return resolved.replace("$${", "${").replace("%%{", "%{")
 
 
@@ -164,8 +164,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
-    return layer_files(ROLE)
+def files() -> dict[str, str]:
+    """A one-server webmail layer with its local MariaDB (the default platform's two servers share an
+    external database; `test_default_platform_shares_one_database` covers that)."""
+    return resolved_files(render(_sample.context(ROLE)))
+
+
+def test_default_platform_shares_one_database(layer_files: Callable[[Role], dict[str, str]]) -> None:
+    default = layer_files(ROLE)
+    assert MARIADB_CNF not in default
+    assert "mysql://sogo:Db-Pa55word@sogo-db.cloud0.hc.mycompany.dom:3306/sogo/sogo_user_profile" in default[SOGO_CONF]
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +184,7 @@ def default_render() -> LayerUserData:
 # ---- what is written, and how -----------------------------------------------------------------------
 
 
-def test_files_of_the_default_layer(files: dict[str, str]) -> None:
+def test_files_of_a_layer_with_a_local_database(files: dict[str, str]) -> None:
     assert sorted(files) == [
         "/etc/cron.d/mailstrata-sogo",
         MARIADB_CNF,

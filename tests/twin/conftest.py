@@ -1,0 +1,47 @@
+"""The local twin, once per test session: the default platform running in a namespace with only `lo`.
+
+`twin` brings it up (about 30 s) unless one is already up (`mailstrata twin up`, or `mailstrata twin test`,
+which sets MAILSTRATA_TWIN_KEEP), and takes it down at the end of the session if it started it. Where the
+twin cannot run (no root, no namespaces, a daemon missing) its tests skip with the reason; under
+CI=true the suite-wide hook in tests/conftest.py turns such a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from mailstrata.twin import netns
+from mailstrata.twin.twin import Twin, TwinError, TwinInfo
+from tests.twin.helpers import Platform
+
+REQUIRED = ("postfix", "dovecot", "amavisd", "clamd", "clamav-milter", "opendkim", "saslauthd", "haproxy", "samba",
+            "samba-tool", "dnsmasq", "sogod", "mariadbd", "memcached", "nginx", "policyd-spf", "gcc", "openssl")
+
+
+@pytest.fixture(scope="session")
+def twin_info() -> Iterator[TwinInfo]:
+    why = netns.unavailable()
+    if why:
+        pytest.skip(why)
+    missing = [tool for tool in REQUIRED if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (make deps-apt installs them)")
+    twin = Twin()
+    already = twin.info() is not None and not twin.healthy()
+    try:
+        info = twin.up()
+    except TwinError as exc:
+        twin.down()
+        pytest.fail(f"the twin did not come up: {exc}")
+    yield info
+    if not already and not os.environ.get("MAILSTRATA_TWIN_KEEP"):
+        twin.down()
+
+
+@pytest.fixture(scope="session")
+def platform(twin_info: TwinInfo) -> Platform:
+    return Platform(twin_info, Twin(root=None))
