@@ -39,7 +39,9 @@ def validate(props: AdBindingProps, path: str = "directory") -> Problems:
         if scheme not in ("ldap", "ldaps"):
             p.add(f"{path}.urls[{i}]", f"must start with ldap:// or ldaps://, got {url!r}")
         elif (scheme == "ldaps") != (props.tls is LdapTls.LDAPS):
-            p.add(f"{path}.urls[{i}]", f"{url!r} does not match tls {props.tls.value}; use ldaps:// only with tls ldaps")
+            p.add(
+                f"{path}.urls[{i}]", f"{url!r} does not match tls {props.tls.value}; use ldaps:// only with tls ldaps"
+            )
     if not props.domains:
         p.add(f"{path}.domains", "must list at least one mail domain")
     for name in ("base_dn", "bind_dn"):
@@ -69,7 +71,7 @@ class AdBinding(Construct):
                     # The password is written inside config files (quoted in sogo.conf): a line break,
                     # a double quote or a backslash would end or change the value.
                     condition=(f"length(var.{v}) > 0 && " + r'!can(regex("[\\r\\n\"\\\\]", var.' + f"{v}))"),
-                    error_message="The AD bind password must be non-empty, on one line, without \" or \\.",
+                    error_message='The AD bind password must be non-empty, on one line, without " or \\.',
                 )
             ],
         )

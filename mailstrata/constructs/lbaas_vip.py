@@ -118,7 +118,9 @@ def validate_listeners(props: LbaasVipProps, path: str = "listeners") -> Problem
         if lst.persistence is Persistence.HTTP_COOKIE and not http_in:
             p.add(f"{at}.persistence", "HTTP_COOKIE persistence needs an HTTP listener; use SOURCE_IP")
         if lst.monitor.timeout_s >= lst.monitor.delay_s:
-            p.add(f"{at}.monitor.timeout_s", f"must be below delay_s ({lst.monitor.delay_s}), got {lst.monitor.timeout_s}")
+            p.add(
+                f"{at}.monitor.timeout_s", f"must be below delay_s ({lst.monitor.delay_s}), got {lst.monitor.timeout_s}"
+            )
     return p
 
 

@@ -23,7 +23,9 @@ def test_bind_password_is_a_sensitive_variable() -> None:
     var = synth(stack)["variable"]["ad_bind_password"]
     assert var["sensitive"] is True
     assert var["type"] == "string"
-    assert var["validation"][0]["error_message"] == "The AD bind password must be non-empty, on one line, without \" or \\."
+    assert (
+        var["validation"][0]["error_message"] == 'The AD bind password must be non-empty, on one line, without " or \\.'
+    )
 
 
 def test_settings_carry_a_reference_never_a_value() -> None:
@@ -45,9 +47,17 @@ def test_login_filter_matches_the_seed() -> None:
 def test_rejects_an_ldaps_url_with_starttls() -> None:
     stack = new_stack()
     with pytest.raises(ConfigError) as exc:
-        AdBinding(stack, "directory", props=AdBindingProps(
-            urls=("ldaps://dc1.domain01.dom",), base_dn="dc=domain01,dc=dom", bind_dn="correoapp",
-            domains=("domain01.dom",), tls=LdapTls.STARTTLS))
+        AdBinding(
+            stack,
+            "directory",
+            props=AdBindingProps(
+                urls=("ldaps://dc1.domain01.dom",),
+                base_dn="dc=domain01,dc=dom",
+                bind_dn="correoapp",
+                domains=("domain01.dom",),
+                tls=LdapTls.STARTTLS,
+            ),
+        )
     assert [str(p) for p in exc.value.problems] == [
         "directory.urls[0]: 'ldaps://dc1.domain01.dom' does not match tls starttls; use ldaps:// only with tls ldaps",
         "directory.bind_dn: must be an LDAP DN such as dc=domain01,dc=dom, got 'correoapp'",
@@ -73,6 +83,14 @@ def test_terraform_itself_enforces_the_password_validation(tmp_path, password: s
     expr = condition.replace("var.ad_bind_password", json.dumps(password))
     (tmp_path / "tfrc").write_text("")
     env = {**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tfrc"), "CHECKPOINT_DISABLE": "1"}
-    out = subprocess.run(["terraform", "console"], input=expr, cwd=tmp_path, env=env, capture_output=True,
-                         text=True, check=True, timeout=60).stdout.strip()
+    out = subprocess.run(
+        ["terraform", "console"],
+        input=expr,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     assert out == ("true" if accepted else "false")

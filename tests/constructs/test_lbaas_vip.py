@@ -24,9 +24,15 @@ def imap_vip(**overrides) -> LbaasVipProps:  # type: ignore[no-untyped-def]
         role=Role.MAILSTORE,
         vip_subnet_id="vip-subnet",
         listeners=(
-            ListenerProps(port=143, service="IMAP", pool_protocol=PoolProtocol.PROXY,
-                          persistence=Persistence.SOURCE_IP, timeout_client_data_ms=1860000,
-                          timeout_member_data_ms=1860000, allowed_cidrs=("10.0.0.0/8",)),
+            ListenerProps(
+                port=143,
+                service="IMAP",
+                pool_protocol=PoolProtocol.PROXY,
+                persistence=Persistence.SOURCE_IP,
+                timeout_client_data_ms=1860000,
+                timeout_member_data_ms=1860000,
+                allowed_cidrs=("10.0.0.0/8",),
+            ),
             ListenerProps(port=25, service="SMTP delivery"),
         ),
     )
@@ -77,8 +83,11 @@ def test_proxy_ports_are_exposed_for_the_servers() -> None:
 def test_floating_ip_only_when_asked() -> None:
     stack = new_stack()
     LbaasVip(stack, "private", props=imap_vip())
-    LbaasVip(stack, "public", props=imap_vip(name="t-in", role=Role.SMTP_IN,
-                                             floating_ip=FloatingIpProps(external_network="public")))
+    LbaasVip(
+        stack,
+        "public",
+        props=imap_vip(name="t-in", role=Role.SMTP_IN, floating_ip=FloatingIpProps(external_network="public")),
+    )
     fips = of_type(synth(stack), "openstack_networking_floatingip_v2")
     assert [f["description"] for f in fips] == ["mailstrata/smtp_in: public address of the smtp-in VIP"]
     assert fips[0]["pool"] == "public"
@@ -96,17 +105,27 @@ def test_rejects_a_pool_protocol_the_provider_would_accept() -> None:
 
 def test_rejects_proxy_pool_behind_an_http_listener() -> None:
     stack = new_stack()
-    bad = imap_vip(listeners=(ListenerProps(port=80, service="HTTP", protocol=ListenerProtocol.HTTP,
-                                            pool_protocol=PoolProtocol.PROXY),))
+    bad = imap_vip(
+        listeners=(
+            ListenerProps(port=80, service="HTTP", protocol=ListenerProtocol.HTTP, pool_protocol=PoolProtocol.PROXY),
+        )
+    )
     with pytest.raises(ConfigError) as exc:
         LbaasVip(stack, "vip", props=bad)
-    assert [str(p) for p in exc.value.problems] == ["listeners[0].pool_protocol: PROXY pools need a TCP listener, got HTTP"]
+    assert [str(p) for p in exc.value.problems] == [
+        "listeners[0].pool_protocol: PROXY pools need a TCP listener, got HTTP"
+    ]
 
 
 def test_rejects_terminated_https_without_a_container() -> None:
     stack = new_stack()
-    bad = imap_vip(listeners=(ListenerProps(port=443, service="HTTPS", protocol=ListenerProtocol.TERMINATED_HTTPS,
-                                            pool_protocol=PoolProtocol.HTTP),))
+    bad = imap_vip(
+        listeners=(
+            ListenerProps(
+                port=443, service="HTTPS", protocol=ListenerProtocol.TERMINATED_HTTPS, pool_protocol=PoolProtocol.HTTP
+            ),
+        )
+    )
     with pytest.raises(ConfigError) as exc:
         LbaasVip(stack, "vip", props=bad)
     assert [str(p) for p in exc.value.problems] == [
@@ -116,8 +135,12 @@ def test_rejects_terminated_https_without_a_container() -> None:
 
 def test_reports_every_listener_problem_at_once() -> None:
     stack = new_stack()
-    bad = imap_vip(listeners=(ListenerProps(port=0, service="x"), ListenerProps(port=0, service="y",
-                                                                                  allowed_cidrs=("10.0.0.1/8",))))
+    bad = imap_vip(
+        listeners=(
+            ListenerProps(port=0, service="x"),
+            ListenerProps(port=0, service="y", allowed_cidrs=("10.0.0.1/8",)),
+        )
+    )
     with pytest.raises(ConfigError) as exc:
         LbaasVip(stack, "vip", props=bad)
     assert [str(p) for p in exc.value.problems] == [

@@ -26,8 +26,11 @@ def test_one_server_group_per_layer_with_two_servers_each() -> None:
 def test_four_vips_and_the_mailstore_vip_carries_delivery_pop_imap_and_sieve() -> None:
     doc = default_platform()
     assert len(resources(doc, "openstack_lb_loadbalancer_v2")) == 4
-    ports = sorted(x["protocol_port"] for x in resources(doc, "openstack_lb_listener_v2").values()
-                   if x["description"].startswith("mailstrata/mailstore/"))
+    ports = sorted(
+        x["protocol_port"]
+        for x in resources(doc, "openstack_lb_listener_v2").values()
+        if x["description"].startswith("mailstrata/mailstore/")
+    )
     assert ports == [25, 110, 143, 993, 995, 4190]
 
 
@@ -62,8 +65,11 @@ def test_no_security_group_rule_faces_the_world_or_lacks_a_port_range() -> None:
 
 
 def test_ssh_only_from_admin_cidrs() -> None:
-    ssh = [r for r in resources(default_platform(), "openstack_networking_secgroup_rule_v2").values()
-           if r["port_range_min"] == 22]
+    ssh = [
+        r
+        for r in resources(default_platform(), "openstack_networking_secgroup_rule_v2").values()
+        if r["port_range_min"] == 22
+    ]
     assert {r["remote_ip_prefix"] for r in ssh} == {"10.99.0.0/24"}
     assert len(ssh) == 5  # four layers and the NFS server
 
@@ -79,22 +85,38 @@ def test_local_backend_uses_a_relative_path() -> None:
 
 def test_outputs_give_vips_and_names_to_publish() -> None:
     out = default_platform()["output"]
-    assert {"vip_smtp_in", "vip_smtp_out", "vip_mailstore", "vip_webmail", "public_smtp_in", "public_webmail",
-            "mailbox_export", "dns_records"} <= set(out)
+    assert {
+        "vip_smtp_in",
+        "vip_smtp_out",
+        "vip_mailstore",
+        "vip_webmail",
+        "public_smtp_in",
+        "public_webmail",
+        "mailbox_export",
+        "dns_records",
+    } <= set(out)
 
 
 def test_an_mx_per_mail_domain_points_at_smtp_in() -> None:
     records = resources(default_platform(), "openstack_dns_recordset_v2").values()
     mx = sorted((r["name"], tuple(r["records"])) for r in records if r["type"] == "MX")
-    assert mx == [("domain01.dom.", ("10 smtp-in.cloud0.hc.mycompany.dom.",)),
-                  ("domain02.dom.", ("10 smtp-in.cloud0.hc.mycompany.dom.",))]
+    assert mx == [
+        ("domain01.dom.", ("10 smtp-in.cloud0.hc.mycompany.dom.",)),
+        ("domain02.dom.", ("10 smtp-in.cloud0.hc.mycompany.dom.",)),
+    ]
 
 
 def test_dkim_txt_record_is_published_from_the_one_key_per_domain() -> None:
     doc = default_platform()
     assert sorted(resources(doc, "tls_private_key")) == ["dkim_domain01_dom", "dkim_domain02_dom"]
-    txt = [r for r in resources(doc, "openstack_dns_recordset_v2").values() if r["name"] == "mail2026._domainkey.domain01.dom."]
-    assert txt[0]["records"][0].startswith('"v=DKIM1; k=rsa; p=${replace(replace(replace(tls_private_key.dkim_domain01_dom')
+    txt = [
+        r
+        for r in resources(doc, "openstack_dns_recordset_v2").values()
+        if r["name"] == "mail2026._domainkey.domain01.dom."
+    ]
+    assert txt[0]["records"][0].startswith(
+        '"v=DKIM1; k=rsa; p=${replace(replace(replace(tls_private_key.dkim_domain01_dom'
+    )
 
 
 def test_secrets_are_sensitive_variables_or_generated() -> None:
@@ -146,4 +168,8 @@ def test_s3_backend_for_teams(tmp_path: Path) -> None:
     p.write_text(yaml.safe_dump(base))
     s3 = synth_config_file(str(p), "s3")["terraform"]["backend"]["s3"]
     assert (s3["bucket"], s3["key"], s3["endpoints"], s3["use_path_style"]) == (
-        "tfstate", "mailstrata/mail.tfstate", {"s3": "https://rgw.example.dom"}, True)
+        "tfstate",
+        "mailstrata/mail.tfstate",
+        {"s3": "https://rgw.example.dom"},
+        True,
+    )

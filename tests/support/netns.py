@@ -7,6 +7,7 @@ adds the 127.x aliases asked for and a private resolv.conf; `run()`/`popen()` ex
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -68,10 +69,8 @@ class NetNs:
         # kill whatever still runs inside, then remove the namespace and its /etc/netns folder
         pids = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout.split()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), 9)
-            except ProcessLookupError:
-                pass
         subprocess.run(["ip", "netns", "delete", self.name], check=False)
         shutil.rmtree(Path("/etc/netns") / self.name, ignore_errors=True)
 
