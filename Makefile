@@ -4,6 +4,7 @@ export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_NOSPIN := 1
 export PIPENV_YES := 1
 export CHECKPOINT_DISABLE := 1
+export TF_CLI_CONFIG_FILE ?= $(CURDIR)/.ci/terraformrc
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PY := .venv/bin/python
 CHECKOV_FLAGS := --framework terraform_json --skip-download --quiet --compact \
