@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_openstack.networking_secgroup_v2 import NetworkingSecg
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
 from mailstrata.errors import Problems
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
@@ -110,19 +111,7 @@ class MailLayer(Construct):
         for member_port in member_ports:
             for j, cidr in enumerate(props.lb_source_cidrs):
                 self.allow(member_port, cidr, f"from the load balancers ({cidr})", id_suffix=f"{member_port}-lb{j}")
-        for j, cidr in enumerate(props.admin_cidrs):
-            NetworkingSecgroupRuleV2(
-                self,
-                f"rule-22-admin{j}",
-                security_group_id=self.security_group.id,
-                direction="ingress",
-                ethertype="IPv4",
-                protocol="tcp",
-                port_range_min=22,
-                port_range_max=22,
-                remote_ip_prefix=cidr,
-                description=f"mailstrata/{role.value}/22/admin: SSH from admin network {cidr}",
-            )
+        allow_ssh_from_admins(self, self.security_group.id, role, props.admin_cidrs)
         self.server_group = ComputeServergroupV2(self, "group", name=prefix, policies=[props.affinity.value])
         ports: list[tuple[str, NetworkingPortV2]] = []
         for i in range(1, props.count + 1):

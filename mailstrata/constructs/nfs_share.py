@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_openstack.sharedfilesystem_share_v2 import Sharedfiles
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
 from mailstrata.errors import Problems
 from mailstrata.roles import Role
@@ -122,19 +123,7 @@ class NfsShare(Construct):
         self.security_group = NetworkingSecgroupV2(
             self, "sg", name=name, description="mailstrata/nfs_server: NFS server of the mailboxes"
         )
-        for j, cidr in enumerate(srv.admin_cidrs):
-            NetworkingSecgroupRuleV2(
-                self,
-                f"rule-22-admin{j}",
-                security_group_id=self.security_group.id,
-                direction="ingress",
-                ethertype="IPv4",
-                protocol="tcp",
-                port_range_min=22,
-                port_range_max=22,
-                remote_ip_prefix=cidr,
-                description=f"mailstrata/nfs_server/22/admin: SSH from admin network {cidr}",
-            )
+        allow_ssh_from_admins(self, self.security_group.id, Role.NFS_SERVER, srv.admin_cidrs)
         port = NetworkingPortV2(
             self,
             "port",
