@@ -10,7 +10,7 @@ PY := .venv/bin/python
 CHECKOV_FLAGS := --framework terraform_json --skip-download --quiet --compact \
 	--external-checks-dir mailstrata/policies/checks
 
-.PHONY: help install deps-apt synth test lint typecheck unit scan schema bench twin-test clean
+.PHONY: help install deps-apt synth test lint typecheck unit scan schema bench twin-test bench-twin clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ schema: .venv/.installed ## regenerate docs/config-schema.json and the key table
 
 bench: .venv/.installed ## synth and checkov timings (prints numbers; see docs/benchmarks.md)
 	$(PY) benchmarks/bench_synth.py
+
+twin-test: install deps-apt ## the local twin: start it, run tests/twin, stop it (root)
+	$(PY) -m mailstrata.cli twin test
+
+bench-twin: install deps-apt ## end-to-end throughput on the local twin (root; prints numbers)
+	$(PY) benchmarks/bench_twin.py
 
 clean: ## remove generated output
 	rm -rf cdktf.out .cdktf.out.* .pytest_cache .mypy_cache .ruff_cache

@@ -29,8 +29,8 @@ from mailstrata.errors import ConfigError
 EXIT_OK, EXIT_INVALID = 0, 2
 
 # Modules that add their own subcommand: each has `add_parser(subparsers)`, which sets `func` (args -> exit code).
-# The local twin (issue "Local twin") plugs in here as "mailstrata.twin.cli" once it exists.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("mailstrata.cli_check_ad",)
+# The local twin (`mailstrata twin up|test|down|status`) lives in mailstrata.twin.cli.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("mailstrata.cli_check_ad", "mailstrata.twin.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

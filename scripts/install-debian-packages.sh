@@ -9,6 +9,7 @@ PACKAGES=(
   haproxy swaks cloud-init shellcheck socat iproute2 dnsmasq-base xfsprogs
   samba samba-ad-dc samba-ad-provision winbind ldap-utils slapd
   sogo memcached mariadb-server nginx-light
+  gcc libc6-dev  # the local twin compiles its loopback shim (mailstrata/twin/files/loopback_shim.c)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

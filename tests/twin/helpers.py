@@ -168,7 +168,8 @@ class WebSession:
     headers: dict[str, str]
 
 
-def sogo(platform: Platform, user: str, password: str, *, view_inbox: bool = False) -> tuple[WebSession, WebSession | None]:
+def sogo(platform: Platform, user: str, password: str, *,
+         view_inbox: bool = False) -> tuple[WebSession, WebSession | None]:
     """Log in to SOGo through the webmail VIP (POST /SOGo/connect); optionally list the INBOX as the UI does."""
     import http.client
     import json

@@ -10,8 +10,8 @@ import smtplib
 
 import pytest
 
-from mailstrata.twin.twin import EXTERNAL_DOMAIN
 from mailstrata.twin.clients import insecure_tls
+from mailstrata.twin.twin import EXTERNAL_DOMAIN
 from tests.twin.helpers import Platform
 
 pytestmark = pytest.mark.twin
