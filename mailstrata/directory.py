@@ -49,7 +49,6 @@ class DirectorySettings:
     domains: tuple[str, ...]
     attributes: AttributeMap = field(default_factory=AttributeMap)
     ca_cert_pem: str | None = field(default=None, repr=False)
-    ca_cert_path: str = "/etc/pki/mailstrata/ad-ca.pem"
 
     @property
     def hosts(self) -> tuple[str, ...]:

@@ -102,7 +102,6 @@ def twin_context(ctx: PlatformContext, plan: AddressPlan, directory: TwinDirecto
         base_dn=directory.base_dn,
         bind_dn=directory.bind_dn,
         ca_cert_pem=directory.ca_cert_pem if d.uses_tls else None,
-        ca_cert_path=str(server.root) + d.ca_cert_path,
     )
     # The share is mounted at the same path on every mailstore, as in production: Dovecot keeps absolute
     # paths (homes, the active sieve script's symlink) on the share itself.

@@ -185,6 +185,10 @@ def render_layer(ctx: PlatformContext, os_name: str = "centos7", *, os: OsProfil
         FileSpec(dest=r.path, template=r.template, context={"os": profile}) for r in profile.repositories
     ]
     specs.extend(module.files(ctx, profile))
+    if ctx.directory.ca_cert_pem is not None and ctx.role is not Role.NFS_SERVER:
+        # The CA that verifies the directory's certificate, where every layer's LDAP client looks for it.
+        specs.append(FileSpec(dest=profile.paths.directory_ca, template="common/etc/pki/mailstrata/ad-ca.pem.j2",
+                              context={"pem": ctx.directory.ca_cert_pem.strip()}))
     files: list[RenderedFile] = []
     for spec in specs:
         if spec.secret is not None:

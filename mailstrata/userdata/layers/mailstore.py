@@ -184,7 +184,7 @@ def _ldap_ca_file(directory: DirectorySettings, os: OsProfile) -> str | None:
     """The CA bundle that verifies the directory: its own CA when given, else the system's."""
     if not directory.uses_tls:
         return None
-    return directory.ca_cert_path if directory.ca_cert_pem is not None else str(os.paths.ca_bundle)
+    return str(os.paths.directory_ca) if directory.ca_cert_pem is not None else str(os.paths.ca_bundle)
 
 
 def _trusted_proxies(ctx: PlatformContext) -> tuple[str, ...]:
@@ -459,14 +459,6 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
                 dest=f"{os.paths.systemd_unit_dir}/dovecot.service.d/mailstrata.conf",
                 template="mailstore/etc/systemd/system/dovecot.service.d/mailstrata.conf.j2",
                 context={"mount_point": ctx.nfs.mount_point},
-            )
-        )
-    if ctx.directory.uses_tls and ctx.directory.ca_cert_pem is not None:
-        specs.append(
-            FileSpec(
-                dest=ctx.directory.ca_cert_path,
-                template="mailstore/etc/pki/mailstrata/ad-ca.pem.j2",
-                context={"pem": ctx.directory.ca_cert_pem.strip()},
             )
         )
     return specs

@@ -431,7 +431,7 @@ def _score(value: float) -> str:
 def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     validate(ctx)
     d = ctx.directory
-    ca_file = d.ca_cert_path if d.ca_cert_pem else (os.paths.ca_bundle if d.uses_tls else None)
+    ca_file = os.paths.directory_ca if d.ca_cert_pem else (os.paths.ca_bundle if d.uses_tls else None)
     postfix_group = os.users.postfix_group
     pdir = os.paths.postfix_dir
     amavis_ctx = amavis(ctx, os)
@@ -506,14 +506,6 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
             mode="0755",
         ),
     ]
-    if d.ca_cert_pem:
-        specs.append(
-            FileSpec(
-                dest=d.ca_cert_path,
-                template="smtp_in/etc/pki/mailstrata/ad-ca.pem.j2",
-                context={"pem": d.ca_cert_pem.strip()},
-            )
-        )
     if ctx.tls.source is TlsSource.PROVIDED and ctx.tls.certificate and ctx.tls.private_key:
         specs.append(FileSpec(dest=f"{os.paths.tls_dir}/server.crt", secret=ctx.tls.certificate, mode="0644"))
         specs.append(FileSpec(dest=f"{os.paths.tls_dir}/server.key", secret=ctx.tls.private_key, mode="0600"))

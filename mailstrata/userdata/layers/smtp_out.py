@@ -243,7 +243,7 @@ def _ldap(directory: DirectorySettings, os: OsProfile) -> LdapConnection:
 def ldap_ca_file(directory: DirectorySettings, os: OsProfile) -> str:
     """The directory's CA when the config gives one (written by this layer), else the system bundle."""
     if directory.ca_cert_pem is not None:
-        return os.root + directory.ca_cert_path
+        return str(os.paths.directory_ca)
     return str(os.paths.ca_bundle)
 
 
@@ -486,14 +486,6 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
         FileSpec(dest=e.key_file, secret=k.private_key, owner=f"{u.opendkim}:{u.opendkim}", mode="0600")
         for e, k in zip(entries, _keys_in_order(ctx, entries), strict=True)
     )
-    if ctx.directory.ca_cert_pem is not None:
-        specs.append(
-            FileSpec(
-                dest=ldap_ca_file(ctx.directory, os),
-                template=_tpl("/etc/pki/mailstrata/ad-ca.pem"),
-                context={"pem": ctx.directory.ca_cert_pem.strip()},
-            )
-        )
     specs.extend(_provided_tls(ctx, main.tls))
     return specs
 

@@ -360,7 +360,7 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
                 "sysconfig": SogoSysconfig(
                     prefork=wm.prefork,
                     user=sogo_user,
-                    ldap_ca_file=ctx.directory.ca_cert_path if ctx.directory.ca_cert_pem else os.paths.ca_bundle,
+                    ldap_ca_file=os.paths.directory_ca if ctx.directory.ca_cert_pem else os.paths.ca_bundle,
                 )
             },
         ),
@@ -432,14 +432,6 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
                 dest=os.paths.sogo_repo,
                 template="webmail/etc/yum.repos.d/sogo.repo.j2",
                 context={"repo": SogoRepo(url=wm.sogo_repo_url, gpg_key=wm.sogo_repo_gpg_key)},
-            )
-        )
-    if ctx.directory.ca_cert_pem is not None:
-        specs.append(
-            FileSpec(
-                dest=ctx.directory.ca_cert_path,
-                template="webmail/etc/pki/mailstrata/ad-ca.pem.j2",
-                context={"pem": ctx.directory.ca_cert_pem.strip()},
             )
         )
     return specs

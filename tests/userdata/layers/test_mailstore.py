@@ -775,7 +775,6 @@ def store() -> Iterator[Store]:
                 bind_password=ad.bind_password,
                 domains=ad.domains,
                 ca_cert_pem=ad.ca_cert_pem,
-                ca_cert_path=str(root / "etc/pki/mailstrata/ad-ca.pem"),
             )
             ctx = context(
                 directory=directory,

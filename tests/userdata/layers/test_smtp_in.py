@@ -900,7 +900,6 @@ def live_mx() -> Iterator[LiveMx]:
         srv = root / "srv"
         directory = dataclasses.replace(
             base.directory, urls=(ad.ldaps_url,), bind_password=ad.bind_password, ca_cert_pem=ad.ca_cert_pem,
-            ca_cert_path=str(srv / "etc/pki/mailstrata/ad-ca.pem"),
         )  # fmt: skip
         ctx = dataclasses.replace(
             base, directory=directory, vips=dataclasses.replace(base.vips, mailstore="127.0.0.23")

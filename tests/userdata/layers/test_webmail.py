@@ -863,7 +863,6 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
             bind_password=BIND_REF,
             domains=ad.domains,
             ca_cert_pem=ad.ca_cert_pem,
-            ca_cert_path=str(root / "etc/pki/mailstrata/ad-ca.pem"),
         )
         profile = machine_profile(root, mariadb="10.11")
         ud = render(replace(_sample.context(ROLE), directory=directory), profile)
