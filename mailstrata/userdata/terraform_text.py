@@ -8,7 +8,6 @@ it evaluates the user-data expression the constructs write, with the values Terr
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import re
@@ -82,7 +81,8 @@ def evaluate_user_data(
     body = locals_[m.group("local")]
     text = "\n".join(_interpolate(line, resolve) for line in [*head, *body])
     if m.group("gz"):
-        return base64.b64decode(base64.b64encode(gzip.compress(text.encode(), mtime=0)))
+        # base64gzip's output is base64: Nova decodes it back to these gzip bytes.
+        return gzip.compress(text.encode(), mtime=0)
     return text.encode()
 
 
