@@ -1,7 +1,7 @@
-"""The local twin, once per test session: the default platform running in a namespace with only `lo`.
+"""The local twin, once for the tests/twin package: the default platform running in a namespace with only `lo`.
 
 `twin` brings it up (about 30 s) unless one is already up (`mailstrata twin up`, or `mailstrata twin test`,
-which sets MAILSTRATA_TWIN_KEEP), and takes it down at the end of the session if it started it. Where the
+which sets MAILSTRATA_TWIN_KEEP), and takes it down when the package's tests are done if it started it. Where the
 twin cannot run (no root, no namespaces, a daemon missing) its tests skip with the reason; under
 CI=true the suite-wide hook in tests/conftest.py turns such a skip into a failure.
 """
@@ -22,7 +22,9 @@ REQUIRED = ("postfix", "dovecot", "amavisd", "clamd", "clamav-milter", "opendkim
             "samba-tool", "dnsmasq", "sogod", "mariadbd", "memcached", "nginx", "policyd-spf", "gcc", "openssl")
 
 
-@pytest.fixture(scope="session")
+# Package scope: the twin (about 1.1 GB, 270 processes) is taken down as soon as tests/twin is done, so it
+# never loads the machine under the other suites.
+@pytest.fixture(scope="package")
 def twin_info() -> Iterator[TwinInfo]:
     why = netns.unavailable()
     if why:
@@ -42,6 +44,6 @@ def twin_info() -> Iterator[TwinInfo]:
         twin.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def platform(twin_info: TwinInfo) -> Platform:
     return Platform(twin_info, Twin(root=None))

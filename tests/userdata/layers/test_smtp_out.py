@@ -850,7 +850,7 @@ def debian_daemons_profile(run: Path) -> OsProfile:
     )
 
 
-def _wait_for(what: str, ready: Callable[[], bool], log: Callable[[], str], timeout: float = 30) -> None:
+def _wait_for(what: str, ready: Callable[[], bool], log: Callable[[], str], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if time.monotonic() > deadline:
