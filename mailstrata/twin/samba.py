@@ -49,7 +49,6 @@ seeds a freshly provisioned database; that is the only part that imports Samba's
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import ipaddress
@@ -61,13 +60,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+
+from mailstrata.twin.netns import in_netns
 
 HELPER_VERSION = "1"  # bump when the seed or the provisioning options change: it is part of the cache key
 DEFAULT_CACHE_DIR = Path("/tmp/mailstrata-samba-ad-cache")
@@ -84,7 +84,6 @@ DOMAINS = ("domain01.dom", "domain02.dom")
 LDAP_PORT, LDAPS_PORT, GC_PORT, GCS_PORT = 389, 636, 3268, 3269
 TLS_MODES = ("plain", "starttls", "ldaps")  # what works against this helper's Samba (see module docstring)
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-_CLONE_NEWNET = 0x40000000  # from <sched.h>; Python 3.11 has no os.setns
 
 T = TypeVar("T")
 
@@ -325,34 +324,8 @@ def _port_accepts(ip: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _in_netns(netns: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call `fn` in a new thread that has joined `netns`: a network namespace is per thread in Linux.
-
-    Only that thread moves, so the rest of the test process (and other tests) stay where they were.
-    """
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if libc.setns(fd, _CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns({netns}): {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            result.append(fn(*args, **kwargs))
-        except BaseException as exc:  # re-raised in the caller's thread
-            error.append(exc)
-
-    thread = threading.Thread(target=target, name=f"netns-{netns}")
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+# One thread joins the namespace; the rest of the process stays where it is (shared with the twin).
+_in_netns = in_netns
 
 
 @contextlib.contextmanager
