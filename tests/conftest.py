@@ -26,3 +26,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which counts as a failure: {reason}"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the local twin's tests last: they are the slowest and the only ones that start a whole platform
+    (about 270 processes), so every other suite runs first on a quiet machine."""
+    items.sort(key=lambda item: item.get_closest_marker("twin") is not None)
