@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -51,6 +51,7 @@ from mailstrata.userdata.layers import smtp_in
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
 from tests.support.samba_ad import SambaAD, private_netns
+from tests.support.server_view import ServerView, write_tree
 from tests.userdata import _sample
 
 ROLE = Role.SMTP_IN
@@ -82,18 +83,6 @@ def require(*tools: str, root: bool = False) -> None:
         _unavailable(f"not installed: {', '.join(missing)} (see twin-notes.md for the Debian packages)")
     if root and os.geteuid() != 0:
         _unavailable("mount and network namespaces need root")
-
-
-def _quote(arg: str) -> str:
-    return "'" + arg.replace("'", "'\"'\"'") + "'"
-
-
-def write_tree(files: Mapping[str, str], root: Path) -> Path:
-    for path, content in files.items():
-        dest = root / path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(content)
-    return root
 
 
 def rendered(ctx: PlatformContext, os_profile: OsProfile = PROFILE) -> dict[str, str]:
@@ -139,34 +128,6 @@ def master_rows(text: str) -> dict[str, list[str]]:
 
 def restrictions(value: str) -> list[str]:
     return [r.strip() for r in value.split(",")]
-
-
-class ServerView:
-    """Runs commands that see a rendered tree at its real paths (private mount namespace, /etc overlay)."""
-
-    def __init__(self, root: Path, scratch: Path) -> None:
-        self.root = root
-        self.scratch = scratch
-        for sub in ("upper", "work", "spool", "lib"):
-            (scratch / sub).mkdir(parents=True, exist_ok=True)
-        shutil.chown(scratch / "lib", user="postfix")  # Postfix's data_directory
-
-    def run(self, cmd: Sequence[str], *, tty: bool = False) -> subprocess.CompletedProcess[str]:
-        s = self.scratch
-        script = "; ".join(
-            [
-                "set -e",
-                f"mount -t overlay overlay -o lowerdir={self.root}/etc:/etc,upperdir={s}/upper,workdir={s}/work /etc",
-                f"mount --bind {s}/spool /var/spool/postfix",
-                f"mount --bind {s}/lib /var/lib/postfix",
-                'exec "$@"',
-            ]
-        )
-        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
-        if tty:
-            # Postfix's own commands print warnings on stderr only when it is a terminal.
-            argv = ["script", "-qec", " ".join(_quote(a) for a in argv), "/dev/null"]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
 @contextlib.contextmanager

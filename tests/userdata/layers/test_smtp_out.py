@@ -23,14 +23,12 @@ import contextlib
 import dataclasses
 import ipaddress
 import os
-import pwd
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -47,6 +45,7 @@ from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import escape
 from tests.support.samba_ad import SambaAD, private_netns
+from tests.support.server_view import ServerView, write_tree
 from tests.userdata import _sample
 
 ROLE = Role.SMTP_OUT
@@ -72,57 +71,6 @@ def require(*tools: str) -> None:
 def require_root() -> None:
     if os.geteuid() != 0:
         _unavailable("mount and network namespaces need root")
-
-
-class ServerView:
-    """Runs commands that see a rendered tree at its real paths (private mount namespace, /etc overlay)."""
-
-    def __init__(self, root: Path, scratch: Path) -> None:
-        self.root = root
-        self.scratch = scratch
-        for sub in ("upper", "work", "spool", "lib"):
-            (scratch / sub).mkdir(parents=True, exist_ok=True)
-        if _has_user("postfix"):
-            shutil.chown(scratch / "lib", user="postfix")  # Postfix's data_directory
-
-    def argv(self, cmd: Sequence[str], *, netns: str | None = None) -> list[str]:
-        s = self.scratch
-        script = "; ".join(
-            [
-                "set -e",
-                f"mount -t overlay overlay -o lowerdir={self.root}/etc:/etc,upperdir={s}/upper,workdir={s}/work /etc",
-                f"if [ -d /var/spool/postfix ]; then mount --bind {s}/spool /var/spool/postfix; fi",
-                f"if [ -d /var/lib/postfix ]; then mount --bind {s}/lib /var/lib/postfix; fi",
-                'exec "$@"',
-            ]
-        )
-        out = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
-        return ["ip", "netns", "exec", netns, *out] if netns else out
-
-    def run(
-        self, cmd: Sequence[str], *, netns: str | None = None, tty: bool = False
-    ) -> subprocess.CompletedProcess[str]:
-        argv = self.argv(cmd, netns=netns)
-        if tty:
-            # Postfix's own commands print warnings on stderr only when it is a terminal.
-            argv = ["script", "-qec", shlex.join(argv), "/dev/null"]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def write_tree(files: Mapping[str, str], root: Path) -> Path:
-    for path, content in files.items():
-        dest = root / path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(content)
-    return root
 
 
 _REF = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
