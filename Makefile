@@ -15,9 +15,13 @@ CHECKOV_FLAGS := --framework terraform_json --skip-download --quiet --compact \
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-.venv/.installed: Pipfile.lock pyproject.toml
-	@command -v pipenv >/dev/null || python3 -m pip install -q "pipenv==2026.10.3"
-	pipenv sync --dev
+PIPENV := .tools/bin/pipenv
+
+$(PIPENV): scripts/bootstrap-python.sh
+	./scripts/bootstrap-python.sh
+
+.venv/.installed: Pipfile.lock pyproject.toml $(PIPENV)
+	$(PIPENV) sync --dev
 	touch $@
 
 node_modules/.installed: package-lock.json
