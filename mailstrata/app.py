@@ -1,19 +1,34 @@
-"""Build the cdktf App from configs; reports config errors once and leaves no half-written output."""
+"""Build the cdktf App from configs; reports config errors once and leaves no half-written output.
+
+The output folder (``cdktf.out``) is shared with Terraform: the cdktf CLI runs ``terraform init`` inside
+``<outdir>/stacks/<name>/``, which puts ``.terraform/`` and ``.terraform.lock.hcl`` there. A synth therefore
+replaces only the files it writes itself (listed in ``<outdir>/.mailstrata-synth.json``) and removes the
+ones an earlier synth wrote that this one does not (a removed stack); it never touches anything else.
+Terraform state is not in the output folder at all: see `STATE_DIR`.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
 
 from mailstrata.config.loader import load_configs
-from mailstrata.errors import ConfigError
+from mailstrata.config.model import BackendType, PlatformConfig
+from mailstrata.errors import ConfigError, Problem
 
 ENV_VAR = "MAILSTRATA_CONFIG"
 CONTEXT_KEY = "mailstrataConfig"
+# Local Terraform state lives in this folder next to the output folder (for the default `cdktf.out`, the
+# project folder), where no synth, `make clean` or output swap reaches it: `state/<stack name>.tfstate`.
+STATE_DIR = "state"
+# The files the last synth wrote, relative to the output folder: the next synth removes those it no longer writes.
+RECORD = ".mailstrata-synth.json"
+_MANIFEST = "manifest.json"  # cdktf's own list of stacks; written last, so the CLI never reads a stale one
 
 
 def config_paths(context: str | None = None) -> list[str | None]:
@@ -22,29 +37,111 @@ def config_paths(context: str | None = None) -> list[str | None]:
     return list(paths) if paths else [None]
 
 
+def state_path(cfg: PlatformConfig) -> str:
+    """Where a local backend keeps `cfg`'s state, relative to the folder that holds the output folder."""
+    return cfg.backend.path or f"{STATE_DIR}/{cfg.name}.tfstate"
+
+
 def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
-    """Validate every config first, synthesize into a temporary folder, then swap it into place."""
+    """Validate every config first, synthesize into a temporary folder, then move the files into `outdir`.
+
+    Every file is complete before the first one moves, and each move replaces one file atomically. Files in
+    `outdir` that this module did not write (`.terraform/`, lock files, anything of the user's) stay.
+    """
     configs = load_configs(list(paths))
+    target = Path(outdir)
+    _refuse_state_inside(configs, paths, target)
 
     from cdktf import App
 
     from mailstrata.stacks import MailPlatformStack
 
-    target = Path(outdir)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".cdktf.out.", dir=target.parent))
+    # A sibling of the target: same filesystem (os.replace is atomic) and same depth (the backend's relative
+    # state path is the same from the staging folder as from the target).
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         app = App(outdir=str(staging), skip_validation=False)
         for cfg in configs:
             MailPlatformStack(app, cfg.name, config=cfg)
         app.synth()
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
+        _install(staging, target)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
+
+
+def _refuse_state_inside(configs: Sequence[PlatformConfig], paths: Sequence[str | None], target: Path) -> None:
+    """A local state path inside the output folder would be lost to `make clean`: refuse it before writing."""
+    out = target.resolve()
+    problems = []
+    for cfg, source in zip(configs, paths, strict=True):
+        if cfg.backend.type is not BackendType.LOCAL:
+            continue
+        state = (target.parent / state_path(cfg)).resolve()
+        if state == out or out in state.parents:
+            problems.append(Problem(
+                f"{source or 'the embedded default config'}: backend.path",
+                f"is inside the output folder {target}, which synth and `make clean` replace, got "
+                f"{cfg.backend.path!r}; keep state outside it, e.g. {STATE_DIR}/{cfg.name}.tfstate"))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def _previous(target: Path) -> set[str]:
+    """The files an earlier synth wrote: its record, else (output of a version without one) cdktf's manifest."""
+    try:
+        listed = json.loads((target / RECORD).read_text())
+        return {str(p) for p in listed["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        stacks = json.loads((target / _MANIFEST).read_text())["stacks"]
+        return {_MANIFEST, *(str(s["synthesizedStackPath"]) for s in stacks.values())}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+
+
+def _ours(rel: str) -> bool:
+    """A path this module may write or delete: inside the output folder, and never Terraform's own files."""
+    p = PurePosixPath(rel)
+    if p.is_absolute() or not p.parts or ".." in p.parts:
+        return False
+    terraform_owned = any(part == ".terraform" or part.startswith(".terraform.") or ".tfstate" in part
+                          for part in p.parts)
+    return not terraform_owned
+
+
+def _install(staging: Path, target: Path) -> None:
+    written = _files(staging)
+    (staging / RECORD).write_text(json.dumps({"files": written}, indent=2) + "\n")
+    stale = sorted(r for r in _previous(target) - set(written) if _ours(r))
+    target.mkdir(exist_ok=True)
+    last = [r for r in (_MANIFEST, RECORD) if (staging / r).exists()]
+    for rel in [*(r for r in written if r not in last), *last]:
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, dest)
+    _remove(target, stale)
+
+
+def _remove(target: Path, stale: Iterable[str]) -> None:
+    for rel in stale:
+        path = target / rel
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+        # Folders left empty go too (a removed stack's), never one that still holds anything.
+        for parent in path.parents:
+            if parent == target or target not in parent.parents:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,8 +149,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = None
     raw_ctx = os.environ.get("CDKTF_CONTEXT_JSON")
     if raw_ctx:
-        import json
-
         context = json.loads(raw_ctx).get(CONTEXT_KEY)
     try:
         synth(config_paths(context), outdir)

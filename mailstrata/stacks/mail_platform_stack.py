@@ -160,8 +160,12 @@ class MailPlatformStack(TerraformStack):
                 skip_s3_checksum=True,
             )
         else:
-            # Relative, so the synthesized JSON is the same from any working directory.
-            LocalBackend(self, path=b.path or f"terraform.{self.config.name}.tfstate")
+            # Terraform runs in <outdir>/stacks/<name>/, and every synth rewrites <outdir>: the state lives
+            # beside <outdir> instead (state/<name>.tfstate in the project folder for the default cdktf.out).
+            # Relative to the stack's folder, so the JSON is the same from any checkout and any outdir.
+            from mailstrata.app import state_path
+
+            LocalBackend(self, path=f"../../../{state_path(self.config)}")
 
     def _server_cidrs(self) -> tuple[str, ...]:
         net = self.config.network
