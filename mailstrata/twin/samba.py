@@ -7,10 +7,11 @@ Usage::
     with private_netns("mstest-ad") as ns, SambaAD(tmp_path / "ad", netns=ns) as ad:
         report = ad.run_in_netns(run_check, settings)
 
-Provisioning a domain takes about 11 s, so it happens once per seed version into a template under
-``/tmp/mailstrata-samba-ad-cache/<key>/`` (the key hashes `HELPER_VERSION`, the Samba version and the
-seed); every `SambaAD` copies that template into its own directory and starts ``samba -i`` there, which
-answers LDAP after about 1.5 s.
+Provisioning a domain takes about 11 s, so it happens once per cache key into a template under
+``<clone>/.cache/samba-ad/<key>/`` (``$MAILSTRATA_SAMBA_CACHE`` overrides the folder; git ignores it). The
+key hashes everything that builds the template: the seed script (`SEED_SCRIPT`), this module's source
+(the provisioning code and options), the Samba version and the seed. Every `SambaAD` copies that template
+into its own directory and starts ``samba -i`` there, which answers LDAP after about 1.5 s.
 
 What the directory holds (`domain01.dom`, base ``dc=domain01,dc=dom``):
 
@@ -42,8 +43,8 @@ only skip verification; the helper therefore issues its own small CA and a serve
 ``IP:<ip>`` and ``DNS:dc01.domain01.dom`` at each start (`ca_cert_pem`, `ca_cert_path`), so
 verified StartTLS and LDAPS can be tested too.
 
-Run as a script by Samba's own Python (``/usr/bin/python3 samba_ad.py seed SMB_CONF``) this module
-seeds a freshly provisioned database; that is the only part that imports Samba's bindings.
+The seeding itself is `files/samba_seed.py` (`SEED_SCRIPT`), a standalone script run by Samba's own
+Python with ``-I``: it imports nothing of mailstrata and is the only code that imports Samba's bindings.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -69,8 +69,10 @@ from typing import Any, TypeVar
 
 from mailstrata.twin.netns import in_netns
 
-HELPER_VERSION = "1"  # bump when the seed or the provisioning options change: it is part of the cache key
-DEFAULT_CACHE_DIR = Path("/tmp/mailstrata-samba-ad-cache")
+HELPER_VERSION = "2"  # the template layout; the cache key also hashes the code and data that build it
+CACHE_ENV = "MAILSTRATA_SAMBA_CACHE"
+# Run by Samba's python as `python3 -I`: standalone, and not named like any module of Samba's.
+SEED_SCRIPT = Path(__file__).resolve().parent / "files" / "samba_seed.py"
 REALM = "DOMAIN01.DOM"
 NETBIOS_DOMAIN = "DOMAIN01"
 HOST_NAME = "dc01"
@@ -84,6 +86,28 @@ DOMAINS = ("domain01.dom", "domain02.dom")
 LDAP_PORT, LDAPS_PORT, GC_PORT, GCS_PORT = 389, 636, 3268, 3269
 TLS_MODES = ("plain", "starttls", "ldaps")  # what works against this helper's Samba (see module docstring)
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+# `samba-tool domain provision` options besides the passwords and the target folder (part of the cache key).
+PROVISION_OPTIONS = (
+    f"--realm={REALM}", f"--domain={NETBIOS_DOMAIN}", "--server-role=dc",
+    "--dns-backend=NONE",  # no DNS server: nothing here resolves through the DC
+    "--use-rfc2307", f"--host-name={HOST_NAME}", "--host-ip=127.0.0.1",
+    "--option=interfaces = 127.0.0.1", "--option=bind interfaces only = yes",
+)  # fmt: skip
+
+
+def default_cache_dir() -> Path:
+    """``$MAILSTRATA_SAMBA_CACHE``, else ``.cache/samba-ad`` in the clone this module runs from (git ignores
+    it), else (an installed package) ``$XDG_CACHE_HOME/mailstrata/samba-ad``. Never a folder shared with
+    other clones: nothing outside the clone decides whether its tests pass."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    clone = Path(__file__).resolve().parents[2]
+    if (clone / "pyproject.toml").is_file() and (clone / "mailstrata" / "twin").is_dir():
+        return clone / ".cache" / "samba-ad"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mailstrata" / "samba-ad"
+
+
+DEFAULT_CACHE_DIR = default_cache_dir()  # as resolved at import; SambaAD and ensure_template re-read it
 
 T = TypeVar("T")
 
@@ -187,23 +211,37 @@ def _seed_spec() -> dict[str, Any]:
 
 
 def _cache_key() -> str:
-    blob = json.dumps([HELPER_VERSION, _samba_version(), _seed_spec()], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """Changes whenever anything that builds the template changes: the seed script, this module (the
+    provisioning code and `PROVISION_OPTIONS`), the Samba version or the seed."""
+    h = hashlib.sha256()
+    for part in (
+        HELPER_VERSION,
+        _samba_version(),
+        json.dumps(_seed_spec(), sort_keys=True),
+        json.dumps(PROVISION_OPTIONS),
+        SEED_SCRIPT.read_text(),
+        Path(__file__).read_text(),
+    ):
+        h.update(hashlib.sha256(part.encode()).digest())
+    return h.hexdigest()[:16]
 
 
 def _run(cmd: list[str], *, what: str, input_text: str | None = None) -> None:
-    proc = subprocess.run(cmd, input=input_text, capture_output=True, text=True)
+    # Samba's tools run under the system Python: none of our PYTHONPATH, PYTHONHOME, ... may reach them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    proc = subprocess.run(cmd, input=input_text, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
         raise SambaError(f"{what} failed (exit {proc.returncode}):\n{tail}")
 
 
-def ensure_template(cache_dir: Path = DEFAULT_CACHE_DIR) -> _Template:
+def ensure_template(cache_dir: Path | None = None) -> _Template:
     """Provision and seed the domain once per cache key; later calls (and processes) reuse it.
 
     A file lock serialises concurrent test sessions; the template appears by an atomic rename, so a
     crash mid-provisioning leaves only a ``*.tmp.<pid>`` directory that the next run removes.
     """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = _cache_key()
     final = cache_dir / key
@@ -228,22 +266,17 @@ def _provision(tmp: Path, final: Path) -> None:
     admin_password, bind_password = _password(), _password()
     user_passwords = {u.login: _password() for u in SEED_USERS}
     _run(
-        [
-            "samba-tool", "domain", "provision",
-            f"--realm={REALM}", f"--domain={NETBIOS_DOMAIN}", "--server-role=dc",
-            "--dns-backend=NONE",  # no DNS server: nothing here resolves through the DC
-            "--use-rfc2307", f"--host-name={HOST_NAME}", "--host-ip=127.0.0.1",
-            f"--adminpass={admin_password}", f"--targetdir={target}",
-            "--option=interfaces = 127.0.0.1", "--option=bind interfaces only = yes",
-        ],
+        ["samba-tool", "domain", "provision", *PROVISION_OPTIONS,
+         f"--adminpass={admin_password}", f"--targetdir={target}"],
         what="samba-tool domain provision",
     )  # fmt: skip
     spec = _seed_spec()
     spec["service"]["password"] = bind_password
     for user in spec["users"]:
         user["password"] = user_passwords[user["login"]]
+    # -I: no PYTHON* variables, no user site, and not the script's folder on sys.path
     _run(
-        [_samba_python(), str(Path(__file__).resolve()), "seed", str(target / "etc" / "smb.conf")],
+        [_samba_python(), "-I", str(SEED_SCRIPT), "seed", str(target / "etc" / "smb.conf")],
         what="seeding the directory",
         input_text=json.dumps(spec),
     )
@@ -353,7 +386,7 @@ class SambaAD:
         ip: str = "127.0.0.1",
         *,
         netns: str | None = None,
-        cache_dir: Path = DEFAULT_CACHE_DIR,
+        cache_dir: Path | None = None,
         start_timeout: float = 30.0,
         tls_names: tuple[str, ...] = (),
         log_dir: Path | None = None,
@@ -526,46 +559,3 @@ class SambaAD:
             if time.monotonic() > deadline:
                 raise SambaError(f"samba did not listen within {self.start_timeout:g} s:\n{self.log_tail()}")
             time.sleep(0.1)
-
-
-# -- run by Samba's own Python: seeds a freshly provisioned sam.ldb ------------------------------------
-def _seed_main(smb_conf: str) -> int:
-    import ldb  # type: ignore[import-not-found]
-    from samba.auth import system_session  # type: ignore[import-not-found]
-    from samba.param import LoadParm  # type: ignore[import-not-found]
-    from samba.samdb import SamDB  # type: ignore[import-not-found]
-
-    spec = json.load(sys.stdin)
-    lp = LoadParm()
-    lp.load(smb_conf)
-    samdb = SamDB(url=lp.private_path("sam.ldb"), session_info=system_session(), lp=lp)
-    base = str(samdb.domain_dn())
-    for ou in spec["ous"]:
-        samdb.create_ou(f"OU={ou},{base}")
-    service = spec["service"]
-    accounts = [(service["login"], service["password"], service["ou"], None, None)]
-    accounts += [
-        (u["login"], u["password"], f"OU={u['ou']}" if u["ou"] else None, u["mail"], u["quota"])
-        for u in spec["users"]
-    ]
-    for login, password, ou, mail, quota in accounts:
-        samdb.newuser(login, password, useusernameascn=True, userou=ou, mailaddress=mail)
-        # a cached template may be older than the default 42-day maximum password age
-        samdb.setexpiry(f"(sAMAccountName={ldb.binary_encode(login)})", 0, no_expiry_req=True)
-        if quota is not None:
-            dn = samdb.search(base=base, expression=f"(sAMAccountName={ldb.binary_encode(login)})", attrs=[])[
-                0
-            ].dn
-            msg = ldb.Message(dn)
-            msg["info"] = ldb.MessageElement(quota, ldb.FLAG_MOD_REPLACE, "info")
-            samdb.modify(msg)
-    for group in spec["groups"]:
-        samdb.newgroup(group["name"], mailaddress=group["mail"])
-        samdb.add_remove_group_members(group["name"], group["members"], add_members_operation=True)
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "seed":
-        sys.exit("usage: samba_ad.py seed SMB_CONF  (run by samba-tool's python; reads the seed on stdin)")
-    sys.exit(_seed_main(sys.argv[2]))

@@ -20,6 +20,7 @@ from mailstrata.twin.samba import (
     NETBIOS_DOMAIN,
     REALM,
     SEED_GROUPS,
+    SEED_SCRIPT,
     SEED_USERS,
     SERVICE_OU,
     TLS_MODES,
@@ -29,13 +30,14 @@ from mailstrata.twin.samba import (
     SambaError,
     SeedGroup,
     SeedUser,
+    default_cache_dir,
     ensure_template,
     private_netns,
 )
 
 __all__ = [
     "BASE_DN", "BIND_DN", "BIND_LOGIN", "DEFAULT_CACHE_DIR", "DOMAINS", "GCS_PORT", "GC_PORT", "HELPER_VERSION",
-    "HOST_NAME", "LDAPS_PORT", "LDAP_PORT", "MIGRATED_OU", "NETBIOS_DOMAIN", "REALM", "SEED_GROUPS", "SEED_USERS",
-    "SERVICE_OU", "TLS_MODES", "USERS_DN", "AdUser", "SambaAD", "SambaError", "SeedGroup", "SeedUser",
-    "ensure_template", "private_netns",
+    "HOST_NAME", "LDAPS_PORT", "LDAP_PORT", "MIGRATED_OU", "NETBIOS_DOMAIN", "REALM", "SEED_GROUPS", "SEED_SCRIPT",
+    "SEED_USERS", "SERVICE_OU", "TLS_MODES", "USERS_DN", "AdUser", "SambaAD", "SambaError", "SeedGroup", "SeedUser",
+    "default_cache_dir", "ensure_template", "private_netns",
 ]
