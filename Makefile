@@ -3,6 +3,7 @@ SHELL := /bin/bash
 export PIPENV_VENV_IN_PROJECT := 1
 export PIPENV_NOSPIN := 1
 export PIPENV_YES := 1
+export PIPENV_IGNORE_VIRTUALENVS := 1  # an activated virtualenv must not replace the project's .venv/
 export CHECKPOINT_DISABLE := 1
 export TF_CLI_CONFIG_FILE ?= $(CURDIR)/.ci/terraformrc
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -10,7 +11,8 @@ PY := .venv/bin/python
 CHECKOV_FLAGS := --framework terraform_json --skip-download --quiet --compact \
 	--external-checks-dir mailstrata/policies/checks
 
-.PHONY: help install deps-apt synth test lint typecheck unit scan schema bench twin-test bench-twin clean
+.PHONY: help install deps-apt deps-node synth test lint typecheck unit scan schema bench twin-test bench-twin \
+	fresh-check clean-caches clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,6 +27,7 @@ $(PIPENV): scripts/bootstrap-python.sh
 	touch $@
 
 node_modules/.installed: package-lock.json
+	./scripts/install-node.sh
 	npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
@@ -32,6 +35,9 @@ install: .venv/.installed node_modules/.installed ## install Python and npm depe
 
 deps-apt: ## install the Debian daemons the tests run (root)
 	./scripts/install-debian-packages.sh
+
+deps-node: ## install Node.js and npm if missing (Debian's packages; root)
+	./scripts/install-node.sh
 
 synth: .venv/.installed ## synthesize the default platform (or MAILSTRATA_CONFIG) into cdktf.out/
 	$(PY) main.py
@@ -65,6 +71,12 @@ twin-test: install deps-apt ## the local twin: start it, run tests/twin, stop it
 
 bench-twin: install deps-apt ## end-to-end throughput on the local twin (root; prints numbers)
 	$(PY) benchmarks/bench_twin.py
+
+fresh-check: ## prove `make synth` and `make test` in a fresh debootstrapped Debian 12 under .cache/ (root)
+	./scripts/fresh-check.sh
+
+clean-caches: ## remove what tests reuse between runs (.cache/, the twin's folder): the next run is cold
+	./scripts/clean-caches.sh
 
 clean: ## remove generated output
 	rm -rf cdktf.out .cdktf.out.* .pytest_cache .mypy_cache .ruff_cache
