@@ -4,6 +4,7 @@
     mailstrata validate [--config FILE ...]               report every problem in the configs
     mailstrata schema [--format json|markdown]            the config's JSON Schema (or its reference tables)
     mailstrata check-ad ...                               check the directory before deploying
+    mailstrata --version                                  the installed version (from the package metadata)
 
 Without ``--config``, ``synth`` and ``validate`` use what ``main.py`` uses: the files listed in
 MAILSTRATA_CONFIG (comma-separated), else the embedded default platform.
@@ -35,12 +36,14 @@ SUBCOMMAND_MODULES: tuple[str, ...] = ("mailstrata.cli_check_ad", "mailstrata.tw
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailstrata", description="Multi-layer mail platform on OpenStack (cdktf).")
+    parser.add_argument("--version", action="version", version=f"mailstrata {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     synth = sub.add_parser("synth", help="synthesize one stack per config", description=_synth.__doc__)
     _config_option(synth)
     synth.add_argument("--outdir", metavar="DIR", default=None,
-                       help="output folder, replaced only when synth succeeds. Default: CDKTF_OUTDIR, else cdktf.out")
+                       help="output folder. Its files are replaced only when every config is valid; files synth did "
+                       "not write (.terraform/, lock files) stay. Default: CDKTF_OUTDIR, else cdktf.out")
     synth.set_defaults(func=_synth)
 
     validate = sub.add_parser("validate", help="report every problem in the configs", description=_validate.__doc__)
@@ -56,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (pyproject.toml's, through the package metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("mailstrata")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed; pip install . records the version)"
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

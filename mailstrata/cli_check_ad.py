@@ -10,7 +10,9 @@ Wiring into the main command line::
 Standalone: ``python -m mailstrata.cli_check_ad --url ldap://dc1:389 ...``, or `main(argv)`.
 
 The bind password never appears on the command line (other users can read it in the process list):
-it comes from ``--password-file FILE`` or, failing that, from ``MAILSTRATA_AD_BIND_PASSWORD``.
+it comes from ``--password-file FILE`` or, failing that, from the same environment variable ``cdktf deploy``
+reads: ``TF_VAR_ad_bind_password``, or ``TF_VAR_<name>`` when ``--config`` names another variable
+(``directory.bind_password: {variable: <name>}``). One export serves both the check and the deploy.
 
 Exit status: 0 when the directory is ready, 1 when the report lists problems, 2 on a usage error.
 """
@@ -23,12 +25,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailstrata.adcheck import run_check
 from mailstrata.directory import DirectorySettings, LdapTls
 
-PASSWORD_ENV = "MAILSTRATA_AD_BIND_PASSWORD"
+if TYPE_CHECKING:
+    from mailstrata.config.model import PlatformConfig
+
+DEFAULT_VARIABLE = "ad_bind_password"  # the config's default directory.bind_password variable
+PASSWORD_ENV = f"TF_VAR_{DEFAULT_VARIABLE}"  # what Terraform reads for it at deploy time
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 DESCRIPTION = "Check the directory (Active Directory) the platform will use before deploying."
 
@@ -82,7 +88,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--password-file",
         type=Path,
         metavar="FILE",
-        help=f"file holding the bind password. Default: the {PASSWORD_ENV} environment variable",
+        help=f"file holding the bind password. Default: the environment variable cdktf deploy reads, {PASSWORD_ENV} "
+        "(TF_VAR_<name> when the --config file names another variable)",
     )
     parser.add_argument(
         "--timeout", type=float, default=10.0, metavar="SECONDS", help="per connect and answer. Default: 10"
@@ -117,9 +124,10 @@ def _settings(args: argparse.Namespace) -> DirectorySettings:
         raise UsageError("--ca-cert and --insecure-skip-verify contradict each other: give one")
     if args.timeout <= 0:
         raise UsageError(f"--timeout: must be more than 0, got {args.timeout:g}")
-    password = _password(args)
     if args.config is not None:
-        settings = _from_config(args.config, password)
+        config = _load(args.config)
+        password = _password(args, f"TF_VAR_{config.directory.bind_password.variable}")
+        settings = config.directory_settings(bind_password=password)
         overrides: dict[str, Any] = {}
         if args.url:
             overrides["urls"] = tuple(args.url)
@@ -133,6 +141,7 @@ def _settings(args: argparse.Namespace) -> DirectorySettings:
             overrides["tls"] = LdapTls(args.tls)
         settings = dataclasses.replace(settings, **overrides)
     else:
+        password = _password(args, PASSWORD_ENV)
         given = {
             "--url": args.url,
             "--base-dn": args.base_dn,
@@ -161,7 +170,7 @@ def _settings(args: argparse.Namespace) -> DirectorySettings:
     return settings
 
 
-def _password(args: argparse.Namespace) -> str:
+def _password(args: argparse.Namespace, env_var: str) -> str:
     if args.password_file is not None:
         try:
             text = args.password_file.read_text()
@@ -171,9 +180,9 @@ def _password(args: argparse.Namespace) -> str:
         if not password:
             raise UsageError(f"--password-file {args.password_file}: the file is empty")
         return password
-    password = os.environ.get(PASSWORD_ENV, "")
+    password = os.environ.get(env_var, "")
     if not password:
-        raise UsageError(f"no bind password: give --password-file FILE or set {PASSWORD_ENV}")
+        raise UsageError(f"no bind password: give --password-file FILE or set {env_var}")
     return password
 
 
@@ -187,15 +196,14 @@ def _read_ca(path: Path) -> str:
     return pem
 
 
-def _from_config(path: Path, password: str) -> DirectorySettings:
+def _load(path: Path) -> PlatformConfig:
     # Imported here: the config loader pulls in pydantic and YAML, which the explicit-flags path never needs.
     from mailstrata.config import load_config
 
     try:
-        settings: DirectorySettings = load_config(path).directory_settings(bind_password=password)
+        return load_config(path)
     except Exception as exc:  # any failure to read the platform file is a usage error, shown as it is
         raise UsageError(f"--config {path}: {exc}") from exc
-    return settings
 
 
 if __name__ == "__main__":

@@ -34,3 +34,79 @@ def test_environment_variable_wins_over_the_context(tmp_path: Path) -> None:
         del os.environ["MAILSTRATA_CONFIG"]
     assert config_paths("ctx.yaml") == ["ctx.yaml"]
     assert config_paths(None) == [None]
+
+
+# ---- what the package says about itself (issue 7, part 7) -------------------------------------------
+
+
+def test_given_the_cli_when_asked_for_its_version_then_it_prints_pyproject_s_version() -> None:
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    proc = subprocess.run([sys.executable, "-m", "mailstrata.cli", "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"mailstrata {version}\n", "")
+
+
+def test_given_pyproject_s_license_when_the_license_file_is_read_then_they_match() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert (project["license"], project["license-files"]) == ("Apache-2.0", ["LICENSE"])
+    text = (ROOT / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License\n                           Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_given_the_package_when_listed_then_it_carries_a_py_typed_marker() -> None:
+    import tomllib
+
+    assert (ROOT / "mailstrata/py.typed").is_file()
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["mailstrata"]  # tests/test_readme.py finds it in the built wheel
+
+
+# ---- one password variable for check-ad and deploy --------------------------------------------------
+
+
+def _check_ad(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TF_VAR_")}
+    return subprocess.run([sys.executable, "-m", "mailstrata.cli", "check-ad", *argv], cwd=ROOT,
+                          env={**clean, **env}, capture_output=True, text=True, timeout=120, check=False)
+
+
+CLOSED = ["--url", "ldap://127.0.0.1:1", "--tls", "plain", "--base-dn", "dc=domain01,dc=dom",
+          "--bind-dn", "cn=correoapp,dc=domain01,dc=dom", "--domain", "domain01.dom", "--timeout", "2"]
+
+
+def test_given_the_default_config_when_synthesized_then_check_ad_reads_the_variable_deploy_needs() -> None:
+    from mailstrata.cli_check_ad import PASSWORD_ENV
+    from tests.support.synth import default_platform
+
+    assert PASSWORD_ENV == "TF_VAR_ad_bind_password"
+    assert PASSWORD_ENV.removeprefix("TF_VAR_") in default_platform()["variable"]
+
+
+def test_given_tf_var_ad_bind_password_when_check_ad_runs_then_it_uses_that_password() -> None:
+    missing = _check_ad(CLOSED, {})
+    assert (missing.returncode, missing.stderr) == (
+        2, "check-ad: no bind password: give --password-file FILE or set TF_VAR_ad_bind_password\n")
+    given = _check_ad(CLOSED, {"TF_VAR_ad_bind_password": "s3cret"})
+    assert given.returncode == 1  # past the usage checks: the directory itself is unreachable here
+    assert "problem: cannot reach ldap://127.0.0.1:1: connection refused" in given.stdout
+
+
+def test_given_a_config_naming_another_variable_when_check_ad_runs_then_it_reads_tf_var_of_that_name(
+        tmp_path: Path) -> None:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "mailstrata/config/default.yaml").read_text())
+    cfg["directory"]["bind_password"] = {"variable": "corp_ldap_password"}
+    path = tmp_path / "corp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    argv = ["--config", str(path), "--url", "ldap://127.0.0.1:1", "--tls", "plain", "--timeout", "2"]
+    assert _check_ad(argv, {"TF_VAR_ad_bind_password": "s3cret"}).stderr == (
+        "check-ad: no bind password: give --password-file FILE or set TF_VAR_corp_ldap_password\n")
+    given = _check_ad(argv, {"TF_VAR_corp_ldap_password": "s3cret"})
+    assert given.returncode == 1
+    assert "problem: cannot reach ldap://127.0.0.1:1: connection refused" in given.stdout
