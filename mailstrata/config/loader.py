@@ -23,8 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from mailstrata.config.model import (
-    Layers,
-    Listeners,
+    CROSS_SECTIONS,
     PlatformConfig,
     SubProblems,
     cross_section_problems,
@@ -168,6 +167,17 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+_BOOL_NOTE = " (YAML reads yes, no, on and off as true or false)"
+
+
+def _is_number(text: str, *, whole: bool) -> bool:
+    try:
+        int(text) if whole else float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _number(n: Any) -> str:
     return f"{n:g}" if isinstance(n, float) else str(n)
 
@@ -230,16 +240,18 @@ def _messages(err: dict[str, Any], loc: tuple[int | str, ...]) -> list[tuple[str
         n = ctx["max_length"]
         return [("", f"must list at most {n} item{'s' if n != 1 else ''}, got {ctx.get('actual_length')}; "
                      "remove some")]
-    if kind in ("int_type", "int_parsing"):
+    if kind in ("int_type", "int_parsing", "int_from_float", "float_type", "float_parsing"):
+        what = "a whole number" if kind.startswith("int") else "a number"
+        if isinstance(value, str) and _is_number(value, whole=kind.startswith("int")):
+            return [("", f"must be {what}, got text {got}; write {value.strip()} without quotes")]
+        if isinstance(value, float) and kind.startswith("int"):
+            return [("", f"must be {what}, got {got}; round it")]
         example = f", e.g. {at.example}" if at.example else ""
-        return [("", f"must be a whole number, got {got}; write digits only{example}")]
-    if kind == "int_from_float":
-        return [("", f"must be a whole number, got {got}; round it")]
-    if kind in ("float_type", "float_parsing"):
-        example = f", e.g. {at.example}" if at.example else ""
-        return [("", f"must be a number, got {got}; write digits only{example}")]
+        note = _BOOL_NOTE if isinstance(value, bool) else ""
+        return [("", f"must be {what}, got {got}; write digits only{example}{note}")]
     if kind in ("bool_type", "bool_parsing"):
-        return [("", f"must be true or false, got {got}; write true or false")]
+        quoted = " without quotes" if isinstance(value, str) else ""
+        return [("", f"must be true or false, got {got}; write true or false{quoted}")]
     if kind == "string_type":
         if isinstance(value, dict | list) or value is None:
             fix = "give one value" + (", or remove the key to use the default" if at.has_default else "")
@@ -279,13 +291,74 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
 # ---- YAML with positions ----------------------------------------------------------------------------
 
 
+# A real config has a few hundred values (a few thousand with hundreds of domains). Aliases (`*name`) can
+# repeat a subtree many times over ("billion laughs"), so the document is measured with every alias expanded
+# before anything walks or validates it.
+MAX_VALUES = 20_000
+MAX_DEPTH = 32
+
+
+class _Refused(Exception):
+    """The document is not read any further: `message` says why, at the line and column of `node`."""
+
+    def __init__(self, node: yaml.Node | yaml.Event, path: str, message: str) -> None:
+        super().__init__(message)
+        mark = node.start_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        self.line, self.column, self.path, self.message = line, column, path or TOP, message
+
+
+def _measure(node: yaml.Node, path: str = "", sizes: dict[int, int] | None = None,
+             open_nodes: set[int] | None = None) -> int:
+    """How many values `node` holds with every alias expanded; linear in the text, whatever the aliases do."""
+    sizes = {} if sizes is None else sizes
+    open_nodes = set() if open_nodes is None else open_nodes
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise _Refused(node, path, "contains itself through a YAML alias, got a recursive *alias; write the values out")
+    open_nodes.add(key)
+    children: list[tuple[yaml.Node, str]] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = [(item, _join(path, f"[{i}]")) for i, item in enumerate(node.value)]
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            sub = _join(path, str(k.value)) if isinstance(k, yaml.ScalarNode) else path
+            children += [(k, path), (v, sub)]
+    size = 1 + sum(_measure(child, sub, sizes, open_nodes) for child, sub in children)
+    if size > MAX_VALUES:
+        raise _Refused(node, path, f"holds more than {MAX_VALUES} values once its YAML aliases (*name) are "
+                                   f"expanded, got {size} or more; use fewer aliases, or write the values out")
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting from the event stream, before PyYAML's recursive composer would hit Python's limit."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(event, "", f"is nested more than {MAX_DEPTH} levels deep, got {depth}; a mailstrata "
+                                          "config has at most 5 levels: start from a copy of "
+                                          "mailstrata/config/default.yaml")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 class _Document:
     """A YAML document, its data, where each path is in the text, and the keys given twice."""
 
     def __init__(self, text: str) -> None:
+        _check_depth(text)
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                _measure(node)
             self.marks: dict[str, tuple[int, int]] = {}
             self.duplicates: list[tuple[str, int, int, int]] = []  # path, first line, line, column
             if node is not None:
@@ -337,12 +410,18 @@ def _validate(data: Any, base_dir: Path | None) -> tuple[PlatformConfig | None, 
         if any(not e["loc"] for e in exc.errors(include_url=False)):
             return None, problems  # every section was valid, so the cross-section rules already ran
     # Other sections are broken: still check the cross-section rules whose sections are fine.
-    try:
-        layers = Layers.model_validate(data.get("layers"), context=context)
-        listeners = TypeAdapter(Listeners).validate_python(data.get("listeners", ()), context=context)
-    except ValidationError:
-        return None, problems
-    return None, problems + [(p.path, p.message) for p in cross_section_problems(layers, listeners)]
+    sections: dict[str, Any] = {}
+    for name, tp in CROSS_SECTIONS.items():
+        field = PlatformConfig.model_fields[name]
+        if name not in data:
+            if not field.is_required():
+                sections[name] = field.get_default(call_default_factory=True)
+            continue
+        try:
+            sections[name] = TypeAdapter(tp).validate_python(data[name], context=context)
+        except ValidationError:
+            continue
+    return None, problems + [(p.path, p.message) for p in cross_section_problems(sections)]
 
 
 def parse_config(data: Any, *, source: str = "config", base_dir: str | Path | None = None) -> PlatformConfig:
@@ -374,6 +453,8 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
         source, base_dir = str(path), Path(path).parent
     try:
         doc = _Document(text)
+    except _Refused as exc:
+        raise ConfigError([Problem(f"{source}:{exc.line}:{exc.column}: {exc.path}", exc.message)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source

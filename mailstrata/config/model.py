@@ -10,10 +10,13 @@ the model it validates; the loader prefixes the model's own path.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+import zoneinfo
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -67,6 +71,15 @@ _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 def _cidr(value: str) -> str:
+    if "/" not in value:
+        # ipaddress reads a bare address as a /32 (or /128): one host where a network was probably meant.
+        try:
+            host = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"is not a CIDR, got {value!r}; write network/prefix length, e.g. 10.0.0.0/24") from None
+        example = ipaddress.ip_network(f"{host}/{24 if host.version == 4 else 64}", strict=False)
+        raise ValueError(f"has no prefix length, got {value!r}; write the network with its prefix, e.g. {example}, "
+                         f"or {host}/{host.max_prefixlen} for this one address") from None
     try:
         net = ipaddress.ip_network(value, strict=True)
     except ValueError:
@@ -152,10 +165,23 @@ DnsLabel = Annotated[
     AfterValidator(_matches(_SELECTOR, "a DNS label (lower-case letters, digits and -)", "mail")),
     _schema("dns-label", "A DNS label: lower-case letters, digits and -.", "mail", _SELECTOR),
 ]
+# Terraform refuses these as variable names (Terraform docs, "Input Variables").
+_RESERVED_VARIABLES = frozenset({"source", "version", "providers", "count", "for_each", "lifecycle", "depends_on",
+                                 "locals"})
+
+
+def _not_reserved(value: str) -> str:
+    if value in _RESERVED_VARIABLES:
+        raise ValueError(f"is a name Terraform reserves for itself, got {value!r}; choose another, e.g. "
+                         f"mail_{value}")
+    return value
+
+
 VariableName = Annotated[
     str,
     AfterValidator(_matches(_VARIABLE, "a Terraform variable name (lower-case letters, digits and _)",
                             "ad_bind_password")),
+    AfterValidator(_not_reserved),
     _schema("terraform-variable", "A Terraform variable name: lower-case letters, digits and _.",
             "ad_bind_password", _VARIABLE),
 ]
@@ -169,8 +195,133 @@ Email = Annotated[
     AfterValidator(_matches(_EMAIL, "an e-mail address", "hostmaster@domain01.dom")),
     _schema("email", "An e-mail address.", "hostmaster@domain01.dom", _EMAIL),
 ]
-Port = Annotated[int, Field(ge=1, le=65535)]
-TimeoutMs = Annotated[int, Field(ge=1000, le=86_400_000)]
+# Strict scalars: YAML's `yes` is a bool and must not become the number 1, nor "2" the number 2.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+TimeoutMs = Annotated[int, Strict(), Field(ge=1000, le=86_400_000)]
+MAX_SIZE_GB = 2_147_483_647  # Cinder's and Manila's API and database limit for a size (a 32-bit integer)
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"is empty, got {value!r}; write a value, or remove the key to use the default")
+    if value != value.strip():
+        raise ValueError(f"has spaces around it, got {value!r}; use {value.strip()!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"contains a line break or control character, got {value!r}; write it on one line")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def _an_id(what: str, command: str) -> Any:
+    """OpenStack IDs (UUIDs) where terraform-provider-openstack 3.0 takes an ID, never a name."""
+    def check(value: str) -> str:
+        if not re.match(_UUID, value):
+            raise ValueError(f"is not a {what} ID (a UUID), got {value!r}; give its ID, e.g. from "
+                             f"`{command} {value} -f value -c id`")
+        return value
+
+    return check
+
+
+def _a_name(what: str, command: str, argument: str) -> Any:
+    """Names where the provider looks a resource up by name (image_name, flavor_name, a floating-IP pool)."""
+    def check(value: str) -> str:
+        if re.match(_UUID, value):
+            article = "an" if what[0] in "aeiou" else "a"
+            raise ValueError(f"is {article} {what} ID, got {value!r}; give the {what}'s name (`{command} {value} "
+                             f"-f value -c name`): mailstrata passes it as {argument}, which takes a name")
+        return value
+
+    return check
+
+
+NetworkId = Annotated[
+    str, AfterValidator(_text), AfterValidator(_an_id("Neutron network", "openstack network show")),
+    _schema("uuid", "A Neutron network ID.", "6f1c1c3e-0000-4000-8000-00000000a001", _UUID),
+]
+SubnetId = Annotated[
+    str, AfterValidator(_text), AfterValidator(_an_id("Neutron subnet", "openstack subnet show")),
+    _schema("uuid", "A Neutron subnet ID.", "6f1c1c3e-0000-4000-8000-00000000a002", _UUID),
+]
+ShareNetworkId = Annotated[
+    str, AfterValidator(_text), AfterValidator(_an_id("Manila share network", "openstack share network show")),
+    _schema("uuid", "A Manila share network ID.", "6f1c1c3e-0000-4000-8000-00000000a004", _UUID),
+]
+NetworkName = Annotated[
+    str, AfterValidator(_text), AfterValidator(_a_name("network", "openstack network show", "the floating-IP pool")),
+]
+FlavorName = Annotated[
+    str, AfterValidator(_text), AfterValidator(_a_name("flavor", "openstack flavor show", "flavor_name")),
+]
+ImageName = Annotated[
+    str, AfterValidator(_text), AfterValidator(_a_name("image", "openstack image show", "image_name")),
+]
+
+
+def _url(schemes: tuple[str, ...]) -> Any:
+    parts = [r"file:///\S+" if k == "file" else rf"{k}://[^\s/?#]+\S*" for k in schemes]
+    pattern = re.compile(rf"^(?:{'|'.join(parts)})$")
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            kinds = ", ".join(f"{k}://" for k in schemes[:-1]) + f" or {schemes[-1]}://"
+            raise ValueError(f"is not an {kinds} URL, got {value!r}; write it like "
+                             f"{schemes[0]}://host.domain01.dom/path")
+        return value
+
+    return check
+
+
+Url = Annotated[str, AfterValidator(_url(("http", "https"))),
+                _schema("url", "An http:// or https:// URL.", "https://host.domain01.dom/path")]
+RepoUrl = Annotated[str, AfterValidator(_url(("http", "https", "file"))),
+                    _schema("url", "An https://, http:// or file:// URL.", "https://packages.domain01.dom/sogo")]
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _timezone(value: str) -> str:
+    zones = _time_zones()
+    # Without a time zone database on this machine, only the shape can be checked.
+    known = value in zones if zones else re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", value) is not None
+    if not known:
+        near = difflib.get_close_matches(value, sorted(zones), n=1, cutoff=0.6)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"is not a time zone, got {value!r}; use an IANA name such as Europe/Madrid or UTC{hint}")
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_timezone),
+                     _schema("time-zone", "An IANA time zone name.", "Europe/Madrid")]
+
+
+def _spf(value: str) -> str:
+    bare = value.strip().strip("'\"")
+    if '"' in value or "\\" in value:
+        fix = f"write it without quotes: {bare}" if bare.startswith("v=spf1") else "remove them"
+        raise ValueError(f"contains quotes or backslashes, got {value!r}; {fix} (mailstrata quotes the TXT record "
+                         "itself)")
+    if value != "v=spf1" and not value.startswith("v=spf1 "):
+        raise ValueError(f"is not an SPF record, got {value!r}; start it with v=spf1, e.g. v=spf1 mx ~all")
+    if not value.isascii() or not value.isprintable():
+        raise ValueError(f"contains characters a TXT record cannot carry, got {value!r}; use printable ASCII only")
+    if len(value) > 255:
+        raise ValueError(f"is {len(value)} characters, got {value[:40]!r}...; one TXT string holds at most 255: "
+                         "use include: mechanisms")
+    return value
+
+
+Spf = Annotated[str, AfterValidator(_spf), _schema("spf", "An SPF record without quotes.", "v=spf1 mx ~all")]
 MailLayerName = Literal["smtp_in", "smtp_out", "mailstore", "webmail"]
 
 
@@ -253,19 +404,19 @@ class Backend(_Model):
         description="local: a state file next to the synthesized stack (one person). s3: an S3-compatible "
         "bucket such as Ceph RGW or Swift s3api (teams).",
     )
-    path: str | None = Field(
+    path: Text | None = Field(
         default=None,
         description="local: state file, relative to the stack's folder in cdktf.out. "
         "Default: terraform.<name>.tfstate.",
     )
-    bucket: str | None = Field(default=None, description="s3: bucket name. Required when type is s3.")
-    key: str | None = Field(
+    bucket: Text | None = Field(default=None, description="s3: bucket name. Required when type is s3.")
+    key: Text | None = Field(
         default=None, description="s3: object key of the state. Default: mailstrata/<name>.tfstate."
     )
-    endpoint: str | None = Field(
+    endpoint: Url | None = Field(
         default=None, description="s3: endpoint URL of the S3-compatible store. Required when type is s3."
     )
-    region: str = Field(default="us-east-1", description="s3: region name the store expects.")
+    region: Text = Field(default="us-east-1", description="s3: region name the store expects.")
 
     @model_validator(mode="after")
     def _check(self) -> Backend:
@@ -290,15 +441,18 @@ class Backend(_Model):
 class Network(_Model):
     """Existing networks the platform plugs into (the platform creates no networks or routers)."""
 
-    network_id: str = Field(description="Neutron network of the servers.")
-    subnet_id: str = Field(description="Neutron subnet of the servers.")
+    network_id: NetworkId = Field(description="Neutron network of the servers. Its ID (a UUID), not its name.")
+    subnet_id: SubnetId = Field(description="Neutron subnet of the servers. Its ID (a UUID), not its name.")
     subnet_cidr: Cidr = Field(description="CIDR of subnet_id (security rules and mynetworks need it offline).")
-    vip_subnet_id: str = Field(description="Subnet the load balancers' VIPs are allocated on.")
+    vip_subnet_id: SubnetId = Field(description="Subnet the load balancers' VIPs are allocated on. Its ID (a UUID).")
     vip_subnet_cidr: Cidr = Field(
         description="CIDR of vip_subnet_id: where LB traffic to the members comes from. Either the servers' "
         "subnet itself or one that does not overlap it."
     )
-    external_network: str = Field(default="public", description="Floating-IP pool for Internet-facing VIPs.")
+    external_network: NetworkName = Field(
+        default="public",
+        description="Floating-IP pool for Internet-facing VIPs. The external network's name, not its ID.",
+    )
     admin_cidrs: Annotated[
         tuple[Cidr, ...], AfterValidator(_not_world("SSH", "list your admin networks, e.g. 10.99.0.0/24"))
     ] = Field(
@@ -312,27 +466,15 @@ class Network(_Model):
         description="Corporate clients allowed on IMAP, POP3, ManageSieve and submission. 0.0.0.0/0 is refused.",
     )
 
-    @model_validator(mode="after")
-    def _vip_subnet(self) -> Network:
-        a, b = ipaddress.ip_network(self.subnet_cidr), ipaddress.ip_network(self.vip_subnet_cidr)
-        if a != b and a.version == b.version and a.overlaps(b):  # type: ignore[arg-type]
-            raise SubProblems([Problem(
-                "vip_subnet_cidr",
-                f"overlaps subnet_cidr {self.subnet_cidr} without being equal to it, got {self.vip_subnet_cidr!r}; "
-                "give the VIP subnet's own CIDR",
-            )])
-        return self
-
-
 class AttributeMapping(_Model):
     """Which directory attributes and object classes the platform reads. Defaults match Microsoft AD."""
 
-    login: str = Field(default="sAMAccountName", description="Attribute users log in with.")
-    mail: str = Field(default="mail", description="Attribute holding the user's address.")
-    quota: str = Field(default="info", description="Attribute holding the mailbox quota in bytes.")
-    person_class: str = Field(default="person", description="Object class of users.")
-    group_class: str = Field(default="group", description="Object class of groups (distribution lists).")
-    member: str = Field(default="member", description="Attribute listing a group's members.")
+    login: Text = Field(default="sAMAccountName", description="Attribute users log in with.")
+    mail: Text = Field(default="mail", description="Attribute holding the user's address.")
+    quota: Text = Field(default="info", description="Attribute holding the mailbox quota in bytes.")
+    person_class: Text = Field(default="person", description="Object class of users.")
+    group_class: Text = Field(default="group", description="Object class of groups (distribution lists).")
+    member: Text = Field(default="member", description="Attribute listing a group's members.")
 
 
 class Directory(_Model):
@@ -344,7 +486,7 @@ class Directory(_Model):
         description="ldaps: ldaps:// URLs. starttls: ldap:// URLs upgraded with StartTLS. plain: ldap:// URLs in "
         "clear text (labs only: the bind password crosses the network).",
     )
-    ca_cert_file: str | None = Field(
+    ca_cert_file: Text | None = Field(
         default=None,
         description="PEM CA certificate of the directory, relative to the config file. "
         "Default: the servers' system trust store.",
@@ -390,17 +532,21 @@ class Directory(_Model):
 class Layer(_Model):
     """One group of identical servers for one role."""
 
-    count: int = Field(default=2, ge=1, le=500, description="Number of servers.")
-    flavor: str = Field(default="m1.medium", description="Nova flavor of the servers.")
-    image: str = Field(default="CentOS-7-x86_64-GenericCloud-2009", description="Glance image of the servers.")
-    key_pair: str | None = Field(default=None, description="Nova key pair for SSH. Default: no key pair.")
+    count: Int = Field(default=2, ge=1, le=500, description="Number of servers.")
+    flavor: FlavorName = Field(default="m1.medium", description="Nova flavor of the servers. Its name, not its ID.")
+    image: ImageName = Field(
+        default="CentOS-7-x86_64-GenericCloud-2009", description="Glance image of the servers. Its name, not its ID."
+    )
+    key_pair: Text | None = Field(default=None, description="Nova key pair for SSH. Default: no key pair.")
     affinity: Affinity = Field(
         default=Affinity.ANTI_AFFINITY,
         description="Server-group policy. anti-affinity: never two servers of the layer on one hypervisor. "
         "soft-anti-affinity: spread when possible, still boot when not.",
     )
-    network_id: str | None = Field(default=None, description="Neutron network. Default: network.network_id.")
-    subnet_id: str | None = Field(
+    network_id: NetworkId | None = Field(
+        default=None, description="Neutron network (its ID). Default: network.network_id."
+    )
+    subnet_id: SubnetId | None = Field(
         default=None, description="Neutron subnet; give subnet_cidr with it. Default: network.subnet_id."
     )
     subnet_cidr: Cidr | None = Field(
@@ -436,7 +582,7 @@ class ListenerOverride(_Model):
         description="ROUND_ROBIN, LEAST_CONNECTIONS or SOURCE_IP. Default: the platform's algorithm for the "
         "port, else LEAST_CONNECTIONS.",
     )
-    source_ip_persistence: bool | None = Field(
+    source_ip_persistence: Bool | None = Field(
         default=None, description="Keep a client on one member. Default: the platform's choice for the port."
     )
     timeout_client_data_ms: TimeoutMs | None = Field(
@@ -454,7 +600,7 @@ class ListenerOverride(_Model):
         description="Sources allowed on the listener. Default: everyone on smtp_in 25 and webmail 80/443; "
         "network.client_cidrs and the servers' subnets on client ports; the servers' subnets elsewhere.",
     )
-    tls_container_ref: str | None = Field(
+    tls_container_ref: Text | None = Field(
         default=None,
         description="Barbican container with the certificate. Required with TERMINATED_HTTPS, else unused. "
         "Default: none.",
@@ -527,17 +673,22 @@ class Storage(_Model):
         description="manila: an OpenStack Manila NFS share. cinder_server: an NFS server instance on a Cinder "
         "volume (the seed's setup). existing: a NAS that already exports the mail volume.",
     )
-    size_gb: int = Field(default=2000, ge=1, description="manila and cinder_server: size of the share, in GB.")
-    share_network_id: str | None = Field(
+    size_gb: Int = Field(
+        default=2000, ge=1, le=MAX_SIZE_GB,
+        description="manila and cinder_server: size of the share, in GB (Cinder and Manila take at most 2147483647).",
+    )
+    share_network_id: ShareNetworkId | None = Field(
         default=None, description="manila: share network. Default: none (for backends that need none)."
     )
-    share_type: str | None = Field(default=None, description="manila: share type. Default: the cloud's default type.")
+    share_type: Text | None = Field(default=None, description="manila: share type. Default: the cloud's default type.")
     export: NfsExport | None = Field(
         default=None, description="existing: the NAS export as host:/path. Required when mode is existing."
     )
-    flavor: str = Field(default="m1.medium", description="cinder_server: flavor of the NFS server.")
-    image: str | None = Field(default=None, description="cinder_server: image. Default: layers.mailstore.image.")
-    volume_type: str | None = Field(
+    flavor: FlavorName = Field(default="m1.medium", description="cinder_server: flavor of the NFS server.")
+    image: ImageName | None = Field(
+        default=None, description="cinder_server: image (its name). Default: layers.mailstore.image."
+    )
+    volume_type: Text | None = Field(
         default=None, description="cinder_server: Cinder volume type. Default: the cloud's default type."
     )
 
@@ -558,11 +709,11 @@ class Dns(_Model):
     """Host names of the platform and, optionally, Designate zones and records."""
 
     zone: Domain = Field(default="cloud0.hc.mycompany.dom", description="Zone holding the platform's host names.")
-    designate: bool = Field(default=False, description="Create the zone and records in Designate.")
-    mail_domain_zones: bool = Field(default=False, description="Also create each mail domain's zone (MX, SPF, DKIM).")
+    designate: Bool = Field(default=False, description="Create the zone and records in Designate.")
+    mail_domain_zones: Bool = Field(default=False, description="Also create each mail domain's zone (MX, SPF, DKIM).")
     email: Email = Field(default="hostmaster@domain01.dom", description="SOA contact of created zones.")
-    ttl: int = Field(default=300, ge=30, description="TTL of created records, in seconds.")
-    spf: str = Field(
+    ttl: Int = Field(default=300, ge=30, le=2_147_483_647, description="TTL of created records, in seconds.")
+    spf: Spf = Field(
         default="v=spf1 mx ~all",
         description="SPF TXT of each mail domain. List the addresses your smtp-out servers leave from.",
     )
@@ -585,20 +736,20 @@ def _live_dnsbls(values: tuple[str, ...]) -> tuple[str, ...]:
 class Spam(_Model):
     """Amavis and SpamAssassin on smtp-in, and the DNSBLs Postfix asks."""
 
-    tag2_level: float = Field(default=9.0, description="SpamAssassin score at which a message is marked as spam.")
-    kill_level: float = Field(
+    tag2_level: Float = Field(default=9.0, description="SpamAssassin score at which a message is marked as spam.")
+    kill_level: Float = Field(
         default=12.0,
         description="Score at which a message is rejected (quarantined). Above tag2_level, at most dsn_cutoff_level.",
     )
-    dsn_cutoff_level: float = Field(default=15.0, description="Score above which no bounce is sent.")
-    amavis_processes: int = Field(default=16, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc.")
+    dsn_cutoff_level: Float = Field(default=15.0, description="Score above which no bounce is sent.")
+    amavis_processes: Int = Field(default=16, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc.")
     dnsbls: Annotated[
         tuple[Domain, ...], AfterValidator(_unique("dnsbls", "DNSBL")), AfterValidator(_live_dnsbls)
     ] = Field(
         default=("zen.spamhaus.org", "bl.spamcop.net"),
         description="DNSBL zones. Spamhaus refuses queries through public resolvers: use your own resolver or DQS.",
     )
-    spf_reject_softfail: bool = Field(default=False, description="Reject SPF softfail too, not only fail.")
+    spf_reject_softfail: Bool = Field(default=False, description="Reject SPF softfail too, not only fail.")
 
     @model_validator(mode="after")
     def _levels(self) -> Spam:
@@ -617,7 +768,7 @@ class Quota(_Model):
     """Mailbox quotas (Dovecot); a user's own quota comes from the directory's quota attribute."""
 
     default_storage: Size = Field(default="2G", description="Storage quota of users without a quota attribute.")
-    default_messages: int = Field(default=100000, ge=0, description="Message-count quota; 0 means no limit.")
+    default_messages: Int = Field(default=100000, ge=0, description="Message-count quota; 0 means no limit.")
     trash_extra: Size = Field(default="100M", description="Extra room in Trash, so users can still delete.")
     over_quota: OverQuota = Field(
         default=OverQuota.DEFER,
@@ -634,8 +785,8 @@ class Mail(_Model):
         default=FtsBackend.LUCENE,
         description="Dovecot full-text search. lucene: indexes inside each mailbox on NFS. solr: indexes in Solr.",
     )
-    solr_url: str = Field(default="http://127.0.0.1:8983/solr/dovecot", description="fts solr: Solr core URL.")
-    message_size_limit: int = Field(
+    solr_url: Url = Field(default="http://127.0.0.1:8983/solr/dovecot", description="fts solr: Solr core URL.")
+    message_size_limit: Int = Field(
         default=26214400, ge=1048576, description="Largest message accepted, in bytes (at least 1 MiB)."
     )
     dkim_selector: DnsLabel = Field(default="mail", description="DKIM selector, the same for every domain and server.")
@@ -674,15 +825,15 @@ class Tls(_Model):
 class WebmailSettings(_Model):
     """SOGo on the webmail layer."""
 
-    sogo_repo_url: str | None = Field(
+    sogo_repo_url: RepoUrl | None = Field(
         default=None,
         description="Yum repository with SOGo for the target OS (RHEL 7 packages are not public). "
         "Default: none; the image must then have SOGo installed, or the first boot fails.",
     )
-    sogo_repo_gpg_key: str | None = Field(
+    sogo_repo_gpg_key: RepoUrl | None = Field(
         default=None, description="URL of the key that signs sogo_repo_url's packages. Default: packages unchecked."
     )
-    database_host: str | None = Field(
+    database_host: Text | None = Field(
         default=None,
         description="Shared MariaDB/Galera host for SOGo. Default: a local MariaDB, allowed only with one webmail "
         "server (SOGo keeps preferences, calendars and contacts in it).",
@@ -692,9 +843,9 @@ class WebmailSettings(_Model):
         description="Variable with the password of database_host's sogo user. Default: a generated password "
         "(local database only).",
     )
-    timezone: str = Field(default="UTC", description="SOGo's default time zone.")
-    prefork: int = Field(default=20, ge=1, le=512, description="SOGo worker processes per server (WOWorkersCount).")
-    vmem_limit_mb: int = Field(default=1024, ge=128, description="Memory a SOGo worker may use (SxVMemLimit).")
+    timezone: TimeZone = Field(default="UTC", description="SOGo's default time zone (an IANA name).")
+    prefork: Int = Field(default=20, ge=1, le=512, description="SOGo worker processes per server (WOWorkersCount).")
+    vmem_limit_mb: Int = Field(default=1024, ge=128, description="Memory a SOGo worker may use (SxVMemLimit).")
 
     @model_validator(mode="after")
     def _external_database(self) -> WebmailSettings:
@@ -725,15 +876,131 @@ class OsChoice(StrEnum):
     CENTOS7 = "centos7"
 
 
-def cross_section_problems(layers: Layers, listeners: Sequence[ListenerOverride]) -> list[Problem]:
-    """Rules that span top-level sections, with paths from the top. The loader also runs them when other
-    sections are broken, so one report lists everything."""
+def _distinct_ids(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Per-domain resources are named after the domain (`zone-<domain>`, `record-MX-<domain>`), and Terraform
+    names keep only letters, digits, `-` and `_`: two domains with the same letters and digits would become one
+    resource, and one of them would silently not be created."""
+    first: dict[str, int] = {}
+    problems = []
+    for i, d in enumerate(values):
+        key = re.sub(r"[^a-z0-9]", "", d)
+        if key in first and values[first[key]] != d:
+            problems.append(Problem(f"[{i}]", f"would share its Terraform resources with domains[{first[key]}] "
+                                              f"{values[first[key]]!r} (both read {key!r} once dots and dashes are "
+                                              f"dropped), got {d!r}; serve one of the two from a second config with "
+                                              "its own name"))
+        first.setdefault(key, i)
+    _raise_if_any(problems)
+    return values
+
+
+Domains = Annotated[tuple[Domain, ...], AfterValidator(_unique("domains", "mail domain")),
+                    AfterValidator(_distinct_ids)]
+
+
+def _listener_problems(layers: Layers, listeners: Sequence[ListenerOverride]) -> list[Problem]:
     present = {r.value for r, _ in layers.items()}
     return [
         Problem(f"listeners[{i}].layer", f"names a layer that is not configured, got {lst.layer!r}; add "
                                          f"layers.{lst.layer} or remove this listener")
         for i, lst in enumerate(listeners) if lst.layer not in present
     ]
+
+
+def _subnet_problems(network: Network, layers: Layers) -> list[Problem]:
+    """Security rules and mynetworks tell the layers and the load balancers apart by CIDR: each subnet has one
+    CIDR, and two subnets never overlap."""
+    subnets = [("network.subnet", network.subnet_id, network.subnet_cidr),
+               ("network.vip_subnet", network.vip_subnet_id, network.vip_subnet_cidr)]
+    subnets += [(f"layers.{role.value}.subnet", lc.subnet_id, lc.subnet_cidr)
+                for role, lc in layers.items() if lc.subnet_id is not None and lc.subnet_cidr is not None]
+    problems = [
+        Problem(f"layers.{role.value}.subnet_id", f"is required when network_id is not network.network_id, got "
+                                                  f"nothing (network.subnet_id is a subnet of {network.network_id}); "
+                                                  "give this layer's subnet_id and subnet_cidr")
+        for role, lc in layers.items()
+        if lc.network_id is not None and lc.network_id != network.network_id and lc.subnet_id is None
+    ]
+    for j, (at, sid, cidr) in enumerate(subnets):
+        net = ipaddress.ip_network(cidr)
+        for other_at, other_id, other_cidr in subnets[:j]:
+            other = ipaddress.ip_network(other_cidr)
+            if sid == other_id and net != other:
+                problems.append(Problem(f"{at}_cidr", f"differs from {other_at}_cidr {other_cidr} for the same "
+                                                      f"subnet {sid}, got {cidr!r}; one subnet has one CIDR: use "
+                                                      f"{other_cidr}, or give this layer its own subnet_id"))
+                break
+            if sid != other_id and net.version == other.version and net.overlaps(other):  # type: ignore[arg-type]
+                how = "is the same network as" if net == other else "overlaps"
+                problems.append(Problem(f"{at}_cidr", f"{how} {other_at}_cidr {other_cidr}, which belongs to "
+                                                      f"another subnet ({other_id}), got {cidr!r}; give each subnet "
+                                                      f"its own CIDR, or write {at}_id: {other_id} if it is the "
+                                                      "same subnet"))
+                break
+    return problems
+
+
+# Where the config names a sensitive Terraform variable.
+_SECRET_FIELDS = (("directory", "bind_password"), ("webmail", "database_password"), ("tls", "certificate"),
+                  ("tls", "private_key"))
+
+
+def _secret_problems(sections: Mapping[str, Any]) -> list[Problem]:
+    """Each secret has its own variable: one variable for two secrets would give both the same value and
+    declare the variable twice (one declaration, and its validation, would silently replace the other)."""
+    first: dict[str, str] = {}
+    problems = []
+    for section, name in _SECRET_FIELDS:
+        ref = getattr(sections.get(section), name, None)
+        if ref is None:
+            continue
+        path = f"{section}.{name}"
+        if ref.variable in first:
+            problems.append(Problem(path, f"names the variable of {first[ref.variable]}, got {{variable: "
+                                          f"{ref.variable}}}; give each secret its own variable, e.g. "
+                                          f"{{variable: {_DISTINCT_VARIABLE[path]}}}"))
+        first.setdefault(ref.variable, path)
+    return problems
+
+
+_DISTINCT_VARIABLE = {"directory.bind_password": "ad_bind_password", "webmail.database_password": "webmail_db_password",
+                      "tls.certificate": "tls_certificate", "tls.private_key": "tls_private_key"}
+
+
+def _dns_problems(domains: tuple[str, ...], dns: Dns) -> list[Problem]:
+    if not (dns.designate and dns.mail_domain_zones):
+        return []
+    return [Problem(f"domains[{i}]", f"is also dns.zone, and dns.mail_domain_zones would create that Designate zone "
+                                     f"a second time, got {d!r}; use another dns.zone, such as hosts.{d}")
+            for i, d in enumerate(domains) if d == dns.zone]
+
+
+def _webmail_problems(layers: Layers, webmail: WebmailSettings) -> list[Problem]:
+    web = layers.webmail
+    if web is not None and web.count > 1 and webmail.database_host is None:
+        # Each server's own MariaDB would give a user different preferences, calendars and contacts
+        # depending on which server the load balancer picks.
+        return [Problem("webmail.database_host", f"is required with {web.count} webmail servers, got nothing; give "
+                                                 "a shared MariaDB/Galera host or set layers.webmail.count: 1")]
+    return []
+
+
+def cross_section_problems(sections: Mapping[str, Any]) -> list[Problem]:
+    """Rules that span top-level sections, with paths from the top. `sections` holds the valid top-level values
+    by key; a rule runs when every section it needs is there, so the loader also runs them when other sections
+    are broken, and one report lists everything."""
+    s = sections
+    problems = []
+    if "layers" in s and "listeners" in s:
+        problems += _listener_problems(s["layers"], s["listeners"])
+    if "network" in s and "layers" in s:
+        problems += _subnet_problems(s["network"], s["layers"])
+    problems += _secret_problems(s)
+    if "domains" in s and "dns" in s:
+        problems += _dns_problems(s["domains"], s["dns"])
+    if "layers" in s and "webmail" in s:
+        problems += _webmail_problems(s["layers"], s["webmail"])
+    return problems
 
 
 class PlatformConfig(_Model):
@@ -743,12 +1010,12 @@ class PlatformConfig(_Model):
 
     name: StackName = Field(default="mail", description="Stack name and prefix of every OpenStack resource name.")
     os: OsChoice = Field(default=OsChoice.CENTOS7, description="Operating system of every server.")
-    region: str | None = Field(
+    region: Text | None = Field(
         default=None, description="OpenStack region. Default: from clouds.yaml or OS_REGION_NAME."
     )
-    cloud: str | None = Field(default=None, description="clouds.yaml entry. Default: OS_CLOUD or the OS_* variables.")
+    cloud: Text | None = Field(default=None, description="clouds.yaml entry. Default: OS_CLOUD or the OS_* variables.")
     backend: Backend = Field(default=Backend(), description=Backend.__doc__)
-    domains: Annotated[tuple[Domain, ...], AfterValidator(_unique("domains", "mail domain"))] = Field(
+    domains: Domains = Field(
         min_length=1, description="Mail domains served; the first is the primary."
     )
     dns: Dns = Field(default=Dns(), description=Dns.__doc__)
@@ -772,14 +1039,7 @@ class PlatformConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_sections(self) -> PlatformConfig:
-        problems = list(cross_section_problems(self.layers, self.listeners))
-        web = self.layers.webmail
-        if web is not None and web.count > 1 and self.webmail.database_host is None:
-            # Each server's own MariaDB would give a user different preferences, calendars and contacts
-            # depending on which server the load balancer picks.
-            problems.append(Problem("webmail.database_host", f"is required with {web.count} webmail servers, got "
-                                    "nothing; give a shared MariaDB/Galera host or set layers.webmail.count: 1"))
-        _raise_if_any(problems)
+        _raise_if_any(cross_section_problems({name: getattr(self, name) for name in CROSS_SECTIONS}))
         return self
 
     def directory_settings(self, *, bind_password: str) -> DirectorySettings:
@@ -799,6 +1059,11 @@ class PlatformConfig(_Model):
             ),
             ca_cert_pem=Path(d.ca_cert_file).read_text(encoding="utf-8") if d.ca_cert_file else None,
         )
+
+
+# The top-level sections the cross-section rules read, and their types (the loader validates each alone).
+CROSS_SECTIONS: dict[str, Any] = {"domains": Domains, "dns": Dns, "network": Network, "directory": Directory,
+                                  "layers": Layers, "listeners": Listeners, "tls": Tls, "webmail": WebmailSettings}
 
 
 def json_schema() -> dict[str, Any]:

@@ -36,10 +36,10 @@ def dump(data: Any) -> str:
 MINIMAL_YAML = """\
 domains: [domain01.dom]
 network:
-  network_id: net-1
-  subnet_id: subnet-1
+  network_id: 6f1c1c3e-0000-4000-8000-00000000a001
+  subnet_id: 6f1c1c3e-0000-4000-8000-00000000a002
   subnet_cidr: 10.10.0.0/24
-  vip_subnet_id: subnet-2
+  vip_subnet_id: 6f1c1c3e-0000-4000-8000-00000000a003
   vip_subnet_cidr: 10.20.0.0/24
   admin_cidrs: [10.99.0.0/24]
 directory:

@@ -454,7 +454,7 @@ def test_given_a_problem_in_a_file_when_loaded_then_it_gives_the_line_of_the_key
 
 
 def test_given_a_missing_key_in_a_file_when_loaded_then_it_gives_the_line_of_its_parent(write_config: Any) -> None:
-    path = write_config(MINIMAL_YAML.replace("  subnet_id: subnet-1\n", ""))
+    path = write_config(MINIMAL_YAML.replace("  subnet_id: 6f1c1c3e-0000-4000-8000-00000000a002\n", ""))
 
     with pytest.raises(ConfigError) as caught:
         load_config(path)
@@ -537,3 +537,392 @@ def test_given_an_external_database_without_its_password_when_parsed_then_the_va
         "webmail.database_password: is required when database_host is set, got nothing; "
         "write {variable: webmail_db_password}"
     ]
+
+
+# ---- subnets: one CIDR per subnet, no two subnets overlapping ---------------------------------------
+
+
+def test_given_a_layer_subnet_overlapping_another_when_parsed_then_it_names_the_other(config: dict[str, Any]) -> None:
+    config["layers"]["webmail"]["subnet_cidr"] = "10.10.2.128/25"
+
+    assert problems_of(config) == [
+        "layers.webmail.subnet_cidr: overlaps layers.smtp_out.subnet_cidr 10.10.2.0/24, which belongs to another "
+        "subnet (6f1c1c3e-0000-4000-8000-00000000a012), got '10.10.2.128/25'; give each subnet its own CIDR, or "
+        "write layers.webmail.subnet_id: 6f1c1c3e-0000-4000-8000-00000000a012 if it is the same subnet"
+    ]
+
+
+def test_given_a_layer_subnet_equal_to_the_vip_subnet_under_another_id_when_parsed_then_it_is_refused(
+    config: dict[str, Any],
+) -> None:
+    config["layers"]["smtp_in"]["subnet_cidr"] = "10.20.0.0/24"
+
+    assert problems_of(config) == [
+        "layers.smtp_in.subnet_cidr: is the same network as network.vip_subnet_cidr 10.20.0.0/24, which belongs to "
+        "another subnet (6f1c1c3e-0000-4000-8000-00000000a003), got '10.20.0.0/24'; give each subnet its own CIDR, "
+        "or write layers.smtp_in.subnet_id: 6f1c1c3e-0000-4000-8000-00000000a003 if it is the same subnet"
+    ]
+
+
+def test_given_one_subnet_id_with_two_cidrs_when_parsed_then_it_asks_for_one(config: dict[str, Any]) -> None:
+    config["layers"]["smtp_out"]["subnet_id"] = "6f1c1c3e-0000-4000-8000-00000000a011"
+
+    assert problems_of(config) == [
+        "layers.smtp_out.subnet_cidr: differs from layers.smtp_in.subnet_cidr 10.10.1.0/24 for the same subnet "
+        "6f1c1c3e-0000-4000-8000-00000000a011, got '10.10.2.0/24'; one subnet has one CIDR: use 10.10.1.0/24, or "
+        "give this layer its own subnet_id"
+    ]
+
+
+def test_given_the_vip_subnet_overlapping_the_servers_subnet_when_parsed_then_it_is_refused(
+    config: dict[str, Any],
+) -> None:
+    config["network"]["vip_subnet_cidr"] = "10.10.5.128/25"
+
+    assert problems_of(config) == [
+        "network.vip_subnet_cidr: overlaps network.subnet_cidr 10.10.5.0/24, which belongs to another subnet "
+        "(6f1c1c3e-0000-4000-8000-00000000a002), got '10.10.5.128/25'; give each subnet its own CIDR, or write "
+        "network.vip_subnet_id: 6f1c1c3e-0000-4000-8000-00000000a002 if it is the same subnet"
+    ]
+
+
+def test_given_the_vip_subnet_as_the_servers_subnet_itself_when_parsed_then_it_is_valid(
+    config: dict[str, Any],
+) -> None:
+    config["network"]["vip_subnet_id"] = config["network"]["subnet_id"]
+    config["network"]["vip_subnet_cidr"] = config["network"]["subnet_cidr"]
+
+    assert parse_config(config).network.vip_subnet_cidr == "10.10.5.0/24"
+
+
+def test_given_a_layer_on_another_network_without_its_subnet_when_parsed_then_the_subnet_is_required(
+    config: dict[str, Any],
+) -> None:
+    webmail = config["layers"]["webmail"]
+    webmail["network_id"] = "6f1c1c3e-0000-4000-8000-00000000b001"
+    del webmail["subnet_id"], webmail["subnet_cidr"]
+
+    assert problems_of(config) == [
+        "layers.webmail.subnet_id: is required when network_id is not network.network_id, got nothing "
+        "(network.subnet_id is a subnet of 6f1c1c3e-0000-4000-8000-00000000a001); give this layer's subnet_id and "
+        "subnet_cidr"
+    ]
+
+
+def test_given_a_broken_directory_when_subnets_overlap_then_both_are_reported(config: dict[str, Any]) -> None:
+    config["directory"]["base_dn"] = "domain01.dom"
+    config["layers"]["smtp_in"]["subnet_cidr"] = "10.20.0.0/24"
+
+    assert [p.split(":")[0] for p in problems_of(config)] == ["directory.base_dn", "layers.smtp_in.subnet_cidr"]
+
+
+# ---- CIDRs and strict scalars -------------------------------------------------------------------------
+
+
+def test_given_an_address_without_a_prefix_when_parsed_then_it_asks_for_one(config: dict[str, Any]) -> None:
+    config["network"]["admin_cidrs"] = ["10.99.0.5"]
+
+    assert problems_of(config) == [
+        "network.admin_cidrs[0]: has no prefix length, got '10.99.0.5'; write the network with its prefix, e.g. "
+        "10.99.0.0/24, or 10.99.0.5/32 for this one address"
+    ]
+
+
+def test_given_an_ipv6_address_without_a_prefix_when_parsed_then_it_suggests_a_64(config: dict[str, Any]) -> None:
+    config["network"]["client_cidrs"] = ["2001:db8::1"]
+
+    assert problems_of(config) == [
+        "network.client_cidrs[0]: has no prefix length, got '2001:db8::1'; write the network with its prefix, e.g. "
+        "2001:db8::/64, or 2001:db8::1/128 for this one address"
+    ]
+
+
+def test_given_count_yes_in_a_file_when_loaded_then_it_is_not_one_server(write_config: Any) -> None:
+    path = write_config(MINIMAL_YAML.replace("smtp_in: {}", "smtp_in: {count: yes}"))
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:14:13: layers.smtp_in.count: must be a whole number, got true; write digits only, e.g. 2 (YAML reads "
+        "yes, no, on and off as true or false)"
+    ]
+
+
+def test_given_a_quoted_count_when_parsed_then_it_asks_to_drop_the_quotes(config: dict[str, Any]) -> None:
+    config["layers"]["smtp_in"]["count"] = "2"
+
+    assert problems_of(config) == ["layers.smtp_in.count: must be a whole number, got text '2'; write 2 without quotes"]
+
+
+def test_given_a_fractional_count_when_parsed_then_it_asks_to_round(config: dict[str, Any]) -> None:
+    config["layers"]["smtp_in"]["count"] = 2.5
+
+    assert problems_of(config) == ["layers.smtp_in.count: must be a whole number, got 2.5; round it"]
+
+
+def test_given_1_for_a_switch_when_parsed_then_it_asks_for_true_or_false(config: dict[str, Any]) -> None:
+    config["dns"]["designate"] = 1
+
+    assert problems_of(config) == ["dns.designate: must be true or false, got 1; write true or false"]
+
+
+def test_given_a_quoted_true_when_parsed_then_it_asks_for_the_bare_word(config: dict[str, Any]) -> None:
+    config["dns"]["designate"] = "true"
+
+    assert problems_of(config) == [
+        "dns.designate: must be true or false, got 'true'; write true or false without quotes"
+    ]
+
+
+def test_given_true_for_a_score_when_parsed_then_it_is_not_1(config: dict[str, Any]) -> None:
+    config["mail"] = {"spam": {"tag2_level": True}}
+
+    assert problems_of(config) == [
+        "mail.spam.tag2_level: must be a number, got true; write digits only, e.g. 9.0 (YAML reads yes, no, on and "
+        "off as true or false)"
+    ]
+
+
+def test_given_a_share_size_over_cinders_limit_when_parsed_then_it_gives_the_range(config: dict[str, Any]) -> None:
+    config["storage"]["size_gb"] = 99999999999
+
+    assert problems_of(config) == [
+        "storage.size_gb: must be at most 2147483647, got 99999999999; use a whole number from 1 to 2147483647"
+    ]
+
+
+# ---- text: time zones, SPF, URLs, empty values ----------------------------------------------------------
+
+
+def test_given_a_misspelt_time_zone_when_parsed_then_it_suggests_the_right_one(config: dict[str, Any]) -> None:
+    config["webmail"]["timezone"] = "Europe/Madird"
+
+    assert problems_of(config) == [
+        "webmail.timezone: is not a time zone, got 'Europe/Madird'; use an IANA name such as Europe/Madrid or UTC "
+        "(did you mean 'Europe/Madrid'?)"
+    ]
+
+
+def test_given_an_spf_value_in_quotes_when_parsed_then_it_asks_for_it_without(config: dict[str, Any]) -> None:
+    config["dns"]["spf"] = '"v=spf1 mx ~all"'
+
+    assert problems_of(config) == [
+        "dns.spf: contains quotes or backslashes, got '\"v=spf1 mx ~all\"'; write it without quotes: v=spf1 mx ~all "
+        "(mailstrata quotes the TXT record itself)"
+    ]
+
+
+def test_given_an_spf_value_without_its_version_when_parsed_then_it_asks_for_v_spf1(config: dict[str, Any]) -> None:
+    config["dns"]["spf"] = "mx ~all"
+
+    assert problems_of(config) == [
+        "dns.spf: is not an SPF record, got 'mx ~all'; start it with v=spf1, e.g. v=spf1 mx ~all"
+    ]
+
+
+def test_given_a_solr_address_without_a_scheme_when_parsed_then_it_asks_for_a_url(config: dict[str, Any]) -> None:
+    config["mail"] = {"fts": "solr", "solr_url": "localhost:8983/solr/dovecot"}
+
+    assert problems_of(config) == [
+        "mail.solr_url: is not an http:// or https:// URL, got 'localhost:8983/solr/dovecot'; write it like "
+        "http://host.domain01.dom/path"
+    ]
+
+
+def test_given_an_empty_key_pair_when_parsed_then_it_is_refused(config: dict[str, Any]) -> None:
+    config["layers"]["smtp_in"]["key_pair"] = ""
+
+    assert problems_of(config) == [
+        "layers.smtp_in.key_pair: is empty, got ''; write a value, or remove the key to use the default"
+    ]
+
+
+def test_given_a_flavor_with_a_trailing_space_when_parsed_then_it_gives_the_trimmed_name(
+    config: dict[str, Any],
+) -> None:
+    config["layers"]["smtp_in"]["flavor"] = "m1.medium "
+
+    assert problems_of(config) == ["layers.smtp_in.flavor: has spaces around it, got 'm1.medium '; use 'm1.medium'"]
+
+
+# ---- IDs where the provider takes IDs, names where it takes names ---------------------------------------
+
+
+def test_given_a_network_name_for_network_id_when_parsed_then_it_asks_for_the_id(config: dict[str, Any]) -> None:
+    config["network"]["network_id"] = "private-net"
+
+    assert problems_of(config) == [
+        "network.network_id: is not a Neutron network ID (a UUID), got 'private-net'; give its ID, e.g. from "
+        "`openstack network show private-net -f value -c id`"
+    ]
+
+
+def test_given_a_subnet_name_for_a_layer_subnet_when_parsed_then_it_asks_for_the_id(config: dict[str, Any]) -> None:
+    config["layers"]["mailstore"]["subnet_id"] = "mailstore-subnet"
+
+    assert problems_of(config) == [
+        "layers.mailstore.subnet_id: is not a Neutron subnet ID (a UUID), got 'mailstore-subnet'; give its ID, e.g. "
+        "from `openstack subnet show mailstore-subnet -f value -c id`"
+    ]
+
+
+def test_given_a_share_network_name_when_parsed_then_it_asks_for_the_id(config: dict[str, Any]) -> None:
+    config["storage"] = {"mode": "manila", "share_network_id": "mail-share-net"}
+
+    assert problems_of(config) == [
+        "storage.share_network_id: is not a Manila share network ID (a UUID), got 'mail-share-net'; give its ID, "
+        "e.g. from `openstack share network show mail-share-net -f value -c id`"
+    ]
+
+
+def test_given_an_external_network_id_when_parsed_then_it_asks_for_the_pool_name(config: dict[str, Any]) -> None:
+    config["network"]["external_network"] = "6f1c1c3e-0000-4000-8000-00000000e001"
+
+    assert problems_of(config) == [
+        "network.external_network: is a network ID, got '6f1c1c3e-0000-4000-8000-00000000e001'; give the network's "
+        "name (`openstack network show 6f1c1c3e-0000-4000-8000-00000000e001 -f value -c name`): mailstrata passes it "
+        "as the floating-IP pool, which takes a name"
+    ]
+
+
+def test_given_an_image_id_when_parsed_then_it_asks_for_the_image_name(config: dict[str, Any]) -> None:
+    config["layers"]["smtp_in"]["image"] = "6f1c1c3e-0000-4000-8000-00000000f001"
+
+    assert problems_of(config) == [
+        "layers.smtp_in.image: is an image ID, got '6f1c1c3e-0000-4000-8000-00000000f001'; give the image's name "
+        "(`openstack image show 6f1c1c3e-0000-4000-8000-00000000f001 -f value -c name`): mailstrata passes it as "
+        "image_name, which takes a name"
+    ]
+
+
+# ---- names that would collide in Terraform ------------------------------------------------------------
+
+
+def test_given_two_domains_with_the_same_letters_when_parsed_then_they_would_collide(config: dict[str, Any]) -> None:
+    config["domains"] = ["corp-it.example.com", "corp.it.example.com"]
+
+    assert problems_of(config) == [
+        "domains[1]: would share its Terraform resources with domains[0] 'corp-it.example.com' (both read "
+        "'corpitexamplecom' once dots and dashes are dropped), got 'corp.it.example.com'; serve one of the two from "
+        "a second config with its own name"
+    ]
+
+
+def test_given_a_mail_domain_that_is_the_platform_zone_when_zones_are_created_then_it_is_refused(
+    config: dict[str, Any],
+) -> None:
+    config["dns"]["zone"] = "domain01.dom"
+
+    assert problems_of(config) == [
+        "domains[0]: is also dns.zone, and dns.mail_domain_zones would create that Designate zone a second time, got "
+        "'domain01.dom'; use another dns.zone, such as hosts.domain01.dom"
+    ]
+
+
+def test_given_the_ad_password_variable_for_the_webmail_database_when_parsed_then_it_is_refused(
+    config: dict[str, Any],
+) -> None:
+    config["webmail"]["database_password"] = {"variable": "ad_bind_password"}
+
+    assert problems_of(config) == [
+        "webmail.database_password: names the variable of directory.bind_password, got {variable: ad_bind_password}; "
+        "give each secret its own variable, e.g. {variable: webmail_db_password}"
+    ]
+
+
+def test_given_one_variable_for_the_tls_certificate_and_key_when_parsed_then_it_is_refused(
+    config: dict[str, Any],
+) -> None:
+    config["tls"] = {"source": "provided", "certificate": {"variable": "tls"}, "private_key": {"variable": "tls"}}
+
+    assert problems_of(config) == [
+        "tls.private_key: names the variable of tls.certificate, got {variable: tls}; give each secret its own "
+        "variable, e.g. {variable: tls_private_key}"
+    ]
+
+
+def test_given_a_variable_name_terraform_reserves_when_parsed_then_it_is_refused(config: dict[str, Any]) -> None:
+    config["directory"]["bind_password"] = {"variable": "count"}
+
+    assert problems_of(config) == [
+        "directory.bind_password.variable: is a name Terraform reserves for itself, got 'count'; choose another, e.g. "
+        "mail_count"
+    ]
+
+
+# ---- documents that would exhaust the reader ----------------------------------------------------------
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join([*lines, f"domains: *a{levels}"]) + "\n"
+
+
+def test_given_an_alias_bomb_when_loaded_then_it_is_refused_where_it_grows(write_config: Any) -> None:
+    path = write_config(_alias_bomb())
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:5:5: a4: holds more than 20000 values once its YAML aliases (*name) are expanded, got 66430 or more; "
+        "use fewer aliases, or write the values out"
+    ]
+
+
+def test_given_an_alias_bomb_when_validated_then_it_exits_2_at_once_in_bounded_memory(write_config: Any) -> None:
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    path = write_config(_alias_bomb())
+
+    def limit_memory() -> None:  # 1 GiB of address space: an unbounded expansion dies with MemoryError
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "mailstrata.cli", "validate", "--config", str(path)],
+                            capture_output=True, text=True, timeout=120, check=False, preexec_fn=limit_memory)
+
+    assert (result.returncode, result.stdout, result.stderr.count("\n"), "Traceback" in result.stderr) == (
+        2, "", 2, False
+    )
+    assert time.monotonic() - start < 30
+
+
+def test_given_an_alias_that_contains_itself_when_loaded_then_it_is_refused(write_config: Any) -> None:
+    path = write_config("domains: &x [domain01.dom, *x]\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:1:10: domains[1]: contains itself through a YAML alias, got a recursive *alias; write the values out"
+    ]
+
+
+def test_given_thousands_of_nested_lists_when_loaded_then_it_is_refused_without_a_recursion_error(
+    write_config: Any,
+) -> None:
+    path = write_config("domains: " + "[" * 5000 + "]" * 5000 + "\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:1:41: (top level): is nested more than 32 levels deep, got 33; a mailstrata config has at most 5 "
+        "levels: start from a copy of mailstrata/config/default.yaml"
+    ]
+
+
+def test_given_anchors_for_repeated_layer_settings_when_loaded_then_they_still_work(write_config: Any) -> None:
+    text = MINIMAL_YAML.replace("  smtp_in: {}\n  smtp_out: {}\n  mailstore: {}\n",
+                                "  smtp_in: &layer {count: 3, flavor: m1.large}\n  smtp_out: *layer\n"
+                                "  mailstore: {<<: *layer, count: 2}\n")
+
+    cfg = load_config(write_config(text))
+
+    assert (cfg.layers.smtp_out.count, cfg.layers.mailstore.count, cfg.layers.mailstore.flavor) == (3, 2, "m1.large")
