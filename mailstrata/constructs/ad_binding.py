@@ -70,7 +70,9 @@ class AdBinding(Construct):
                 TerraformVariableValidationConfig(
                     # The password is written inside config files (quoted in sogo.conf): a line break,
                     # a double quote or a backslash would end or change the value.
-                    condition=(f"length(var.{v}) > 0 && " + r'!can(regex("[\\r\\n\"\\\\]", var.' + f"{v}))"),
+                    # In Terraform's JSON syntax a condition is a string template: the expression must be
+                    # inside ${...}, or Terraform rejects the file at `terraform init`.
+                    condition="${" + f"length(var.{v}) > 0 && " + r'!can(regex("[\\r\\n\"\\\\]", var.' + f"{v}))" + "}",
                     error_message='The AD bind password must be non-empty, on one line, without " or \\.',
                 )
             ],

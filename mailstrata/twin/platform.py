@@ -3,9 +3,9 @@
 `synthesize()` builds `MailPlatformStack` from the config (the embedded default unless told otherwise),
 with at least two servers in smtp_in and mailstore so that load balancing is real, synthesizes it into
 the twin's folder and returns the construct tree (each layer's `context` and `servers`) together with
-`cdk.tf.json`. `TwinValues` then plays Terraform's part at apply time: every resource attribute the
-stack refers to gets a twin value (VIPs and ports in 127.0.0.0/8, the Samba bind password, DKIM keys and
-the database password made once by the twin).
+`cdk.tf.json`. `twin_values` then gives every resource attribute and variable the stack refers to a twin
+value (VIPs and ports in 127.0.0.0/8, the Samba bind password, DKIM keys and the database password made
+once by the twin) and has Terraform itself evaluate the stack's expressions with them, in one run.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 from mailstrata.config import load_config
 from mailstrata.config.model import PlatformConfig
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
+from mailstrata.terraform_eval import StandIns
 from mailstrata.twin.addresses import AddressPlan
-from mailstrata.twin.terraform import Value, Values, keys_by_name, resources
+from mailstrata.twin.terraform import Values, evaluate_stack, keys_by_name, resources
 
 MIN_SERVERS: Mapping[Role, int] = {Role.SMTP_IN: 2, Role.MAILSTORE: 2}  # load balancing must be real
 
@@ -138,11 +139,11 @@ def _password(path: Path, length: int) -> str:
     return path.read_text()
 
 
-def twin_values(syn: Synthesized, plan: AddressPlan, twin_servers: tuple[TwinServer, ...], *, secrets_dir: Path,
-                bind_password: str, nfs_server: str) -> Values:
-    """Every attribute the stack refers to, with the twin's value."""
+def twin_standins(syn: Synthesized, plan: AddressPlan, twin_servers: tuple[TwinServer, ...], *, secrets_dir: Path,
+                   bind_password: str, nfs_server: str) -> StandIns:
+    """The twin's value of every resource attribute and variable the stack can refer to."""
     doc = syn.doc
-    attrs: dict[str, Value] = {}
+    attrs: dict[str, Any] = {}
     lb_role = {vip.props.name: role for role, vip in syn.stack.vips.items()}
     lb_key = keys_by_name(doc, "openstack_lb_loadbalancer_v2")
     for name, key in lb_key.items():
@@ -160,17 +161,32 @@ def twin_values(syn: Synthesized, plan: AddressPlan, twin_servers: tuple[TwinSer
     for key, port_res in resources(doc, "openstack_networking_port_v2").items():
         server = by_name.get(str(port_res.get("name")))
         attrs[f"openstack_networking_port_v2.{key}.all_fixed_ips"] = [server.address if server else nfs_server]
+    # The NFS server's own disk (Cinder mode) and a Manila share's export: the twin's shared folder stands
+    # in for both, so only their identifiers are needed.
+    for key in resources(doc, "openstack_blockstorage_volume_v3"):
+        attrs[f"openstack_blockstorage_volume_v3.{key}.id"] = f"twin-volume-{key}"
+    for key in resources(doc, "openstack_sharedfilesystem_share_v2"):
+        attrs[f"openstack_sharedfilesystem_share_v2.{key}.export_locations"] = [{"path": f"{nfs_server}:/twin"}]
     bind_var = syn.config.directory.bind_password.variable
-    for name in doc.get("variable", {}):
+    variables = {
         # the bind password is Samba's; every other secret variable (e.g. the external database's
         # password) gets a password the twin makes once, as an operator would
-        attrs[f"var.{name}"] = bind_password if name == bind_var else _password(secrets_dir / f"var.{name}", 32)
+        name: bind_password if name == bind_var else _password(secrets_dir / f"var.{name}", 32)
+        for name in doc.get("variable", {})
+    }
     for key, res in resources(doc, "tls_private_key").items():
         pem, pub = _keypair(secrets_dir / f"{key}.pem", int(res.get("rsa_bits", 2048)))
         attrs[f"tls_private_key.{key}.private_key_pem"] = pem
         attrs[f"tls_private_key.{key}.public_key_pem"] = pub
     for key, res in resources(doc, "random_password").items():
         attrs[f"random_password.{key}.result"] = _password(secrets_dir / f"{key}.password", int(res.get("length", 32)))
-    for name, lines in doc.get("locals", {}).items():
-        attrs[f"local.{name}"] = lines
-    return Values(attrs)
+    return StandIns(attributes=attrs, variables=variables)
+
+
+def twin_values(syn: Synthesized, plan: AddressPlan, twin_servers: tuple[TwinServer, ...], *, secrets_dir: Path,
+                bind_password: str, nfs_server: str) -> Values:
+    """The stack's references and DNS records as Terraform computes them from the twin's stand-ins (one run)."""
+    standins = twin_standins(syn, plan, twin_servers, secrets_dir=secrets_dir, bind_password=bind_password,
+                             nfs_server=nfs_server)
+    outputs = [name for name in ("dns_records",) if name in syn.doc.get("output", {})]
+    return evaluate_stack(syn.doc, standins, outputs=outputs, workdir=syn.outdir.parent / "terraform")

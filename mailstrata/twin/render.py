@@ -12,7 +12,8 @@ only what is not a setting:
 It renders with `render_layer(ctx, os=load_profile("debian12", role).relocated(root))`. In the OS profile,
 paths of installed programs (/usr, /bin, /sbin, /lib) stay where the packages put them, and the commands
 that would talk to systemd are no-ops (the twin starts the daemons itself). Every `${...}` left in the
-text is then evaluated like Terraform would, with the twin's values (`TwinValues`).
+reference left in the text (`${var...}`, a VIP address, a key) is then replaced by the value Terraform
+computed for it from the twin's stand-ins (`Values.substitute`).
 
 One text rule, because the twin's whole network is 127.0.0.0/8: the production notation of "this host"
 (`127.0.0.0/8`) becomes `127.0.0.1/32`, each server's private loopback (see files/loopback_shim.c).
@@ -35,7 +36,6 @@ from mailstrata.twin.terraform import Values
 from mailstrata.userdata.context import Networks, PlatformContext
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import LayerUserData, RenderedFile, render_layer
-from mailstrata.userdata.terraform_text import escape
 
 TWIN_OS = "debian12"
 # Installed programs and the data their packages ship stay in place; only what the platform writes moves.
@@ -134,9 +134,9 @@ def render_server(syn: Synthesized, values: Values, ctx: PlatformContext, profil
             raise TwinRenderError(f"{server.name}: {f.path} is outside the server's root {root}; the template must "
                                   "take this path from the OS profile (os.paths) so that it can be relocated")
         if f.b64:
-            data = base64.b64decode(values.interpolate(syn.resolve(f.content)))
+            data = base64.b64decode(values.substitute(f.content, syn.resolve))
         else:
-            data = localize(values.interpolate(syn.resolve(escape(f.content)))).encode()
+            data = localize(values.substitute(f.content, syn.resolve)).encode()
         # as cloud-init writes them: the final owner and mode come from the setup script
         mode = int(f.mode, 8) if f.mode[-1] in "4567" else 0o600
         out.append(TwinFile(Path(f.path), data, mode, f))

@@ -53,7 +53,6 @@ from mailstrata.twin.render import (
 from mailstrata.twin.services import ServiceContext, daemons, mariadb
 from mailstrata.twin.terraform import Values
 from mailstrata.userdata.profiles import OsProfile, load_profile
-from mailstrata.userdata.terraform_text import escape
 
 T = TypeVar("T")
 DEFAULT_ROOT = Path("/var/lib/mailstrata-twin")
@@ -339,7 +338,7 @@ class Twin:
         own, with SOGo's database and account made with the password the twin gave the variable."""
         webmail = syn.stack.layers[Role.WEBMAIL].context.webmail
         db = webmail.database
-        password = values.interpolate(syn.resolve(escape(db.password.ref)))
+        password = values.substitute(db.password.ref, syn.resolve)
         base = self.root / "infra" / "sogo-db"
         shutil.rmtree(base, ignore_errors=True)
         datadir = self._mariadb_datadir(base / "data")
@@ -371,9 +370,9 @@ class Twin:
             a[db_host] = plan.database
         mx: list[tuple[str, str, int]] = []
         txt: list[tuple[str, str]] = []
-        for rec in syn.doc["output"]["dns_records"]["value"]:
+        for rec in values.output("dns_records"):
             name = rec["name"].rstrip(".")
-            value = values.interpolate(rec["value"])
+            value = rec["value"]
             if rec["type"] == "A":
                 a[name] = value
             elif rec["type"] == "MX":

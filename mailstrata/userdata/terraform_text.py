@@ -2,8 +2,9 @@
 
 Rendered files contain `${...}` and `%{...}` of their own (shell, Dovecot's `%{ldap:info}`), which
 Terraform would take for interpolations and directives: `escape()` doubles them, leaving cdktf tokens
-and Terraform references alone. `evaluate_user_data()` is the reverse, used by the tests and the twin:
-it evaluates the user-data expression the constructs write, with the values Terraform would supply.
+and Terraform references alone. Nothing here evaluates Terraform: the tests and the twin hand the
+expressions to Terraform itself (`mailstrata.terraform_eval`); `references()` and `substitute()` only find
+the references `escape()` keeps and put Terraform's values in their place.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 # A reference the constructs put in rendered text: a cdktf token, or a plain Terraform reference
 # such as ${var.ad_bind_password} or ${base64encode(tls_private_key.dkim.private_key_pem)}.
-_TOKEN = re.compile(r"\$\{TfToken\[[^\]]+\]\}")
 _KEEP = re.compile(r"\$\{(?=TfToken\[|var\.|local\.|base64encode\(|openstack_|tls_|random_)")
 _DOLLAR = re.compile(r"\$\{")
 _PERCENT = re.compile(r"%\{")
@@ -53,37 +53,66 @@ def size_after_base64(text: str, *, gzip_it: bool) -> int:
     return 4 * ((len(data) + 2) // 3)
 
 
-# ---- evaluation (tests and twin) -------------------------------------------------------------------
-
-_EXPR = re.compile(
-    r'^\$\{(?P<gz>base64gzip\()?join\("\\n", concat\(\[(?P<head>.*?)\], local\.(?P<local>[\w-]+)\)\)\)?\}$',
-    re.S,
-)
-_INTERP = re.compile(r"(?<!\$)\$\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+# ---- reading it back (tests and twin) -------------------------------------------------------------
 
 
-def _interpolate(line: str, resolve: Callable[[str], str]) -> str:
-    out = _INTERP.sub(lambda m: resolve(m.group(1)), line)
-    return out.replace("$${", "${").replace("%%{", "%{")
+def references(text: str) -> tuple[str, ...]:
+    """The Terraform expressions referenced in rendered (unescaped) text, in order, without repeats: the
+    inside of every `${...}` that `escape()` keeps. Terraform computes their values (`terraform_eval`)."""
+    return tuple(dict.fromkeys(expr for _, _, expr in _spans(text)))
 
 
-def evaluate_user_data(
-    expression: str, locals_: Mapping[str, Sequence[str]], resolve: Callable[[str], str]
-) -> bytes:
-    """The bytes Nova receives before its own base64 step, for a user_data written by `MailLayer`.
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Rendered text as it reaches the server: each reference replaced by its value (`values`: expression
+    -> the value Terraform computed for it). Everything else is left exactly as rendered."""
+    out: list[str] = []
+    pos = 0
+    for start, end, expr in _spans(text):
+        if expr not in values:
+            raise KeyError(f"no value for the Terraform reference ${{{expr}}}")
+        out += [text[pos:start], values[expr]]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
-    `resolve` maps a Terraform expression inside `${...}` (e.g. `var.ad_bind_password`) to its value.
-    """
-    m = _EXPR.match(expression)
-    if not m:
-        raise ValueError(f"not a mailstrata user_data expression: {expression[:80]!r}")
-    head = json.loads(f"[{m.group('head')}]")
-    body = locals_[m.group("local")]
-    text = "\n".join(_interpolate(line, resolve) for line in [*head, *body])
-    if m.group("gz"):
-        # base64gzip's output is base64: Nova decodes it back to these gzip bytes.
-        return gzip.compress(text.encode(), mtime=0)
-    return text.encode()
+
+def interpolations(template: str) -> tuple[str, ...]:
+    """The expressions in the `${...}` of an escaped template as it stands in cdk.tf.json (after
+    `escape()` and cdktf's token resolution), in order, without repeats. Only finds them; Terraform
+    evaluates them."""
+    return tuple(dict.fromkeys(expr for _, _, expr in _spans(template, escaped=True)))
+
+
+def _spans(text: str, *, escaped: bool = False) -> list[tuple[int, int, str]]:
+    """(start, end, expression) of each reference `escape()` keeps (in an escaped template: of each
+    `${` not right after a `$`); the end is the `}` that closes it (quoted strings inside are skipped, so a
+    `}` in an argument does not end it)."""
+    spans = []
+    for m in _DOLLAR.finditer(text):
+        if escaped:
+            if text[m.start() - 1 : m.start()] == "$":  # `$${` is a literal `${` (whatever precedes it)
+                continue
+        elif not _KEEP.match(text, m.start()):
+            continue
+        depth, i, quoted = 1, m.end(), False
+        while i < len(text) and depth:
+            c = text[i]
+            if quoted:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    quoted = False
+            elif c == '"':
+                quoted = True
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+            i += 1
+        if depth:
+            raise ValueError(f"unterminated Terraform reference at {text[m.start():m.start() + 60]!r}")
+        spans.append((m.start(), i, text[m.end() : i - 1]))
+    return spans
 
 
 def decode_user_data(data: bytes) -> str:

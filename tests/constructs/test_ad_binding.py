@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from mailstrata.constructs import AdBinding, AdBindingProps
 from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
 from tests.support.contexts import new_stack, synth
+from tests.terraform.support import init_diagnostics, plan_variables, validation_failure
+from tests.terraform.validation_cases import AD_BIND_PASSWORD, CASES
 
 PROPS = AdBindingProps(
     urls=("ldaps://dc1.domain01.dom:636",),
@@ -64,33 +69,30 @@ def test_rejects_an_ldaps_url_with_starttls() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("password", "accepted"),
-    [("Pa55-w0rd!$%", True), ("", False), ('with"quote', False), ("back\\slash", False), ("two\nlines", False)],
-)
-def test_terraform_itself_enforces_the_password_validation(tmp_path, password: str, accepted: bool) -> None:  # type: ignore[no-untyped-def]
-    """Evaluates the synthesized condition with `terraform console` (no provider needed)."""
-    import json
-    import os
-    import shutil
-    import subprocess
-
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed")
+@pytest.mark.parametrize("password", CASES[AD_BIND_PASSWORD].good)
+def test_terraform_plan_accepts_a_good_password(tmp_path: Path, password: str) -> None:
+    # GIVEN the variable block exactly as synthesized
     stack = new_stack()
     AdBinding(stack, "directory", props=PROPS)
-    condition = synth(stack)["variable"]["ad_bind_password"]["validation"][0]["condition"]
-    expr = condition.replace("var.ad_bind_password", json.dumps(password))
-    (tmp_path / "tfrc").write_text("")
-    env = {**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tfrc"), "CHECKPOINT_DISABLE": "1"}
-    out = subprocess.run(
-        ["terraform", "console"],
-        input=expr,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
-    assert out == ("true" if accepted else "false")
+    variables = synth(stack)["variable"]
+    # WHEN Terraform plans it with TF_VAR_ad_bind_password set
+    diagnostics = plan_variables(variables, {"ad_bind_password": password}, tmp_path)
+    # THEN nothing is reported
+    assert diagnostics == []
+
+
+@pytest.mark.parametrize("password", CASES[AD_BIND_PASSWORD].bad)
+def test_terraform_plan_refuses_a_bad_password_with_the_message(tmp_path: Path, password: str) -> None:
+    stack = new_stack()
+    AdBinding(stack, "directory", props=PROPS)
+    variables = synth(stack)["variable"]
+    diagnostics = plan_variables(variables, {"ad_bind_password": password}, tmp_path)
+    assert [validation_failure(d) for d in diagnostics] == [AD_BIND_PASSWORD]
+
+
+def test_terraform_init_accepts_the_variable_block(tmp_path: Path) -> None:
+    """In Terraform's JSON syntax a validation condition is a `${...}` template; a bare expression fails init."""
+    stack = new_stack()
+    AdBinding(stack, "directory", props=PROPS)
+    (tmp_path / "cdk.tf.json").write_text(json.dumps({"variable": synth(stack)["variable"]}))
+    assert [str(d) for d in init_diagnostics(tmp_path / "cdk.tf.json", tmp_path / "init")] == []

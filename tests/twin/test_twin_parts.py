@@ -1,4 +1,4 @@
-"""The twin's parts that need no root: HAProxy from cdk.tf.json, the address plan, the Terraform evaluator,
+"""The twin's parts that need no root: HAProxy from cdk.tf.json, the address plan, Terraform's evaluation,
 the debian12 profile and the text rules. (The end-to-end behaviours are in the other modules.)"""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from mailstrata.roles import Role
+from mailstrata.terraform_eval import StandIns, TerraformEvalError
 from mailstrata.twin import haproxy
 from mailstrata.twin.addresses import AddressPlan
 from mailstrata.twin.dns import dnsbl_name
 from mailstrata.twin.render import localize
 from mailstrata.twin.services import plist_pairs
-from mailstrata.twin.terraform import UnresolvedReference, Values, evaluate
+from mailstrata.twin.terraform import UnresolvedReference, evaluate_stack
 from mailstrata.userdata.profiles import load_profile
 from tests.support.synth import default_platform
 
@@ -157,22 +158,41 @@ def test_dnsbl_names_reverse_the_client_address() -> None:
 # ---- Terraform's part -------------------------------------------------------------------------------------
 
 
-def test_evaluator_handles_the_dkim_record_expression() -> None:
-    pem = "-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----\n"
-    expr = ('replace(replace(replace(tls_private_key.k.public_key_pem, "-----BEGIN PUBLIC KEY-----", ""), '
-            '"-----END PUBLIC KEY-----", ""), "\\n", "")')
-    assert evaluate(expr, {"tls_private_key.k.public_key_pem": pem}.__getitem__) == "ABCD"
+_DKIM_RECORD = ('"v=DKIM1; k=rsa; p=${replace(replace(replace(tls_private_key.k.public_key_pem, '
+                '\"-----BEGIN PUBLIC KEY-----\", \"\"), \"-----END PUBLIC KEY-----\", \"\"), \"\\n\", \"\")}"')
+_DOC: dict[str, Any] = {
+    "variable": {"p": {"type": "string", "sensitive": True}},
+    "resource": {"tls_private_key": {"k": {}}, "openstack_networking_port_v2": {"a": {}}},
+    "locals": {"body": ["pw=${var.p} ip=${element(openstack_networking_port_v2.a.all_fixed_ips, 0)} sh=$${HOME}"]},
+    "output": {"dns_records": {"value": [{"name": "k._domainkey.d.", "type": "TXT", "value": _DKIM_RECORD}]}},
+}
+_STANDINS = StandIns(
+    attributes={"tls_private_key.k.public_key_pem": "-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----\n",
+                "openstack_networking_port_v2.a.all_fixed_ips": ["127.10.0.11"]},
+    variables={"p": "s3cret"},
+)
 
 
-def test_interpolation_keeps_escaped_dollars_literal() -> None:
-    values = Values({"var.p": "s3cret", "openstack_networking_port_v2.a.all_fixed_ips": ["127.10.0.11"]})
-    text = 'pw=${var.p} ip=${element(openstack_networking_port_v2.a.all_fixed_ips, 0)} sh=$${HOME} d=%%{ldap:x}'
-    assert values.interpolate(text) == "pw=s3cret ip=127.10.0.11 sh=${HOME} d=%{ldap:x}"
+def test_terraform_evaluates_the_dkim_record_with_the_twins_key(tmp_path: Path) -> None:
+    values = evaluate_stack(_DOC, _STANDINS, outputs=["dns_records"], workdir=tmp_path)
+    [record] = values.output("dns_records")
+    assert record == {"name": "k._domainkey.d.", "type": "TXT", "value": '"v=DKIM1; k=rsa; p=ABCD"'}
 
 
-def test_unknown_reference_is_an_error_naming_it() -> None:
+def test_substitute_puts_terraforms_values_in_place_of_references_only(tmp_path: Path) -> None:
+    values = evaluate_stack(_DOC, _STANDINS, workdir=tmp_path)
+    token = "${TfToken[TOKEN.1]}"
+    resolve = {token: "${element(openstack_networking_port_v2.a.all_fixed_ips, 0)}"}.get
+    text = "pw=${var.p} ip=" + token + " sh=${HOME} d=%{ldap:x}"
+    assert values.substitute(text, lambda s: resolve(s) or s) == "pw=s3cret ip=127.10.0.11 sh=${HOME} d=%{ldap:x}"
+
+
+def test_a_reference_without_stand_in_is_an_error_naming_it(tmp_path: Path) -> None:
+    values = evaluate_stack(_DOC, _STANDINS, workdir=tmp_path)
+    with pytest.raises(TerraformEvalError, match="no stand-in value for tls_private_key.k.private_key_pem"):
+        values.substitute("k=${base64encode(tls_private_key.k.private_key_pem)}")
     with pytest.raises(UnresolvedReference, match="var.nope"):
-        Values({}).evaluate("var.nope")
+        values.lookup("var.nope")
 
 
 # ---- the debian12 profile and SOGo's settings -------------------------------------------------------------

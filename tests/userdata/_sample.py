@@ -1,5 +1,6 @@
 """The default platform's user-data, taken out of the synthesized cdk.tf.json exactly as Nova would
-receive it, with sample values standing in for what Terraform supplies at apply time.
+receive it: Terraform itself evaluates it (`mailstrata.terraform_eval`), with sample values standing in
+for the resource attributes and variables it only knows at apply time.
 
 `context(role)` is a hand-made context like the default platform's (addresses already resolved), for
 tests that render variants of a layer directly.
@@ -7,12 +8,15 @@ tests that render variants of a layer directly.
 
 from __future__ import annotations
 
-import base64
+import json
 import re
+from collections.abc import Iterable
 from functools import cache
+from typing import Any
 
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.roles import Role
+from mailstrata.terraform_eval import StandIns, evaluate, nova_user_data, referenced_attributes
 from mailstrata.userdata.context import (
     Database,
     DkimKey,
@@ -23,7 +27,7 @@ from mailstrata.userdata.context import (
     Vips,
     Webmail,
 )
-from mailstrata.userdata.terraform_text import decode_user_data, evaluate_user_data
+from mailstrata.userdata.terraform_text import decode_user_data
 from tests.support.synth import default_platform, instances_of
 
 # A throwaway RSA key, only so that files holding a key parse; never used to sign anything.
@@ -78,11 +82,7 @@ def context(role: Role) -> PlatformContext:
             Role.SMTP_OUT: frozenset({25, 587}),
             Role.MAILSTORE: frozenset({25, 110, 143, 993, 995, 4190}),
         }.get(role, frozenset()),
-        dkim=tuple(
-            DkimKey(domain=d, selector="mail2026",
-                    private_key=Secret(ref=f"${{tls_private_key.dkim_{i}.private_key_pem}}"))
-            for i, d in enumerate(DIRECTORY.domains)
-        ),
+        dkim=DkimKey(selector="mail2026", private_key=Secret(ref="${tls_private_key.dkim.private_key_pem}")),
         nfs=NfsMount(source=SAMPLE_VALUES["nfs.export"]) if role is Role.MAILSTORE else None,
         webmail=Webmail(database=Database(password=Secret(ref="${random_password.webmail_db.result}")))
         if role is Role.WEBMAIL
@@ -91,32 +91,75 @@ def context(role: Role) -> PlatformContext:
 
 
 _NFS_HOST = SAMPLE_VALUES["nfs.export"].split(":")[0]
-_VIP = re.compile(r"^openstack_lb_loadbalancer_v2\.vip-(?P<slug>[a-z-]+)_lb_[0-9A-F]+\.vip_address$")
-_PORT_IP = re.compile(r"^element\(openstack_networking_port_v2\.storage_port_[0-9A-F]+\.all_fixed_ips, 0\)$")
-_KEY = re.compile(r"^base64encode\(tls_private_key\.(?P<name>\w+)\.private_key_pem\)$")
-_VOLUME_ID = re.compile(r"^substr\(openstack_blockstorage_volume_v3\.storage_volume_[0-9A-F]+\.id, 0, 20\)$")
+_VIP_KEY = re.compile(r"^vip-(?P<slug>[a-z-]+)_lb_[0-9A-F]+$")
 SAMPLE_VOLUME_SERIAL = "6f1c1c3e-0000-4000-8"
-
+SAMPLE_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nU0FNUExF\nUFVCTElD\n-----END PUBLIC KEY-----\n"
 
 REF = re.compile(r"(?<!\$)\$\{([^{}]*)\}")  # a Terraform reference in escaped text
 
 
-def resolve(expr: str) -> str:
-    """What Terraform would substitute for `${expr}` in the default platform."""
-    if expr in SAMPLE_VALUES:
-        return SAMPLE_VALUES[expr]
-    if m := _VIP.match(expr):
-        return SAMPLE_VALUES[f"vip.{m.group('slug').replace('-', '_')}"]
-    if _PORT_IP.match(expr):
-        return _NFS_HOST
-    if _VOLUME_ID.match(expr):
-        return SAMPLE_VOLUME_SERIAL
-    if _KEY.match(expr):
-        return base64.b64encode(SAMPLE_DKIM_KEY.encode()).decode()
-    raise KeyError(f"no sample value for the Terraform expression {expr!r}")
+def sample_attribute(path: str) -> Any:
+    """The sample stand-in of one resource attribute ("type.name.attribute"), what Terraform would know
+    after apply."""
+    rtype, name, attr = path.split(".", 2)
+    if (rtype, attr) == ("openstack_lb_loadbalancer_v2", "vip_address"):
+        m = _VIP_KEY.match(name)
+        return SAMPLE_VALUES[f"vip.{m.group('slug').replace('-', '_')}"] if m else "10.20.0.99"
+    if (rtype, attr) == ("openstack_networking_port_v2", "all_fixed_ips"):
+        return [_NFS_HOST] if name.startswith("storage_port") else ["10.10.9.9"]
+    if (rtype, attr) == ("openstack_networking_floatingip_v2", "address"):
+        return "203.0.113.10"
+    if (rtype, attr) == ("openstack_blockstorage_volume_v3", "id"):
+        return SAMPLE_VOLUME_SERIAL + "000-000000000000"
+    if (rtype, attr) == ("openstack_sharedfilesystem_share_v2", "export_locations"):
+        return [{"path": SAMPLE_VALUES["nfs.export"]}]
+    if (rtype, attr) == ("tls_private_key", "private_key_pem"):
+        return SAMPLE_DKIM_KEY
+    if (rtype, attr) == ("tls_private_key", "public_key_pem"):
+        return SAMPLE_PUBLIC_KEY
+    if (rtype, attr) == ("random_password", "result"):
+        return SAMPLE_VALUES["random_password.webmail_db.result"]
+    if attr in ("id", "vip_port_id"):
+        return f"{rtype}-{name}-{attr}"
+    raise KeyError(f"no sample value for {path}")
+
+
+def sample_variable(name: str) -> str:
+    return SAMPLE_VALUES.get(f"var.{name}", f"Sample-{name}")
+
+
+def standins(doc: dict[str, Any] | None, expressions: Iterable[Any] = ()) -> StandIns:
+    """Sample stand-ins for every resource attribute and variable the stack (its locals) and `expressions`
+    refer to."""
+    doc = doc or {}
+    paths = referenced_attributes([doc.get("locals", {}), *expressions])
+    variables = set(doc.get("variable", {}))
+    for text in [json.dumps(doc.get("locals", {})), *map(json.dumps, expressions)]:
+        variables.update(_VAR.findall(text))
+    return StandIns(attributes={p: sample_attribute(p) for p in sorted(paths)},
+                    variables={v: sample_variable(v) for v in sorted(variables)})
+
+
+_VAR = re.compile(r"(?<![\w.-])var\.([A-Za-z_][\w-]*)")
 
 
 @cache
+def resolve(expr: str) -> str:
+    """What Terraform substitutes for `${expr}` with the sample stand-ins (computed by Terraform)."""
+    value = evaluate({"v": "${" + expr + "}"}, standins(None, ["${" + expr + "}"]))["v"]
+    assert isinstance(value, str), (expr, value)
+    return value
+
+
+@cache
+def _default_user_data() -> dict[str, str]:
+    """Every server's user data in the default platform, as Nova receives it (one Terraform run)."""
+    doc = default_platform()
+    exprs = {r["name"]: r["user_data"] for r in doc["resource"]["openstack_compute_instance_v2"].values()}
+    values = evaluate(exprs, standins(doc, exprs.values()), doc=doc)
+    return {name: decode_user_data(nova_user_data(v)) for name, v in values.items()}
+
+
 def cloud_config_text(role: Role) -> str:
     """The cloud-config of the role's first server, as cloud-init reads it."""
     doc = default_platform()
@@ -125,5 +168,4 @@ def cloud_config_text(role: Role) -> str:
                    if r["metadata"]["mailstrata_role"] == "nfs_server"]
     else:
         servers = instances_of(doc, role.value)
-    data = evaluate_user_data(servers[0]["user_data"], doc["locals"], resolve)
-    return decode_user_data(data)
+    return _default_user_data()[servers[0]["name"]]
