@@ -50,6 +50,9 @@ VIP_NAMES: dict[Role, tuple[str, ...]] = {
 }
 
 
+DKIM_TXT_STRING = 255  # characters in one TXT string (RFC 1035 character-string)
+
+
 @dataclass(frozen=True)
 class PublishedName:
     name: str  # fully qualified, with the trailing dot
@@ -61,7 +64,7 @@ class MailPlatformStack(TerraformStack):
     """Every layer, VIP, the storage, the directory binding, DNS and outputs of one platform.
 
     Attributes: `config`, `directory` (AdBinding), `vips` and `layers` (by role), `storage` (NfsShare),
-    `dkim_keys` (domain -> tls PrivateKey), `published` (the DNS names to publish).
+    `dkim_key` (the platform's one DKIM key, a tls PrivateKey), `published` (the DNS names to publish).
     """
 
     def __init__(self, scope: Construct, id: str, *, config: PlatformConfig) -> None:
@@ -205,17 +208,14 @@ class MailPlatformStack(TerraformStack):
     def _platform_context(self) -> PlatformContext:
         cfg = self.config
         mail = cfg.mail
-        self.dkim_keys: dict[str, PrivateKey] = {}
-        dkim = []
-        for domain in cfg.domains:
-            # One key per domain, made once by Terraform and given to every smtp-out server (not one
-            # per server as in the seed). 2048 bits fit one DNS TXT string.
-            key = PrivateKey(self, f"dkim-{domain}", algorithm="RSA", rsa_bits=2048)
-            logical = "dkim_" + domain.replace(".", "_").replace("-", "_")
-            key.override_logical_id(logical)
-            self.dkim_keys[domain] = key
-            dkim.append(DkimKey(domain=domain, selector=mail.dkim_selector,
-                                private_key=Secret(ref=f"${{tls_private_key.{logical}.private_key_pem}}")))
+        # One DKIM key for the platform, made once by Terraform and given to every smtp-out server (the
+        # seed made one per server); it signs every mail domain's mail, and each domain's selector is a
+        # CNAME to its one published record (`_published`). A key per domain put 2.2 KB of incompressible
+        # PEM per domain into smtp-out's user-data: 30 domains went over Nova's limit.
+        self.dkim_key = PrivateKey(self, "dkim", algorithm="RSA", rsa_bits=2048)
+        self.dkim_key.override_logical_id("dkim")
+        dkim = DkimKey(selector=mail.dkim_selector,
+                       private_key=Secret(ref="${tls_private_key.dkim.private_key_pem}"))
         webmail = None
         if cfg.layers.webmail is not None:
             w = cfg.webmail
@@ -279,7 +279,7 @@ class MailPlatformStack(TerraformStack):
                               trash_extra=mail.quota.trash_extra, over_quota=mail.quota.over_quota),
             fts=mail.fts,
             solr_url=mail.solr_url,
-            dkim=tuple(dkim),
+            dkim=dkim,
             tls=tls,
             webmail=webmail,
         )
@@ -290,20 +290,28 @@ class MailPlatformStack(TerraformStack):
         for role, vip in self.vips.items():
             address = vip.floating_ip_address or vip.vip_address
             out.extend(PublishedName(f"{n}.{zone}.", "A", address) for n in VIP_NAMES[role])
+        # The platform's DKIM public key, once, in the platform zone; each domain's selector points at it.
+        dkim_record = f"{self.config.mail.dkim_selector}._domainkey.{zone}."
+        out.append(PublishedName(dkim_record, "TXT", self._dkim_txt()))
         for domain in self.config.domains:
             out.append(PublishedName(f"{domain}.", "MX", f"10 smtp-in.{zone}."))
             # SPF: only the smtp-out VIP's public address sends for these domains.
             out.append(PublishedName(f"{domain}.", "TXT", f'"{self.config.dns.spf}"'))
-            sel = self.config.mail.dkim_selector
-            out.append(PublishedName(f"{sel}._domainkey.{domain}.", "TXT", self._dkim_txt(domain)))
+            selector = f"{self.config.mail.dkim_selector}._domainkey.{domain}."
+            if selector != dkim_record:  # a mail domain that is the platform zone holds the TXT itself
+                out.append(PublishedName(selector, "CNAME", dkim_record))
         return out
 
-    def _dkim_txt(self, domain: str) -> str:
-        # The TXT value is the base64 body of the public key PEM, known once Terraform made the key.
-        pem = self.dkim_keys[domain].public_key_pem
+    def _dkim_txt(self) -> str:
+        """`"v=DKIM1; k=rsa; p=<first part>" "<rest>"`: the base64 body of the public key, in strings of at
+        most 255 characters (one TXT string holds 255; Designate and BIND refuse longer ones). An RSA 2048
+        body is always 392 characters, so the split points are fixed."""
+        pem = self.dkim_key.public_key_pem
         body = Fn.replace(Fn.replace(Fn.replace(pem, "-----BEGIN PUBLIC KEY-----", ""),
                                      "-----END PUBLIC KEY-----", ""), "\n", "")
-        return f'"v=DKIM1; k=rsa; p={body}"'
+        head = "v=DKIM1; k=rsa; p="
+        first = DKIM_TXT_STRING - len(head)
+        return f'"{head}{Fn.substr(body, 0, first)}" "{Fn.substr(body, first, -1)}"'
 
     def _designate(self) -> None:
         dns = self.config.dns

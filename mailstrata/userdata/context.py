@@ -113,9 +113,9 @@ class QuotaPolicy:
 
 @dataclass(frozen=True, kw_only=True)
 class DkimKey:
-    """One DKIM key per mail domain, shared by every SMTP-out server."""
+    """The platform's DKIM key: one key signs every mail domain's mail (d= the sender's domain), on every
+    SMTP-out server. Each domain's `<selector>._domainkey.<domain>` is a CNAME to the one published TXT."""
 
-    domain: str
     selector: str
     private_key: Secret
 
@@ -199,7 +199,7 @@ class PlatformContext:
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
     fts: FtsBackend = FtsBackend.LUCENE
     solr_url: str = "http://127.0.0.1:8983/solr/dovecot"
-    dkim: tuple[DkimKey, ...] = ()
+    dkim: DkimKey | None = None  # required by smtp_out, the layer that signs
     tls: Tls = field(default_factory=Tls)
     nfs: NfsMount | None = None
     webmail: Webmail | None = None

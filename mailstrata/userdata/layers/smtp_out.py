@@ -4,8 +4,9 @@ Mail flow: users submit on 587 (STARTTLS required, then SASL AUTH checked by sas
 directory); webmail and the mailstores' bounces arrive on 25 without AUTH, trusted by `mynetworks`
 (the LB pools send the PROXY protocol on both ports, so Postfix sees the real client and `mynetworks`
 means something behind the LB). Every message goes through clamav-milter (its own clamd) and OpenDKIM
-(signing only, one key per mail domain shared by all servers). Mail for the platform's own domains goes
-to the mailstore (delivery) VIP through the transport map; everything else goes to the Internet.
+(signing only, with the platform's one key for every served domain, the same on every server). Mail for
+the platform's own domains goes to the mailstore (delivery) VIP through the transport map; everything
+else goes to the Internet.
 
 Choices where the issue is silent, each with its reason:
 - SASL is Cyrus saslauthd with its LDAP backend (as the seed) rather than Dovecot's auth service: this
@@ -17,6 +18,13 @@ Choices where the issue is silent, each with its reason:
   leaving unscanned or unsigned (an unsigned message fails DMARC at the receiver, silently for the user).
   Postfix 2.10 has no per-milter action. clamav-milter keeps the seed's `OnFail Accept` for clamd
   errors and scan timeouts, which are transient and frequent (signature reloads, huge archives).
+- One DKIM key for every mail domain (the seed: one per domain, and in fact one per server), as large
+  providers do: the signature says d=<the sender's domain>, s=<selector>, and each domain's
+  `<selector>._domainkey.<domain>` is a CNAME to the one TXT record the platform publishes in its own
+  zone. A key per domain costs 2.2 KB of user-data per domain, which no compression removes: 30 domains
+  went over Nova's 64 KB limit. With one key the user-data grows by a table line per domain. The KeyTable
+  names the key once with the domain `%` (OpenDKIM's "the sender's domain"); the SigningTable, rendered by
+  a loop over the served domains, decides which senders are signed.
 - OpenDKIM runs `Mode s` (the seed: `sv`): this layer only sees mail leaving the platform, from our own
   users; verification belongs to SMTP-in, where SpamAssassin checks DKIM on inbound mail. It signs mail
   from `mynetworks` (InternalHosts) and everything submitted on 587 (MacroList daemon_name|ORIGINATING).
@@ -28,7 +36,6 @@ Choices where the issue is silent, each with its reason:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -170,19 +177,6 @@ class Freshclam:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DkimEntry:
-    """One signing key: the same key name and selector in KeyTable and SigningTable."""
-
-    domain: str
-    selector: str
-    key_file: str
-
-    @property
-    def key_name(self) -> str:
-        return f"{self.selector}._domainkey.{self.domain}"
-
-
-@dataclass(frozen=True, kw_only=True)
 class OpenDkim:
     socket: str
     user: str
@@ -195,7 +189,12 @@ class OpenDkim:
 
 @dataclass(frozen=True, kw_only=True)
 class DkimTables:
-    entries: tuple[DkimEntry, ...]
+    """KeyTable and SigningTable: the one key, named once; every served domain signs with it."""
+
+    key_name: str
+    selector: str
+    key_file: str
+    domains: tuple[str, ...]  # SigningTable: the From domains signed, each as d=itself
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,30 +266,28 @@ def internal_networks(ctx: PlatformContext) -> tuple[str, ...]:
     return (LOOPBACK_V4, *ctx.networks.of(Role.WEBMAIL, Role.MAILSTORE))
 
 
-def dkim_entries(ctx: PlatformContext, os: OsProfile) -> tuple[DkimEntry, ...]:
-    """One entry per served domain, in the order of `ctx.domains`; every problem reported at once."""
-    problems = Problems()
-    by_domain: dict[str, list[DkimKey]] = {}
-    for key in ctx.dkim:
-        by_domain.setdefault(key.domain, []).append(key)
-    for domain in sorted(set(by_domain) - set(ctx.domains)):
-        problems.add("dkim", f"a key for {domain}, which is not a served domain; served: {', '.join(ctx.domains)}")
-    entries = []
-    for domain in ctx.domains:
-        keys = by_domain.get(domain, [])
-        if len(keys) != 1:
-            problems.add("dkim", f"{domain} needs exactly one DKIM key, got {len(keys)}")
-            continue
-        selector = keys[0].selector
-        entries.append(
-            DkimEntry(
-                domain=domain,
-                selector=selector,
-                key_file=f"{os.paths.opendkim_keys_dir}/{selector}._domainkey.{domain}.private",
-            )
-        )
-    problems.raise_if_any()
-    return tuple(entries)
+DKIM_KEY_NAME = "platform"  # the KeyTable's name for the one key
+
+
+def dkim_tables(ctx: PlatformContext, os: OsProfile) -> DkimTables:
+    """The platform key, signing mail from every served domain (d= the sender's domain)."""
+    key = _dkim_key(ctx)
+    return DkimTables(
+        key_name=DKIM_KEY_NAME,
+        selector=key.selector,
+        key_file=f"{os.paths.opendkim_keys_dir}/{key.selector}.private",
+        domains=ctx.domains,
+    )
+
+
+def _dkim_key(ctx: PlatformContext) -> DkimKey:
+    if ctx.dkim is None:
+        problems = Problems()
+        problems.add("dkim", "smtp_out signs every served domain's mail with the platform's DKIM key, got none; "
+                             "give the context a DkimKey")
+        problems.raise_if_any()
+    assert ctx.dkim is not None
+    return ctx.dkim
 
 
 def _listeners(ctx: PlatformContext) -> tuple[PostfixService, ...]:
@@ -333,7 +330,7 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     p, u, v = os.paths, os.users, os.values
     pf = str(p.postfix_dir)
     ldap = _ldap(ctx.directory, os)
-    entries = dkim_entries(ctx, os)
+    tables = dkim_tables(ctx, os)
     internal = internal_networks(ctx)
 
     transport = f"{pf}/transport"
@@ -370,7 +367,6 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
         trusted_hosts=f"{opendkim_dir}/TrustedHosts",
         originating_daemon_name=ORIGINATING,
     )
-    tables = DkimTables(entries=entries)
     postfix_group = str(u.postfix_group)
 
     specs: list[FileSpec] = [
@@ -481,11 +477,9 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
                 mode="0640",  # holds the bind password; smtpd reads it as the postfix user
             )
         )
-    # One key per domain, the same on every server: Terraform makes it, cloud-init writes it (base64).
-    specs.extend(
-        FileSpec(dest=e.key_file, secret=k.private_key, owner=f"{u.opendkim}:{u.opendkim}", mode="0600")
-        for e, k in zip(entries, _keys_in_order(ctx, entries), strict=True)
-    )
+    # One key for every domain, the same on every server: Terraform makes it, cloud-init writes it (base64).
+    specs.append(FileSpec(dest=tables.key_file, secret=_dkim_key(ctx).private_key,
+                          owner=f"{u.opendkim}:{u.opendkim}", mode="0600"))
     specs.extend(_provided_tls(ctx, main.tls))
     return specs
 
@@ -503,11 +497,6 @@ def _provided_tls(ctx: PlatformContext, tls: TlsFiles) -> list[FileSpec]:
         FileSpec(dest=tls.cert_file, secret=ctx.tls.certificate, mode="0644"),
         FileSpec(dest=tls.key_file, secret=ctx.tls.private_key, mode="0600"),
     ]
-
-
-def _keys_in_order(ctx: PlatformContext, entries: Sequence[DkimEntry]) -> list[DkimKey]:
-    by_domain = {k.domain: k for k in ctx.dkim}
-    return [by_domain[e.domain] for e in entries]
 
 
 def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
