@@ -35,7 +35,7 @@ def platform_context(
     vip_subnet_cidr: str,
     admin_cidrs: tuple[str, ...],
     client_cidrs: tuple[str, ...] = (),
-    dkim: tuple[DkimKey, ...] = (),
+    dkim: DkimKey | None = None,
     webmail: Webmail | None = None,
 ) -> PlatformContext:
     """The platform as the templates of every layer in `layers` see it.
@@ -44,7 +44,7 @@ def platform_context(
     platform's. `layers`: each layer this stack builds, with the CIDRs of its servers' subnet(s).
     `vips`: each layer's VIP, and the VIP of every layer they talk to (an `LbaasVip`, or the address of a VIP
     another stack made). `client_cidrs`: corporate clients (submission, IMAP, POP3). Default: none.
-    `dkim`: smtp-out's signing keys. Default: none (no smtp-out layer). `webmail`: SOGo's settings, required
+    `dkim`: the platform's DKIM signing key, required with an smtp-out layer. Default: none. `webmail`: SOGo's settings, required
     with a webmail layer. Default: none.
 
     A `MailLayer` fills in its own role, PROXY ports and NFS mount. Raises `ConfigError` listing every missing
@@ -63,8 +63,8 @@ def platform_context(
                       "its address>")
     if Role.WEBMAIL in layers and webmail is None:
         p.add("platform_context.webmail", "is required with a webmail layer; give Webmail(database=...)")
-    if Role.SMTP_OUT in layers and not dkim:
-        p.add("platform_context.dkim", "is required with an smtp_out layer; give one DkimKey per mail domain")
+    if Role.SMTP_OUT in layers and dkim is None:
+        p.add("platform_context.dkim", "is required with an smtp_out layer; give the platform's DkimKey")
     if not admin_cidrs:
         p.add("platform_context.admin_cidrs", "must list at least one admin network for SSH")
     p.raise_if_any()
