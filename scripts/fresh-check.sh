@@ -126,6 +126,18 @@ timed debootstrap make_base
 # The chroot's own configuration: name resolution as on the host, no daemon starts from package scripts.
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp -L /etc/hosts "$ROOT/etc/hosts"
+# The host's network setup, as a user's machine on the same network would have it: its local CAs (a
+# TLS-inspecting proxy's, on networks that have one) and the variables that point clients at them.
+LOCAL_CAS=(/usr/local/share/ca-certificates/*.crt)
+if [ -e "${LOCAL_CAS[0]}" ]; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp -L "${LOCAL_CAS[@]}" "$ROOT/usr/local/share/ca-certificates/"
+fi
+NETWORK_ENV=()
+for var in PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR NODE_EXTRA_CA_CERTS \
+    http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  [ -n "${!var:-}" ] && NETWORK_ENV+=("$var=${!var}")
+done
 printf '#!/bin/sh\n# fresh-check: no init in a chroot; package scripts must not start daemons\nexit 101\n' \
   >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
@@ -140,13 +152,13 @@ in_root() {  # in_root LOGNAME 'shell command': runs it in the root with a clean
   local log="$LOGS/$1.log"
   shift
   chroot "$ROOT" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
-    CHECKPOINT_DISABLE=1 DEBIAN_FRONTEND=noninteractive /bin/bash -c "$1" </dev/null 2>&1 | tee "$log"
+    CHECKPOINT_DISABLE=1 DEBIAN_FRONTEND=noninteractive "${NETWORK_ENV[@]}" /bin/bash -c "$1" </dev/null 2>&1 | tee "$log"
   return "${PIPESTATUS[0]}"
 }
 
-say "prerequisites: apt-get install ${PREREQS[*]}; terraform from $TERRAFORM"
+say "prerequisites: apt-get install ${PREREQS[*]}; terraform from $TERRAFORM; ${#NETWORK_ENV[@]} network variable(s)"
 timed prerequisites in_root prerequisites \
-  "apt-get update -q && apt-get install -y -q --no-install-recommends ${PREREQS[*]}"
+  "apt-get update -q && apt-get install -y -q --no-install-recommends ${PREREQS[*]} && update-ca-certificates"
 install -m 755 "$TERRAFORM" "$ROOT/usr/local/bin/terraform"
 
 say "cloning HEAD ($(git rev-parse --short HEAD)) into /root/mailstrata"
