@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
+from mailstrata.terraform_eval import StandIns, evaluate, nova_user_data
+from mailstrata.userdata import limits
 from mailstrata.userdata.render import BANNER_PREFIX, CLOUD_CONFIG_KEYS
 from mailstrata.userdata.terraform_text import size_after_base64
+from tests.support import many_domains
 from tests.support.synth import default_platform
 from tests.userdata import _sample
 
@@ -118,7 +127,7 @@ def test_no_secret_value_is_in_the_synthesized_json() -> None:
         assert value not in text
     # The secrets are there, as references only.
     assert "${var.ad_bind_password}" in text and "${var.webmail_db_password}" in text
-    assert "${base64encode(tls_private_key.dkim_domain01_dom.private_key_pem)}" in text
+    assert "${base64encode(tls_private_key.dkim.private_key_pem)}" in text
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
@@ -137,3 +146,106 @@ def test_same_input_gives_byte_identical_user_data() -> None:
 
     first = render_layer(platform_context()).body_text()
     assert render_layer(platform_context()).body_text() == first
+
+
+# ---- sizes with many mail domains, real keys, as Terraform hands them to Nova -------------------------
+
+
+def _real_rsa_2048() -> str:
+    """A real RSA 2048 key in PKCS#1 PEM, the form of tls_private_key's `private_key_pem`."""
+    return subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
+@functools.cache
+def _platform_with(count: int) -> tuple[dict[str, tuple[int, str]], dict[str, Any]]:
+    """Synthesize the default platform serving `count` domains: ({server: (estimated size, role)}, cdk.tf.json)."""
+    from cdktf import App
+
+    from mailstrata.stacks import MailPlatformStack
+
+    outdir = Path(tempfile.mkdtemp(prefix=f"mailstrata-{count}-domains-"))
+    app = App(outdir=str(outdir))
+    stack = MailPlatformStack(app, "mail", config=many_domains.config_with_domains(count))
+    app.synth()
+    doc = json.loads((outdir / "stacks" / "mail" / "cdk.tf.json").read_text())
+    estimates = {}
+    for role, layer in stack.layers.items():
+        assert layer.user_data is not None
+        estimates[layer.servers[0].name] = (layer.user_data.size, role.value)
+    if stack.storage.user_data is not None:
+        nfs = next(r["name"] for r in doc["resource"]["openstack_compute_instance_v2"].values()
+                   if r["metadata"]["mailstrata_role"] == "nfs_server")
+        estimates[nfs] = (stack.storage.user_data.size, "nfs_server")
+    return estimates, doc
+
+
+def _real_sizes(doc: dict[str, Any], servers: Iterable[str]) -> dict[str, int]:
+    """Bytes Nova counts for each server's user data, evaluated by Terraform with a real DKIM key and
+    real-length passwords (each server's text after Nova's base64)."""
+    exprs = {r["name"]: r["user_data"] for r in doc["resource"]["openstack_compute_instance_v2"].values()
+             if r["name"] in set(servers)}
+    sample = _sample.standins(doc, exprs.values())
+    attributes = {**sample.attributes, "tls_private_key.dkim.private_key_pem": _real_rsa_2048(),
+                  "random_password.webmail_db.result": secrets.token_urlsafe(24)}  # 32 characters
+    variables = {name: secrets.token_urlsafe(48) for name in sample.variables}  # 64 characters
+    values = evaluate(exprs, StandIns(attributes=attributes, variables=variables), doc=doc)
+    return {name: len(base64.b64encode(nova_user_data(v))) for name, v in values.items()}
+
+
+@pytest.mark.parametrize("count", [30, 500])
+def test_every_server_fits_novas_limit_with_real_keys_and_the_estimate_is_not_below_it(count: int) -> None:
+    # GIVEN the default platform serving `count` mail domains (30 went over the limit with a key per domain)
+    estimates, doc = _platform_with(count)
+    # WHEN Terraform evaluates every server's user data with a real RSA 2048 key
+    real = _real_sizes(doc, estimates)
+    # THEN every one fits, and the size the synth estimated is at least the real one
+    got = {name: (estimates[name][1], size <= NOVA_LIMIT, estimates[name][0] >= size) for name, size in real.items()}
+    assert got == {name: (role, True, True) for name, (_, role) in estimates.items()}, (real, estimates)
+
+
+def test_one_dkim_key_travels_in_smtp_outs_user_data_whatever_the_domain_count() -> None:
+    _, doc = _platform_with(500)
+    smtp_out = next(v for k, v in doc["locals"].items() if k.endswith("_smtp_out"))
+    assert sum(line.count("tls_private_key.") for line in smtp_out) == 1
+
+
+def test_the_size_check_refuses_one_domain_more_than_it_says_fits() -> None:
+    # GIVEN a platform with more mail domains than its user data can hold
+    problems = limits.user_data_problems(many_domains.config_with_domains(1500))
+    assert [p.path for p in problems] == ["domains"]
+    m = re.fullmatch(
+        r"must keep every server's user data within Nova's limit of 65535 bytes \(layers\.(\w+)'s would be "
+        r"(\d+) after gzip and base64\), got 1500 mail domains; at most (\d+) fit with this config: serve the "
+        r"others from a second platform \(another config file\)",
+        problems[0].message,
+    )
+    assert m is not None, problems[0].message
+    fit = int(m.group(3))
+    # THEN exactly the number it names fits, and one more does not
+    assert limits.user_data_problems(many_domains.config_with_domains(fit)) == []
+    assert [p.path for p in limits.user_data_problems(many_domains.config_with_domains(fit + 1))] == ["domains"]
+    assert 1000 <= fit < 1500  # what the one-key design gives with 10-20 character names (docs/benchmarks.md)
+
+
+def test_synth_refuses_too_many_domains_naming_domains_not_optional_features() -> None:
+    from cdktf import App
+
+    from mailstrata.stacks import MailPlatformStack
+
+    cfg = many_domains.config_with_domains(1500, dns={"zone": "cloud0.hc.mycompany.dom", "designate": False})
+    with pytest.raises(ConfigError) as err:
+        MailPlatformStack(App(outdir=tempfile.mkdtemp(prefix="mailstrata-too-many-")), "mail", config=cfg)
+    [problem] = err.value.problems
+    assert (problem.path, "optional features" in problem.message) == ("domains", False)
+    assert re.search(r"got 1500 mail domains; at most \d+ fit with this config", problem.message), problem.message
+
+
+def test_standins_are_as_long_as_the_values_and_do_not_compress() -> None:
+    # A real RSA 2048 key, base64-encoded as user data carries it, against its stand-in.
+    real = base64.b64encode(_real_rsa_2048().encode()).decode()
+    standin = limits.standin("base64encode(tls_private_key.dkim.private_key_pem)")
+    packed = {len(gzip.compress(x.encode(), 9)) for x in (real, standin)}
+    assert len(standin) >= len(real) and min(packed) > 0.7 * len(real) * 3 / 4
+    # The same reference gets the same stand-in (synth stays byte-identical), another reference another one.
+    assert limits.standin("var.a") == limits.standin("var.a") != limits.standin("var.b")

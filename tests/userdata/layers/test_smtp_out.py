@@ -38,7 +38,9 @@ import yaml
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
-from mailstrata.userdata.context import DkimKey, PlatformContext, Secret, Tls, TlsSource
+from mailstrata.terraform_eval import StandIns, evaluate
+from mailstrata.userdata import limits
+from mailstrata.userdata.context import PlatformContext, Secret, Tls, TlsSource
 from mailstrata.userdata.layers import smtp_out
 from mailstrata.userdata.layers.smtp_out import SUBMISSION_PORT
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
@@ -46,6 +48,7 @@ from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import escape
 from tests.support.samba_ad import SambaAD, private_netns
 from tests.support.server_view import ServerView, write_tree
+from tests.support.synth import default_platform
 from tests.userdata import _sample
 
 ROLE = Role.SMTP_OUT
@@ -447,8 +450,9 @@ def test_a_provided_certificate_is_written_from_references_root_only_for_the_key
 # ---- OpenDKIM -----------------------------------------------------------------------------------------
 
 
-def _dkim_sample_values(ctx: PlatformContext) -> dict[str, str]:
-    return {k.private_key.ref[2:-1]: _sample.SAMPLE_DKIM_KEY for k in ctx.dkim}
+def _dkim_sample_values(ctx: PlatformContext, key: str = _sample.SAMPLE_DKIM_KEY) -> dict[str, str]:
+    assert ctx.dkim is not None
+    return {ctx.dkim.private_key.ref[2:-1]: key}
 
 
 @pytest.mark.daemons
@@ -473,16 +477,21 @@ def test_opendkim_signs_for_this_host_webmail_and_mailstores(files: dict[str, st
     ]  # fmt: skip
 
 
-def test_keytable_and_signingtable_use_the_same_key_name_and_selector_per_domain(files: dict[str, str]) -> None:
-    keys = {row[0]: row[1].split(":") for row in table_rows(files["/etc/opendkim/KeyTable"])}
-    signing = {row[0]: row[1] for row in table_rows(files["/etc/opendkim/SigningTable"])}
-    resolved = {domain: keys[name][:2] for domain, name in signing.items()}
-    assert resolved == {"domain01.dom": ["domain01.dom", "mail2026"], "domain02.dom": ["domain02.dom", "mail2026"]}
+def test_one_key_signs_each_served_domain_as_itself(files: dict[str, str]) -> None:
+    # "%" in the KeyTable's domain field is OpenDKIM's "the sender's domain": d= is each domain's own.
+    got = (table_rows(files["/etc/opendkim/KeyTable"]), table_rows(files["/etc/opendkim/SigningTable"]))
+    assert got == (
+        [["platform", "%:mail2026:/etc/opendkim/keys/mail2026.private"]],
+        [["domain01.dom", "platform"], ["domain02.dom", "platform"]],
+    )
 
 
-def test_every_served_domain_has_exactly_one_key(files: dict[str, str]) -> None:
-    domains = [row[1].split(":")[0] for row in table_rows(files["/etc/opendkim/KeyTable"])]
-    assert sorted(domains) == sorted(_sample.DIRECTORY.domains)
+def test_signing_table_grows_by_one_line_per_domain_and_the_key_stays_one() -> None:
+    domains = tuple(f"d{i:03d}.example" for i in range(300))
+    layer = render_layer(limits.with_domains(_sample.context(ROLE), domains))
+    keys = [f.path for f in layer.files if f.path.startswith("/etc/opendkim/keys/")]
+    signing = table_rows(layer.file("/etc/opendkim/SigningTable").content)
+    assert (keys, [row[0] for row in signing]) == (["/etc/opendkim/keys/mail2026.private"], list(domains))
 
 
 def test_key_files_are_the_ones_the_keytable_names(files: dict[str, str]) -> None:
@@ -505,7 +514,7 @@ def test_dkim_private_keys_travel_as_base64_references_only() -> None:
         [f["encoding"] for f in entries],
         [base64.b64decode(f["content"]).decode() for f in entries],
     )
-    assert got == (False, ["b64", "b64"], [_sample.SAMPLE_DKIM_KEY, _sample.SAMPLE_DKIM_KEY])
+    assert got == (False, ["b64"], [_sample.SAMPLE_DKIM_KEY])
 
 
 def test_synthesized_body_holds_secret_references_not_values() -> None:
@@ -513,25 +522,17 @@ def test_synthesized_body_holds_secret_references_not_values() -> None:
     got = (
         [v for v in (SAMPLE["var.ad_bind_password"], _sample.SAMPLE_DKIM_KEY) if v in body],
         body.count("${var.ad_bind_password}"),
-        [f"${{base64encode(tls_private_key.dkim_{i}.private_key_pem)}}" in body for i in (0, 1)],
+        body.count("${base64encode(tls_private_key.dkim.private_key_pem)}"),
     )
-    assert got == ([], 2, [True, True])
+    assert got == ([], 2, 1)
 
 
-def test_a_served_domain_without_a_key_is_a_config_error() -> None:
-    ctx = _sample.context(ROLE)
+def test_smtp_out_without_the_platform_dkim_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
-        render_layer(dataclasses.replace(ctx, dkim=ctx.dkim[:1]))
-    assert err.value.problems[0].message == "domain02.dom needs exactly one DKIM key, got 0"
-
-
-def test_a_key_for_an_unserved_domain_is_a_config_error() -> None:
-    ctx = _sample.context(ROLE)
-    extra = DkimKey(domain="other.dom", selector="s1", private_key=Secret(ref="${tls_private_key.x.private_key_pem}"))
-    with pytest.raises(ConfigError) as err:
-        render_layer(dataclasses.replace(ctx, dkim=(*ctx.dkim, extra)))
-    assert err.value.problems[0].message == (
-        "a key for other.dom, which is not a served domain; served: domain01.dom, domain02.dom"
+        render_layer(dataclasses.replace(_sample.context(ROLE), dkim=None))
+    assert str(err.value.problems[0]) == (
+        "dkim: smtp_out signs every served domain's mail with the platform's DKIM key, got none; "
+        "give the context a DkimKey"
     )
 
 
@@ -830,7 +831,7 @@ class LiveOut:
         )
         values = {
             **SAMPLE,
-            **{k.private_key.ref[2:-1]: self.key for k in ctx.dkim},
+            **_dkim_sample_values(ctx, self.key),
             "var.ad_bind_password": ad.bind_password,
         }
         root = write_tree(server_files(ctx, values, debian_daemons_profile(self.run_dir)), base / "root")
@@ -992,6 +993,53 @@ def test_live_signature_verifies_with_the_domains_public_key(live: LiveOut, tmp_
     assert proc.stdout.strip() == (
         f"opendkim: {message}: verification (s=mail2026, d=domain01.dom, 2048-bit key) succeeded"
     )
+
+
+def published_dkim_dns(public_pem: str) -> Callable[..., bytes]:
+    """A resolver over the default platform's `dns_records` output, evaluated by Terraform with the key's
+    public half: dkimpy's `dnsfunc`, following CNAMEs as a resolver does. Its `asked` lists the names."""
+    value = default_platform()["output"]["dns_records"]["value"]
+    sample = _sample.standins(None, [value])
+    standins = StandIns(attributes={**sample.attributes, "tls_private_key.dkim.public_key_pem": public_pem},
+                        variables=sample.variables)
+    records = evaluate({"r": value}, standins)["r"]
+    cnames = {r["name"]: r["value"] for r in records if r["type"] == "CNAME"}
+    txts = {r["name"]: re.findall(r'"([^"]*)"', r["value"]) for r in records if r["type"] == "TXT"}
+    asked: list[str] = []
+
+    def txt(name: bytes, timeout: int = 5) -> bytes:
+        fqdn = name.decode().rstrip(".") + "."
+        asked.append(fqdn)
+        for _ in range(8):  # a resolver follows a CNAME chain; none is longer here
+            fqdn = cnames.get(fqdn, fqdn)
+        strings = txts[fqdn]
+        assert max(len(s) for s in strings) <= 255, strings  # one TXT string holds at most 255 characters
+        return "".join(strings).encode()
+
+    txt.asked = asked  # type: ignore[attr-defined]
+    return txt
+
+
+@pytest.mark.daemons
+def test_live_one_key_signs_two_domains_and_each_verifies_through_its_cname(live: LiveOut) -> None:
+    import dkim
+
+    # GIVEN the records the platform publishes, with the public half of the one key every server holds
+    public = subprocess.run(["openssl", "pkey", "-pubout"], input=live.key, capture_output=True, text=True,
+                            check=True).stdout  # fmt: skip
+    dns = published_dkim_dns(public)
+    # WHEN OpenDKIM (the rendered config) signs mail from two different served domains
+    results = []
+    for sender, body in (("usuario01@domain01.dom", "first domain"), ("usuario02@domain02.dom", "second domain")):
+        sent = live.send(WEBMAIL_CLIENT, sender, "usuario03@domain01.dom", body)
+        assert "<-  250 2.0.0 Ok: queued" in sent, sent
+        message = live.delivered(body)
+        tags = dkim_tags(message)
+        raw = message.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        results.append((tags["d"], tags["s"], dkim.verify(raw, dnsfunc=dns)))
+    # THEN each signature names its own domain, and verifies against the one TXT reached by that domain's CNAME
+    assert results == [("domain01.dom", "mail2026", True), ("domain02.dom", "mail2026", True)]
+    assert dns.asked == ["mail2026._domainkey.domain01.dom.", "mail2026._domainkey.domain02.dom."]  # type: ignore[attr-defined]
 
 
 @pytest.mark.daemons
