@@ -1,13 +1,33 @@
 """Small pure validators for construct props. Each returns problems, never raises on its own.
 
 Unresolved Terraform tokens (`${...}`) are skipped, not guessed at.
+
+`check_props` is the first check of every construct: the type of each prop (enums, construct objects,
+tuples, whole numbers), so a Python mistake gets the same one-exception grammar as a config mistake
+(`props.role: must be a Role, got 'smtp_in'; use Role.SMTP_IN`) instead of an AttributeError deep inside.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import re
+import types
+from collections.abc import Mapping
+from enum import Enum
+from functools import cache
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from constructs import Construct
 
 from mailstrata.errors import Problems
+
+# Terraform identifiers the constructs build from a prop (variable and local names).
+NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+VARIABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+RESERVED_VARIABLES = frozenset({"source", "version", "providers", "count", "for_each", "lifecycle", "depends_on",
+                                "locals"})
+MAX_SIZE_GB = 2_147_483_647  # Cinder's and Manila's limit for a size
 
 
 def is_token(value: object) -> bool:
@@ -24,11 +44,18 @@ def at_least(p: Problems, path: str, value: int, minimum: int) -> None:
         p.add(path, f"must be at least {minimum}, got {value}")
 
 
+def at_most(p: Problems, path: str, value: int, maximum: int) -> None:
+    if value > maximum:
+        p.add(path, f"must be at most {maximum}, got {value}")
+
+
 def cidrs(p: Problems, path: str, values: tuple[str, ...]) -> None:
     for i, v in enumerate(values):
         if is_token(v):
             continue
         try:
+            if "/" not in v:  # ipaddress would read a bare address as a /32
+                raise ValueError(v)
             ipaddress.ip_network(v, strict=True)
         except ValueError:
             p.add(f"{path}[{i}]", f"must be a CIDR such as 10.0.0.0/24, got {v!r}")
@@ -37,3 +64,163 @@ def cidrs(p: Problems, path: str, values: tuple[str, ...]) -> None:
 def non_empty(p: Problems, path: str, value: str | None) -> None:
     if value is not None and not is_token(value) and not value.strip():
         p.add(path, "must not be empty")
+
+
+def name_prefix(p: Problems, path: str, value: str) -> None:
+    """The prefix of OpenStack names and of Terraform local names: it must be a valid identifier part."""
+    if not NAME_PREFIX.match(value):
+        p.add(path, f"must be lower-case letters, digits and -, starting with a letter, at most 31 characters, got "
+                    f"{value!r}; use e.g. 'mail'")
+
+
+def variable_name(p: Problems, path: str, value: str) -> None:
+    if not VARIABLE.match(value):
+        p.add(path, f"must be a Terraform variable name (lower-case letters, digits and _), got {value!r}; use e.g. "
+                    "'ad_bind_password'")
+    elif value in RESERVED_VARIABLES:
+        p.add(path, f"is a name Terraform reserves for itself, got {value!r}; use e.g. 'mail_{value}'")
+
+
+# ---- prop types ---------------------------------------------------------------------------------------
+
+
+@cache
+def _construct_classes() -> dict[str, type]:
+    """The construct classes props refer to under TYPE_CHECKING, for resolving their annotations."""
+    from mailstrata.constructs.ad_binding import AdBinding
+    from mailstrata.constructs.lbaas_vip import LbaasVip
+    from mailstrata.constructs.mail_layer import MailLayer
+    from mailstrata.constructs.nfs_share import NfsShare
+
+    return {c.__name__: c for c in (AdBinding, LbaasVip, MailLayer, NfsShare)}
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls, localns=_construct_classes())
+
+
+def describe(value: object) -> str:
+    if isinstance(value, str):
+        return f"the text {value!r}" if len(value) < 60 else "a text"
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if isinstance(value, Construct):
+        return f"the {type(value).__name__} construct {value.node.id!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a dict"
+    return f"a {type(value).__name__}"
+
+
+def _name(tp: Any) -> str:
+    if isinstance(tp, type):
+        if issubclass(tp, Construct):
+            return f"an {tp.__name__} construct" if tp.__name__[0] in "AEIOU" else f"a {tp.__name__} construct"
+        return {int: "a whole number (int)", str: "text (str)", bool: "True or False", float: "a number"}.get(
+            tp, f"{'an' if tp.__name__[0] in 'AEIOU' else 'a'} {tp.__name__}")
+    origin = get_origin(tp)
+    if origin is tuple:
+        return f"a tuple of {_name(get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}"
+    return str(tp)
+
+
+def _matches(value: object, tp: Any) -> bool:
+    """Whether `value` is a `tp`, items included (no message)."""
+    return not _check(Problems(), "", value, tp)
+
+
+def _check(p: Problems, path: str, value: object, tp: Any) -> bool:
+    """Add a problem when `value` is not a `tp`; return whether one was added."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return False
+        options = [a for a in args if a is not type(None)]
+        if any(_matches(value, a) for a in options):
+            return False
+        if len(options) == 1:
+            return _check(p, path, value, options[0])
+        p.add(path, f"must be {' or '.join(_name(a) for a in options)}, got {describe(value)}")
+        return True
+    if origin is tuple:
+        item = get_args(tp)[0]
+        if not isinstance(value, tuple):
+            example = f"({value!r},)" if isinstance(value, str | Enum | Construct) or dataclasses.is_dataclass(value) \
+                else "(a, b)"
+            if isinstance(value, list):
+                example = "a tuple: (" + ", ".join(repr(v) for v in value[:2]) + (",)" if len(value) == 1 else ")")
+            elif isinstance(value, Construct):
+                example = f"({value.node.id},) with the object itself"
+            p.add(path, f"must be {_name(tp)}, got {describe(value)}; write {example}")
+            return True
+        found = False
+        for i, v in enumerate(value):
+            found = _check(p, f"{path}[{i}]", v, item) or found
+        return found
+    if origin in (frozenset, set):
+        if not isinstance(value, frozenset | set):
+            p.add(path, f"must be a frozenset, got {describe(value)}; write frozenset({{...}})")
+            return True
+        return False
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        if not isinstance(value, Mapping):
+            p.add(path, f"must be a mapping, got {describe(value)}")
+            return True
+        return False
+    if tp is Any:
+        return False
+    if not isinstance(tp, type):
+        return False  # an annotation this checker does not know: leave it to the construct
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    if ok:
+        if dataclasses.is_dataclass(tp) and tp.__module__.startswith("mailstrata.constructs"):
+            before = len(p)
+            check_props(p, value, tp, path)  # type: ignore[arg-type]
+            return len(p) > before
+        return False
+    p.add(path, f"must be {_name(tp)}, got {describe(value)}; {_fix(value, tp)}")
+    return True
+
+
+def _fix(value: object, tp: type) -> str:
+    if issubclass(tp, Enum):
+        members = list(tp)
+        if isinstance(value, str):
+            for m in members:
+                if value in (m.value, m.name) or value.lower() in (str(m.value).lower(), m.name.lower()):
+                    return f"use {tp.__name__}.{m.name}"
+        return "use one of " + ", ".join(f"{tp.__name__}.{m.name}" for m in members)
+    if issubclass(tp, Construct):
+        if isinstance(value, str):
+            return f"pass the {tp.__name__} object itself: constructs take other constructs, never their IDs"
+        return f"pass the {tp.__name__} object itself"
+    if tp is int and isinstance(value, str) and value.strip().isdigit():
+        return f"write {value.strip()} without quotes"
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return f"write {int(value)}"
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return f"write {tp.__name__}(...) with these values as keyword arguments"
+    if tp is str and isinstance(value, Enum):
+        return f"use {value.value!r}"
+    return f"give {_name(tp)}"
+
+
+def check_props(p: Problems, props: object, cls: type, path: str = "props") -> Problems:
+    """Check that `props` is a `cls` and each field has its annotated type (items of tuples included)."""
+    if not isinstance(props, cls):
+        p.add(path, f"must be {_name(cls)}, got {describe(props)}; {_fix(props, cls)}")
+        return p
+    hints = _hints(cls)
+    for f in dataclasses.fields(props):  # type: ignore[arg-type]
+        _check(p, f"{path}.{f.name}", getattr(props, f.name), hints[f.name])
+    return p

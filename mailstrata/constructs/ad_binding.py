@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cdktf import TerraformVariable, TerraformVariableValidationConfig
+from cdktf import TerraformStack, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs._validate import check_props
+from mailstrata.constructs._variables import declared_variables
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problems
 
@@ -48,6 +50,7 @@ def validate(props: AdBindingProps, path: str = "directory") -> Problems:
         value = getattr(props, name)
         if not v.is_token(value) and "=" not in value:
             p.add(f"{path}.{name}", f"must be an LDAP DN such as dc=domain01,dc=dom, got {value!r}")
+    v.variable_name(p, "props.password_variable", props.password_variable)
     return p
 
 
@@ -55,8 +58,14 @@ class AdBinding(Construct):
     """Declares the sensitive bind-password variable and exposes `settings` for every layer's templates."""
 
     def __init__(self, scope: Construct, id: str, *, props: AdBindingProps) -> None:
+        check_props(Problems(), props, AdBindingProps).raise_if_any()  # `v` is a local name below
+        p = validate(props)
+        if props.password_variable in declared_variables(TerraformStack.of(scope)):
+            p.add("props.password_variable", f"is already declared in this stack, got {props.password_variable!r}; "
+                                             "give each secret its own variable, and build the AdBinding before the "
+                                             "layers that reference it")
+        p.raise_if_any()
         super().__init__(scope, id)
-        validate(props).raise_if_any()
         self.props = props
         v = props.password_variable
         self.password = TerraformVariable(

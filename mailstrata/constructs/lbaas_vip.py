@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from cdktf_cdktf_provider_openstack.lb_listener_v2 import LbListenerV2
@@ -15,14 +16,21 @@ from constructs import Construct
 
 from mailstrata.constructs import _validate as v
 from mailstrata.errors import Problems
-from mailstrata.roles import Role
+from mailstrata.roles import MAIL_LAYER_ROLES, Role
+from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import Algorithm, ListenerProtocol, MonitorType, Persistence, PoolProtocol
 
 if TYPE_CHECKING:
     from mailstrata.constructs.mail_layer import MailLayer
 
 
-OCTAVIA_DEFAULT_TIMEOUT_MS = 50000
+OCTAVIA_DEFAULT_TIMEOUT_MS = 50000  # Octavia's own default, which would cut IMAP IDLE: never used by default
+
+
+class PlatformDefault(Enum):
+    """`ListenerProps.persistence`'s default, told apart from an explicit None (no persistence)."""
+
+    PLATFORM = "the platform's choice"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,26 +50,71 @@ class MonitorProps:
 class ListenerProps:
     """One port on the VIP, its pool and health monitor.
 
-    Defaults: plain TCP in and out, round robin, no persistence, Octavia's 50 s data timeouts, open to
-    every source that the VIP's network lets through.
+    Every unset field takes the platform's default for the VIP's role and this port, the same the whole
+    platform stack uses (`mailstrata.stacks.defaults.DEFAULT_LISTENERS`): e.g. a mailstore VIP's 143 gets
+    PROXY, source-IP persistence and 31-minute data timeouts. For a port the platform has no default for:
+    plain TCP in and out, least connections, no persistence, 5-minute timeouts, a TCP monitor. Default
+    allowed_cidrs: no restriction on the listener (every source the VIP's network lets through).
     """
 
     port: int
-    service: str  # human name for descriptions ("SMTP", "IMAP")
-    protocol: ListenerProtocol = ListenerProtocol.TCP
-    pool_protocol: PoolProtocol = PoolProtocol.TCP
-    algorithm: Algorithm = Algorithm.ROUND_ROBIN
-    persistence: Persistence | None = None
+    service: str | None = None  # human name for descriptions. Default: the platform's ("IMAP"), else "port N"
+    protocol: ListenerProtocol | None = None
+    pool_protocol: PoolProtocol | None = None
+    algorithm: Algorithm | None = None
+    persistence: Persistence | PlatformDefault | None = PlatformDefault.PLATFORM  # None: no persistence
     member_port: int | None = None  # default: the same as `port`
-    timeout_client_data_ms: int = OCTAVIA_DEFAULT_TIMEOUT_MS
-    timeout_member_data_ms: int = OCTAVIA_DEFAULT_TIMEOUT_MS
+    timeout_client_data_ms: int | None = None
+    timeout_member_data_ms: int | None = None
     allowed_cidrs: tuple[str, ...] = ()  # () = no restriction on the listener
     tls_container_ref: str | None = None  # TERMINATED_HTTPS only
-    monitor: MonitorProps = field(default_factory=MonitorProps)
+    monitor: MonitorProps | None = None  # Default: the platform's monitor for the port, else a TCP connect check
 
     @property
     def target_port(self) -> int:
         return self.member_port if self.member_port is not None else self.port
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listener:
+    """A listener with every default filled in: what `LbaasVip` builds (`LbaasVip.listeners`)."""
+
+    port: int
+    service: str
+    protocol: ListenerProtocol
+    pool_protocol: PoolProtocol
+    algorithm: Algorithm
+    persistence: Persistence | None
+    member_port: int | None
+    timeout_client_data_ms: int
+    timeout_member_data_ms: int
+    allowed_cidrs: tuple[str, ...]
+    tls_container_ref: str | None
+    monitor: MonitorProps
+
+    @property
+    def target_port(self) -> int:
+        return self.member_port if self.member_port is not None else self.port
+
+
+def platform_listener(role: Role, lst: ListenerProps) -> Listener:
+    """`lst` with each unset field taken from the platform's default for `role` and its port."""
+    d = next((d for d in DEFAULT_LISTENERS.get(role, ()) if d.port == lst.port), None)
+    d = d or ListenerDefault(port=lst.port, service=f"port {lst.port}")
+    return Listener(
+        port=lst.port,
+        service=lst.service if lst.service is not None else d.service,
+        protocol=lst.protocol or d.protocol,
+        pool_protocol=lst.pool_protocol or d.pool_protocol,
+        algorithm=lst.algorithm or d.algorithm,
+        persistence=d.persistence if lst.persistence is PlatformDefault.PLATFORM else lst.persistence,
+        member_port=lst.member_port,
+        timeout_client_data_ms=lst.timeout_client_data_ms if lst.timeout_client_data_ms is not None else d.timeout_ms,
+        timeout_member_data_ms=lst.timeout_member_data_ms if lst.timeout_member_data_ms is not None else d.timeout_ms,
+        allowed_cidrs=lst.allowed_cidrs,
+        tls_container_ref=lst.tls_container_ref,
+        monitor=lst.monitor if lst.monitor is not None else MonitorProps(type=d.monitor, url_path=d.monitor_path),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,25 +126,34 @@ class FloatingIpProps:
 class LbaasVipProps:
     """An Octavia load balancer for one layer.
 
-    `name` prefixes every OpenStack name. `floating_ip`: default none (only Internet-facing layers
-    should get one).
+    `name` prefixes every OpenStack name. `listeners`: default the platform's listeners for `role` (e.g.
+    mailstore 25, 110, 143, 993, 995, 4190), with no allowed_cidrs restriction. `floating_ip`: default none
+    (only Internet-facing layers should get one).
     """
 
     name: str
     role: Role
     vip_subnet_id: str
-    listeners: tuple[ListenerProps, ...]
+    listeners: tuple[ListenerProps, ...] = ()
     floating_ip: FloatingIpProps | None = None
     description: str = ""
+
+
+def resolved_listeners(props: LbaasVipProps) -> tuple[Listener, ...]:
+    given = props.listeners or tuple(ListenerProps(port=d.port) for d in DEFAULT_LISTENERS.get(props.role, ()))
+    return tuple(platform_listener(props.role, lst) for lst in given)
 
 
 def validate_listeners(props: LbaasVipProps, path: str = "listeners") -> Problems:
     """Every rule on listeners, all problems at once (the provider accepts any string for protocols)."""
     p = Problems()
-    if not props.listeners:
-        p.add(path, "must have at least one listener")
+    if props.role not in MAIL_LAYER_ROLES:
+        p.add("props.role", f"must be the role of a mail layer, got Role.{props.role.name}; use one of "
+                            f"{', '.join(f'Role.{r.name}' for r in MAIL_LAYER_ROLES)}")
+        return p
+    v.non_empty(p, "props.name", props.name)
     ports: dict[int, int] = {}
-    for i, lst in enumerate(props.listeners):
+    for i, lst in enumerate(resolved_listeners(props)):
         at = f"{path}[{i}]"
         for name, enum in (("protocol", ListenerProtocol), ("pool_protocol", PoolProtocol), ("algorithm", Algorithm)):
             value = getattr(lst, name)
@@ -106,6 +168,8 @@ def validate_listeners(props: LbaasVipProps, path: str = "listeners") -> Problem
         v.at_least(p, f"{at}.timeout_client_data_ms", lst.timeout_client_data_ms, 1000)
         v.at_least(p, f"{at}.timeout_member_data_ms", lst.timeout_member_data_ms, 1000)
         v.cidrs(p, f"{at}.allowed_cidrs", lst.allowed_cidrs)
+        for name in ("delay_s", "timeout_s", "max_retries", "max_retries_down"):
+            v.at_least(p, f"{at}.monitor.{name}", getattr(lst.monitor, name), 1)
         if lst.protocol is ListenerProtocol.TERMINATED_HTTPS and not lst.tls_container_ref:
             p.add(f"{at}.tls_container_ref", "is required for TERMINATED_HTTPS; give the Barbican container ref")
         if lst.protocol is not ListenerProtocol.TERMINATED_HTTPS and lst.tls_container_ref:
@@ -132,8 +196,9 @@ class LbaasVip(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, props: LbaasVipProps) -> None:
-        super().__init__(scope, id)
+        v.check_props(Problems(), props, LbaasVipProps).raise_if_any()
         validate_listeners(props).raise_if_any()
+        super().__init__(scope, id)
         self.props = props
         role = props.role
         self.loadbalancer = LbLoadbalancerV2(
@@ -146,8 +211,8 @@ class LbaasVip(Construct):
         self.vip_address: str = self.loadbalancer.vip_address
         self.vip_port_id: str = self.loadbalancer.vip_port_id
         self.pools: dict[int, LbPoolV2] = {}
-        self.listeners: dict[int, ListenerProps] = {}
-        for lst in props.listeners:
+        self.listeners: dict[int, Listener] = {}  # by port, every default filled in
+        for lst in resolved_listeners(props):
             self._listener(lst)
         self.floating_ip_address: str | None = None
         if props.floating_ip is not None:
@@ -160,7 +225,7 @@ class LbaasVip(Construct):
             )
             self.floating_ip_address = fip.address
 
-    def _listener(self, lst: ListenerProps) -> None:
+    def _listener(self, lst: Listener) -> None:
         role = self.props.role
         marker = f"mailstrata/{role.value}/{lst.port}"
         listener = LbListenerV2(
@@ -215,6 +280,13 @@ class LbaasVip(Construct):
 
     def add_members(self, layer: MailLayer) -> None:
         """Register every server of `layer` in every pool of this VIP (one member per server)."""
+        from mailstrata.constructs.mail_layer import MailLayer
+
+        p = Problems()
+        if not isinstance(layer, MailLayer):
+            p.add("add_members.layer", f"must be a MailLayer construct, got {v.describe(layer)}; pass the MailLayer "
+                                       "object itself")
+        p.raise_if_any()
         for port, pool in sorted(self.pools.items()):
             lst = self.listeners[port]
             LbMembersV2(

@@ -20,6 +20,7 @@ from constructs import Construct
 from mailstrata.constructs import _validate as v
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
+from mailstrata.constructs._variables import declare_variables
 from mailstrata.errors import Problems
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
@@ -28,6 +29,8 @@ from mailstrata.userdata.context import NfsMount, PlatformContext
 if TYPE_CHECKING:
     from mailstrata.constructs.lbaas_vip import LbaasVip
     from mailstrata.constructs.nfs_share import NfsShare
+
+MAX_SERVERS = 500  # per layer, as the config allows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +71,14 @@ class Server:
 def validate(props: MailLayerProps, path: str) -> Problems:
     p = Problems()
     if props.role not in MAIL_LAYER_ROLES:
-        p.add(f"{path}.role", f"must be one of {', '.join(r.value for r in MAIL_LAYER_ROLES)}, got {props.role!r}")
+        p.add("props.role", f"must be the role of a mail layer, got Role.{props.role.name}; use one of "
+                            f"{', '.join(f'Role.{r.name}' for r in MAIL_LAYER_ROLES)}")
+        return p
+    v.name_prefix(p, "props.name_prefix", props.name_prefix)
     v.at_least(p, f"{path}.count", props.count, 1)
-    if not isinstance(props.affinity, Affinity):
-        p.add(f"{path}.affinity", f"must be anti-affinity or soft-anti-affinity, got {props.affinity!r}")
+    v.at_most(p, f"{path}.count", props.count, MAX_SERVERS)
+    for name in ("flavor", "image", "key_pair", "network_id", "subnet_id"):
+        v.non_empty(p, f"props.{name}", getattr(props, name))
     v.cidrs(p, f"{path}.lb_source_cidrs", props.lb_source_cidrs)
     v.cidrs(p, f"{path}.admin_cidrs", props.admin_cidrs)
     if not props.admin_cidrs:
@@ -87,6 +94,9 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     for i, vip in enumerate(props.vips):
         if vip.props.role is not props.role:
             p.add(f"{path}.vips[{i}]", f"is the {vip.props.role.value} VIP, not this layer's ({props.role.value})")
+    if props.storage is not None and props.role is not Role.MAILSTORE:
+        p.add("props.storage", f"is only mounted by the mailstore layer, got the NfsShare for a {props.role.value} "
+                               "layer; remove it")
     return p
 
 
@@ -98,8 +108,9 @@ class MailLayer(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, props: MailLayerProps) -> None:
-        super().__init__(scope, id)
+        v.check_props(Problems(), props, MailLayerProps).raise_if_any()
         validate(props, f"layers.{props.role.value}").raise_if_any()
+        super().__init__(scope, id)
         self.props = props
         role = props.role
         slug = role.slug
@@ -132,6 +143,7 @@ class MailLayer(Construct):
         ctx = replace(props.platform, role=role, proxy_ports=proxy, nfs=nfs)
         self.context: PlatformContext = ctx  # what the templates saw; the local twin renders from it again
         self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
+        declare_variables(self, self.user_data.rendered.body_text())
         self.servers: list[Server] = []
         for (name, port), address in zip(ports, self._addresses, strict=True):
             instance = ComputeInstanceV2(

@@ -20,7 +20,8 @@ from constructs import Construct
 from mailstrata.constructs import _validate as v
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
-from mailstrata.errors import Problems
+from mailstrata.constructs._variables import declare_variables
+from mailstrata.errors import ConfigError, Problem, Problems
 from mailstrata.roles import Role
 from mailstrata.types import StorageMode
 from mailstrata.userdata.context import NfsMount, NfsServer, PlatformContext
@@ -74,7 +75,24 @@ def validate(props: NfsShareProps, path: str = "storage") -> Problems:
     if not isinstance(props.mode, StorageMode):
         p.add(f"{path}.mode", f"must be one of {', '.join(m.value for m in StorageMode)}, got {props.mode!r}")
         return p
+    v.name_prefix(p, "props.name_prefix", props.name_prefix)
     v.at_least(p, f"{path}.size_gb", props.size_gb, 1)
+    v.at_most(p, f"{path}.size_gb", props.size_gb, v.MAX_SIZE_GB)
+    for name in ("share_network_id", "share_type"):
+        v.non_empty(p, f"props.{name}", getattr(props, name))
+        if props.mode is not StorageMode.MANILA and getattr(props, name) is not None:
+            p.add(f"props.{name}", f"is only used when mode is manila, got {getattr(props, name)!r}; remove it")
+    if props.server is not None:
+        if props.mode is not StorageMode.CINDER_SERVER:
+            p.add("props.server", f"is only used when mode is cinder_server, got mode {props.mode.value}; remove it")
+        v.cidrs(p, "props.server.admin_cidrs", props.server.admin_cidrs)
+        if not props.server.admin_cidrs:
+            p.add("props.server.admin_cidrs", "must list at least one admin network for SSH")
+        for name in ("flavor", "image", "key_pair", "volume_type", "network_id", "subnet_id"):
+            v.non_empty(p, f"props.server.{name}", getattr(props.server, name))
+    if not props.mount_point.startswith("/") or props.mount_point.rstrip("/") == "":
+        p.add("props.mount_point", f"must be an absolute path other than /, got {props.mount_point!r}; use e.g. "
+                                   "'/MAILBOXES'")
     if props.mode is StorageMode.EXISTING and not props.export:
         p.add(f"{path}.export", "is required when mode is existing; give the NAS export as host:/path")
     if props.mode is not StorageMode.EXISTING and props.export:
@@ -89,8 +107,9 @@ class NfsShare(Construct):
     reference for Manila and Cinder modes), `mode`. `grant_mount(layer)` lets a layer mount it."""
 
     def __init__(self, scope: Construct, id: str, *, props: NfsShareProps) -> None:
-        super().__init__(scope, id)
+        v.check_props(Problems(), props, NfsShareProps).raise_if_any()
         validate(props).raise_if_any()
+        super().__init__(scope, id)
         self.props = props
         self.mode = props.mode
         self.share: SharedfilesystemShareV2 | None = None
@@ -148,6 +167,7 @@ class NfsShare(Construct):
                       nfs_server=replace(srv.platform.nfs_server, device=device))
         self.context = ctx
         self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
+        declare_variables(self, self.user_data.rendered.body_text())
         self.server = ComputeInstanceV2(
             self,
             "server",
@@ -169,9 +189,16 @@ class NfsShare(Construct):
         layer's security group (the export itself is limited to the mailstore subnet). Existing NAS:
         nothing to do on the cloud side; the NAS must export to the layer's subnet.
         """
+        from mailstrata.constructs.mail_layer import MailLayer
+
+        if not isinstance(layer, MailLayer):
+            raise ConfigError([Problem("grant_mount.layer", f"must be a MailLayer construct, got "
+                                                            f"{v.describe(layer)}; pass the MailLayer object itself")])
         key = layer.node.id
         if key in self._granted:
-            raise ValueError(f"{key}: grant_mount was already called for this layer")
+            raise ConfigError([Problem("grant_mount.layer", f"was already granted the share, got the MailLayer "
+                                                            f"{key!r} again; call grant_mount once per layer (a "
+                                                            "MailLayer with storage= calls it itself)")])
         self._granted.append(key)
         if self.share is not None:
             for i, address in enumerate(layer.addresses, start=1):

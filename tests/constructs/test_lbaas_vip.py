@@ -77,7 +77,7 @@ def test_pool_has_proxy_protocol_and_source_ip_persistence() -> None:
 def test_proxy_ports_are_exposed_for_the_servers() -> None:
     stack = new_stack()
     vip = LbaasVip(stack, "vip", props=imap_vip())
-    assert vip.proxy_ports == frozenset({143})
+    assert vip.proxy_ports == frozenset({25, 143})  # 25 too: the platform delivers to the mailstore with PROXY
 
 
 def test_floating_ip_only_when_asked() -> None:
@@ -99,7 +99,8 @@ def test_rejects_a_pool_protocol_the_provider_would_accept() -> None:
     with pytest.raises(ConfigError) as exc:
         LbaasVip(stack, "vip", props=bad)
     assert [str(p) for p in exc.value.problems] == [
-        "listeners[0].pool_protocol: must be one of TCP, HTTP, PROXY, got 'PROXYV3'"
+        "props.listeners[0].pool_protocol: must be a PoolProtocol, got the text 'PROXYV3'; use one of "
+        "PoolProtocol.TCP, PoolProtocol.HTTP, PoolProtocol.PROXY"
     ]
 
 
