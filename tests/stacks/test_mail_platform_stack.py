@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
+from cdktf import App
 
+from mailstrata.config.loader import parse_config
+from mailstrata.stacks import MailPlatformStack
+from mailstrata.terraform_eval import StandIns, evaluate
+from tests.support import many_domains
 from tests.support.synth import default_platform, instances_of, resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,17 +113,54 @@ def test_an_mx_per_mail_domain_points_at_smtp_in() -> None:
     ]
 
 
-def test_dkim_txt_record_is_published_from_the_one_key_per_domain() -> None:
-    doc = default_platform()
-    assert sorted(resources(doc, "tls_private_key")) == ["dkim_domain01_dom", "dkim_domain02_dom"]
-    txt = [
-        r
-        for r in resources(doc, "openstack_dns_recordset_v2").values()
-        if r["name"] == "mail2026._domainkey.domain01.dom."
+def test_one_dkim_key_for_the_whole_platform() -> None:
+    keys = {k: (v["algorithm"], v["rsa_bits"]) for k, v in resources(default_platform(), "tls_private_key").items()}
+    assert keys == {"dkim": ("RSA", 2048)}
+
+
+def test_each_domains_selector_is_a_cname_to_the_one_dkim_record_in_the_platform_zone() -> None:
+    records = resources(default_platform(), "openstack_dns_recordset_v2").values()
+    dkim = sorted((r["name"], r["type"], tuple(r["records"])) for r in records if "._domainkey." in r["name"])
+    target = "mail2026._domainkey.cloud0.hc.mycompany.dom."
+    assert [(n, t, v if t == "CNAME" else "TXT") for n, t, v in dkim] == [
+        (target, "TXT", "TXT"),
+        ("mail2026._domainkey.domain01.dom.", "CNAME", (target,)),
+        ("mail2026._domainkey.domain02.dom.", "CNAME", (target,)),
     ]
-    assert txt[0]["records"][0].startswith(
-        '"v=DKIM1; k=rsa; p=${replace(replace(replace(tls_private_key.dkim_domain01_dom'
-    )
+
+
+def test_the_dns_records_output_publishes_the_same_dkim_records() -> None:
+    out = default_platform()["output"]["dns_records"]["value"]
+    assert sorted((r["name"], r["type"]) for r in out if "._domainkey." in r["name"]) == [
+        ("mail2026._domainkey.cloud0.hc.mycompany.dom.", "TXT"),
+        ("mail2026._domainkey.domain01.dom.", "CNAME"),
+        ("mail2026._domainkey.domain02.dom.", "CNAME"),
+    ]
+
+
+def test_dkim_txt_evaluates_to_strings_of_at_most_255_characters_holding_the_public_key() -> None:
+    # GIVEN a real public key as tls_private_key gives it
+    key = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, text=True, check=True).stdout
+    pem = subprocess.run(["openssl", "pkey", "-pubout"], input=key, capture_output=True, text=True, check=True).stdout
+    [txt] = [r["value"] for r in default_platform()["output"]["dns_records"]["value"]
+             if r["type"] == "TXT" and "._domainkey." in r["name"]]
+    # WHEN Terraform evaluates the published value
+    value = evaluate({"v": txt}, StandIns(attributes={"tls_private_key.dkim.public_key_pem": pem}))["v"]
+    # THEN it is quoted strings of at most 255 characters that join into the DKIM record of that key
+    strings = re.findall(r'"([^"]*)"', value)
+    body = "".join(pem.strip().splitlines()[1:-1])
+    assert value == " ".join(f'"{s}"' for s in strings)
+    assert ([len(s) <= 255 for s in strings], "".join(strings)) == ([True, True], f"v=DKIM1; k=rsa; p={body}")
+
+
+def test_a_mail_domain_that_is_the_platform_zone_holds_the_dkim_txt_without_a_cname() -> None:
+    data = many_domains.default_data()
+    data["domains"] = ["cloud0.hc.mycompany.dom", "domain02.dom"]
+    data["dns"] = {**data["dns"], "mail_domain_zones": False}
+    stack = MailPlatformStack(App(outdir=tempfile.mkdtemp()), "mail", config=parse_config(data))
+    dkim = sorted((r.name, r.type) for r in stack.published if "._domainkey." in r.name)
+    assert dkim == [("mail2026._domainkey.cloud0.hc.mycompany.dom.", "TXT"),
+                    ("mail2026._domainkey.domain02.dom.", "CNAME")]
 
 
 def test_secrets_are_sensitive_variables_or_generated() -> None:
