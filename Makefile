@@ -39,7 +39,8 @@ deps-apt: ## install the Debian daemons the tests run (root)
 deps-node: ## install Node.js and npm if missing (Debian's packages; root)
 	./scripts/install-node.sh
 
-synth: .venv/.installed ## synthesize the default platform (or MAILSTRATA_CONFIG) into cdktf.out/
+# deps-node: jsii runs cdktf's JavaScript in Node.js, so even `make synth` needs it (Debian 12: nodejs 18).
+synth: .venv/.installed deps-node ## synthesize the default platform (or MAILSTRATA_CONFIG) into cdktf.out/
 	$(PY) main.py
 
 lint: .venv/.installed ## ruff
@@ -48,7 +49,7 @@ lint: .venv/.installed ## ruff
 typecheck: .venv/.installed ## mypy
 	$(PY) -m mypy
 
-unit: .venv/.installed ## pytest (the whole suite)
+unit: .venv/.installed deps-node ## pytest (the whole suite)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: install deps-apt lint typecheck unit ## everything: lint, types, the whole pytest suite

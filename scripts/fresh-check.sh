@@ -152,8 +152,9 @@ in_root() {  # in_root LOGNAME 'shell command': runs it in the root with a clean
   local log="$LOGS/$1.log"
   shift
   chroot "$ROOT" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
-    CHECKPOINT_DISABLE=1 DEBIAN_FRONTEND=noninteractive "${NETWORK_ENV[@]}" /bin/bash -c "$1" </dev/null 2>&1 | tee "$log"
-  return "${PIPESTATUS[0]}"
+    CHECKPOINT_DISABLE=1 DEBIAN_FRONTEND=noninteractive "${NETWORK_ENV[@]}" /bin/bash -c "$1" </dev/null >"$log" 2>&1 \
+    || { local rc=$?; echo "--- last lines of $log:"; tail -40 "$log"; return $rc; }
+  grep -E '^=+ .*(passed|failed).* =+$' "$log" || true  # pytest's closing line, when there is one
 }
 
 say "prerequisites: apt-get install ${PREREQS[*]}; terraform from $TERRAFORM; ${#NETWORK_ENV[@]} network variable(s)"
