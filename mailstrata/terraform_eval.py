@@ -7,8 +7,9 @@ Nothing here interprets Terraform's language. `evaluate()` writes a throwaway co
   on the values given, and every local is evaluated exactly as it would be at deploy time);
 - stand-ins for resource attributes: resources cannot exist without their providers, which are not
   installed, so each reference to a resource (`openstack_lb_loadbalancer_v2.vip_lb.vip_address`)
-  becomes a reference to a local holding its stand-in (`local.standin_openstack_lb_loadbalancer_v2.
-  vip_lb.vip_address`); every other character of every expression stays as synthesized;
+  becomes a reference to a variable holding its stand-in (`var.standin_openstack_lb_loadbalancer_v2.
+  vip_lb.vip_address`); every other character of every expression stays as synthesized. Stand-ins
+  and the stack's variables are set in a `.tfvars.json` file, whose values are data, never templates;
 - one output per expression asked for.
 
 The configuration has no provider, resource or backend, so `terraform apply` needs no `init`, no plugin
@@ -75,7 +76,7 @@ def _declared(doc: Mapping[str, Any]) -> set[tuple[bool, str, str]]:
     return found | {(True, t, n) for t, ds in doc.get("data", {}).items() for n in ds}
 
 
-def _local_name(data: bool, rtype: str) -> str:
+def _standin_name(data: bool, rtype: str) -> str:
     return f"{STANDIN_PREFIX}{'data_' if data else ''}{rtype}"
 
 
@@ -92,7 +93,7 @@ class _Rewriter:
             return m.group(0)
         self.used.add((*key, m.group("attr")))
         rest = f".{m.group('attr')}" if m.group("attr") else ""
-        return f"local.{_local_name(key[0], key[1])}.{key[2]}{rest}"
+        return f"var.{_standin_name(key[0], key[1])}.{key[2]}{rest}"
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -141,17 +142,27 @@ def throwaway_config(expressions: Mapping[str, Any], standins: StandIns,
     )
     if missing:
         raise TerraformEvalError("no stand-in value for " + ", ".join(missing))
-    for (data, rtype, name), attrs in sorted(resources.items()):
-        locals_.setdefault(_local_name(data, rtype), {})[name] = attrs
     variables = dict(doc.get("variable", {}))
     for name in standins.variables:
         variables.setdefault(name, {"type": "string", "sensitive": True})
+    # Stand-ins are variables, not locals: a value in a JSON-syntax config would be read as a template.
+    for name in standin_values(standins):
+        variables[name] = {"type": "any"}
     config: dict[str, Any] = {"output": outputs}
     if variables:
         config["variable"] = variables
     if locals_:
         config["locals"] = locals_
     return config
+
+
+def standin_values(standins: StandIns) -> dict[str, Any]:
+    """The values of the throwaway configuration's variables: the stack's, then one per resource type
+    (`standin_<type>`: {name: {attribute: value}})."""
+    values: dict[str, Any] = dict(standins.variables)
+    for (data, rtype, name), attrs in sorted(standins.resources().items()):
+        values.setdefault(_standin_name(data, rtype), {})[name] = attrs
+    return values
 
 
 def terraform_env(workdir: Path, variables: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -204,7 +215,7 @@ def evaluate(expressions: Mapping[str, Any], standins: StandIns, *, doc: Mapping
     config = throwaway_config(expressions, standins, doc)
     with _workdir(workdir) as wd:
         (wd / "main.tf.json").write_text(json.dumps(config, indent=1))
-        (wd / "standins.auto.tfvars.json").write_text(json.dumps(dict(standins.variables)))
+        (wd / "standins.auto.tfvars.json").write_text(json.dumps(standin_values(standins)))
         applied = run_terraform(["apply", "-auto-approve", "-input=false", "-no-color", "-lock=false"], wd)
         if applied.returncode != 0:
             raise TerraformEvalError(f"terraform apply failed:\n{applied.stderr.strip() or applied.stdout.strip()}")

@@ -125,7 +125,12 @@ def sample_attribute(path: str) -> Any:
 
 
 def sample_variable(name: str) -> str:
-    return SAMPLE_VALUES.get(f"var.{name}", f"Sample-{name}")
+    """A variable's sample value; PEM-like (several lines) for certificates and keys, as operators set them."""
+    if f"var.{name}" in SAMPLE_VALUES:
+        return SAMPLE_VALUES[f"var.{name}"]
+    if any(word in name for word in ("cert", "key", "chain", "pem")):
+        return f"-----BEGIN SAMPLE-----\nU0FNUExF\n{name}\n-----END SAMPLE-----\n"
+    return f"Sample-{name}"
 
 
 def standins(doc: dict[str, Any] | None, expressions: Iterable[Any] = ()) -> StandIns:
