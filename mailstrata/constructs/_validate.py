@@ -44,26 +44,28 @@ def at_least(p: Problems, path: str, value: int, minimum: int) -> None:
         p.add(path, f"must be at least {minimum}, got {value}")
 
 
-def at_most(p: Problems, path: str, value: int, maximum: int) -> None:
+def at_most(p: Problems, path: str, value: int, maximum: int, minimum: int = 1) -> None:
     if value > maximum:
-        p.add(path, f"must be at most {maximum}, got {value}")
+        p.add(path, f"must be at most {maximum}, got {value}; use a whole number from {minimum} to {maximum}")
 
 
 def cidrs(p: Problems, path: str, values: tuple[str, ...]) -> None:
     for i, v in enumerate(values):
         if is_token(v):
             continue
+        if "/" not in v:  # ipaddress would read a bare address as a /32
+            p.add(f"{path}[{i}]", f"has no prefix length, got {v!r}; write the network with its prefix, e.g. "
+                                  f"10.0.0.0/24, or {v}/32 for this one address")
+            continue
         try:
-            if "/" not in v:  # ipaddress would read a bare address as a /32
-                raise ValueError(v)
             ipaddress.ip_network(v, strict=True)
         except ValueError:
             p.add(f"{path}[{i}]", f"must be a CIDR such as 10.0.0.0/24, got {v!r}")
 
 
-def non_empty(p: Problems, path: str, value: str | None) -> None:
+def non_empty(p: Problems, path: str, value: str | None, *, optional: bool = False) -> None:
     if value is not None and not is_token(value) and not value.strip():
-        p.add(path, "must not be empty")
+        p.add(path, f"must not be empty, got {value!r}; give a value{', or None to leave it out' if optional else ''}")
 
 
 def name_prefix(p: Problems, path: str, value: str) -> None:
@@ -101,12 +103,12 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def describe(value: object) -> str:
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
     if isinstance(value, str):
         return f"the text {value!r}" if len(value) < 60 else "a text"
     if isinstance(value, bool | int | float) or value is None:
         return repr(value)
-    if isinstance(value, Enum):
-        return f"{type(value).__name__}.{value.name}"
     if isinstance(value, Construct):
         return f"the {type(value).__name__} construct {value.node.id!r}"
     if isinstance(value, list):
@@ -124,7 +126,8 @@ def _name(tp: Any) -> str:
             tp, f"{'an' if tp.__name__[0] in 'AEIOU' else 'a'} {tp.__name__}")
     origin = get_origin(tp)
     if origin is tuple:
-        return f"a tuple of {_name(get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}"
+        item = _name(get_args(tp)[0]).removeprefix("a ").removeprefix("an ")
+        return f"a tuple of {item}s" if item.endswith("construct") else f"a tuple of {item}"
     return str(tp)
 
 
@@ -150,12 +153,13 @@ def _check(p: Problems, path: str, value: object, tp: Any) -> bool:
     if origin is tuple:
         item = get_args(tp)[0]
         if not isinstance(value, tuple):
-            example = f"({value!r},)" if isinstance(value, str | Enum | Construct) or dataclasses.is_dataclass(value) \
-                else "(a, b)"
-            if isinstance(value, list):
-                example = "a tuple: (" + ", ".join(repr(v) for v in value[:2]) + (",)" if len(value) == 1 else ")")
+            example = f"({value!r},)" if isinstance(value, str | Enum) else "(a, b)"
+            if dataclasses.is_dataclass(value):
+                example = f"({type(value).__name__}(...),)"
+            elif isinstance(value, list):
+                example = "a tuple instead: tuple(the_list)"
             elif isinstance(value, Construct):
-                example = f"({value.node.id},) with the object itself"
+                example = f"a one-item tuple holding the object: (<the {type(value).__name__}>,)"
             p.add(path, f"must be {_name(tp)}, got {describe(value)}; write {example}")
             return True
         found = False
@@ -208,11 +212,28 @@ def _fix(value: object, tp: type) -> str:
         return f"write {value.strip()} without quotes"
     if tp is int and isinstance(value, float) and value.is_integer():
         return f"write {int(value)}"
+    if tp is int and isinstance(value, bool):
+        return "write a whole number such as 2: True and False are not numbers"
     if dataclasses.is_dataclass(tp) and isinstance(value, dict):
         return f"write {tp.__name__}(...) with these values as keyword arguments"
+    if dataclasses.is_dataclass(tp):
+        return f"write {tp.__name__}(...)"
     if tp is str and isinstance(value, Enum):
         return f"use {value.value!r}"
     return f"give {_name(tp)}"
+
+
+def unique_id(p: Problems, scope: object, id: object) -> Problems:
+    """The construct `id` is text and not taken in `scope` (jsii would raise a bare RuntimeError)."""
+    if not isinstance(scope, Construct):
+        p.add("scope", f"must be a Construct (your stack), got {describe(scope)}; pass the stack, usually self")
+    elif not isinstance(id, str) or not id:
+        p.add("id", f"must be non-empty text, got {describe(id)}; name the construct, e.g. 'mailstore'")
+    elif scope.node.try_find_child(id) is not None:
+        taken = scope.node.try_find_child(id)
+        p.add("id", f"is already used by {describe(taken)} in {scope.node.path or 'the app'}, got {id!r}; give each "
+                    "construct its own id")
+    return p
 
 
 def check_props(p: Problems, props: object, cls: type, path: str = "props") -> Problems:

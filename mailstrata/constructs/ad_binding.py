@@ -8,7 +8,7 @@ from cdktf import TerraformStack, TerraformVariable, TerraformVariableValidation
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
-from mailstrata.constructs._validate import check_props
+from mailstrata.constructs._validate import check_props, unique_id
 from mailstrata.constructs._variables import declared_variables
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problems
@@ -58,7 +58,7 @@ class AdBinding(Construct):
     """Declares the sensitive bind-password variable and exposes `settings` for every layer's templates."""
 
     def __init__(self, scope: Construct, id: str, *, props: AdBindingProps) -> None:
-        check_props(Problems(), props, AdBindingProps).raise_if_any()  # `v` is a local name below
+        check_props(unique_id(Problems(), scope, id), props, AdBindingProps).raise_if_any()  # `v`: a local below
         p = validate(props)
         if props.password_variable in declared_variables(TerraformStack.of(scope)):
             p.add("props.password_variable", f"is already declared in this stack, got {props.password_variable!r}; "

@@ -196,7 +196,7 @@ class LbaasVip(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, props: LbaasVipProps) -> None:
-        v.check_props(Problems(), props, LbaasVipProps).raise_if_any()
+        v.check_props(v.unique_id(Problems(), scope, id), props, LbaasVipProps).raise_if_any()
         validate_listeners(props).raise_if_any()
         super().__init__(scope, id)
         self.props = props

@@ -78,7 +78,7 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     v.at_least(p, f"{path}.count", props.count, 1)
     v.at_most(p, f"{path}.count", props.count, MAX_SERVERS)
     for name in ("flavor", "image", "key_pair", "network_id", "subnet_id"):
-        v.non_empty(p, f"props.{name}", getattr(props, name))
+        v.non_empty(p, f"props.{name}", getattr(props, name), optional=name == "key_pair")
     v.cidrs(p, f"{path}.lb_source_cidrs", props.lb_source_cidrs)
     v.cidrs(p, f"{path}.admin_cidrs", props.admin_cidrs)
     if not props.admin_cidrs:
@@ -108,7 +108,7 @@ class MailLayer(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, props: MailLayerProps) -> None:
-        v.check_props(Problems(), props, MailLayerProps).raise_if_any()
+        v.check_props(v.unique_id(Problems(), scope, id), props, MailLayerProps).raise_if_any()
         validate(props, f"layers.{props.role.value}").raise_if_any()
         super().__init__(scope, id)
         self.props = props

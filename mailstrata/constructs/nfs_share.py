@@ -79,7 +79,7 @@ def validate(props: NfsShareProps, path: str = "storage") -> Problems:
     v.at_least(p, f"{path}.size_gb", props.size_gb, 1)
     v.at_most(p, f"{path}.size_gb", props.size_gb, v.MAX_SIZE_GB)
     for name in ("share_network_id", "share_type"):
-        v.non_empty(p, f"props.{name}", getattr(props, name))
+        v.non_empty(p, f"props.{name}", getattr(props, name), optional=True)
         if props.mode is not StorageMode.MANILA and getattr(props, name) is not None:
             p.add(f"props.{name}", f"is only used when mode is manila, got {getattr(props, name)!r}; remove it")
     if props.server is not None:
@@ -89,7 +89,8 @@ def validate(props: NfsShareProps, path: str = "storage") -> Problems:
         if not props.server.admin_cidrs:
             p.add("props.server.admin_cidrs", "must list at least one admin network for SSH")
         for name in ("flavor", "image", "key_pair", "volume_type", "network_id", "subnet_id"):
-            v.non_empty(p, f"props.server.{name}", getattr(props.server, name))
+            v.non_empty(p, f"props.server.{name}", getattr(props.server, name),
+                        optional=name in ("key_pair", "volume_type"))
     if not props.mount_point.startswith("/") or props.mount_point.rstrip("/") == "":
         p.add("props.mount_point", f"must be an absolute path other than /, got {props.mount_point!r}; use e.g. "
                                    "'/MAILBOXES'")
@@ -107,7 +108,7 @@ class NfsShare(Construct):
     reference for Manila and Cinder modes), `mode`. `grant_mount(layer)` lets a layer mount it."""
 
     def __init__(self, scope: Construct, id: str, *, props: NfsShareProps) -> None:
-        v.check_props(Problems(), props, NfsShareProps).raise_if_any()
+        v.check_props(v.unique_id(Problems(), scope, id), props, NfsShareProps).raise_if_any()
         validate(props).raise_if_any()
         super().__init__(scope, id)
         self.props = props

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailstrata.constructs import (
+    Algorithm,
     FloatingIpProps,
     LbaasVip,
     LbaasVipProps,
@@ -150,3 +151,48 @@ def test_reports_every_listener_problem_at_once() -> None:
         "listeners[1].port: port 0 is already used by listeners[0] on this VIP",
         "listeners[1].allowed_cidrs[0]: must be a CIDR such as 10.0.0.0/24, got '10.0.0.1/8'",
     ]
+
+
+# ---- defaults are the platform's ------------------------------------------------------------------------
+
+
+def test_a_mailstore_vip_from_the_defaults_carries_the_platforms_listeners_and_passes_ckv_mailstrata_5() -> None:
+    from mailstrata.policies.checks.ckv_mailstrata_5_mailstore_data_timeouts import check
+
+    stack = new_stack()
+    LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE, vip_subnet_id="vip-subnet"))
+    listeners = of_type(synth(stack), "openstack_lb_listener_v2")
+
+    assert {x["protocol_port"]: check.scan_resource_conf(x).name for x in listeners} == {
+        25: "UNKNOWN", 110: "PASSED", 143: "PASSED", 993: "PASSED", 995: "PASSED", 4190: "PASSED"
+    }
+
+
+def test_a_listener_given_only_its_port_takes_the_platforms_settings_for_it() -> None:
+    stack = new_stack()
+    vip = LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE,
+                                                     vip_subnet_id="vip-subnet", listeners=(ListenerProps(port=143),)))
+    imap = vip.listeners[143]
+
+    assert (imap.service, imap.pool_protocol, imap.persistence, imap.timeout_client_data_ms,
+            imap.timeout_member_data_ms) == ("IMAP", PoolProtocol.PROXY, Persistence.SOURCE_IP, 1860000, 1860000)
+
+
+def test_an_explicit_none_persistence_turns_the_platforms_persistence_off() -> None:
+    stack = new_stack()
+    LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE, vip_subnet_id="vip-subnet",
+                                               listeners=(ListenerProps(port=143, persistence=None),)))
+    [pool] = of_type(synth(stack), "openstack_lb_pool_v2")
+
+    assert "persistence" not in pool
+
+
+def test_a_port_the_platform_has_no_default_for_gets_tcp_least_connections_and_five_minutes() -> None:
+    stack = new_stack()
+    vip = LbaasVip(stack, "vip", props=LbaasVipProps(name="t-web", role=Role.WEBMAIL, vip_subnet_id="vip-subnet",
+                                                     listeners=(ListenerProps(port=8443),)))
+    extra = vip.listeners[8443]
+
+    assert (extra.service, extra.protocol, extra.algorithm, extra.persistence, extra.timeout_client_data_ms) == (
+        "port 8443", ListenerProtocol.TCP, Algorithm.LEAST_CONNECTIONS, None, 300000
+    )

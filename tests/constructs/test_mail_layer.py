@@ -131,3 +131,31 @@ def test_rejects_the_vip_of_another_role() -> None:
     assert [str(p) for p in exc.value.problems] == [
         "layers.smtp_out.vips[0]: is the smtp_in VIP, not this layer's (smtp_out)"
     ]
+
+
+# ---- a construct that needs a variable declares it ------------------------------------------------------
+
+
+def test_a_layer_whose_platform_references_an_undeclared_variable_declares_it() -> None:
+    stack = new_stack()
+    MailLayer(stack, "smtp-in", props=layer_props(stack))  # platform_context() references var.ad_bind_password
+
+    assert synth(stack)["variable"] == {"ad_bind_password": {
+        "description": "Secret referenced by mailstrata's user-data. Set TF_VAR_ad_bind_password.",
+        "nullable": False, "sensitive": True, "type": "string",
+    }}
+
+
+def test_a_variable_the_ad_binding_declared_is_not_declared_again() -> None:
+    from mailstrata.constructs import AdBinding, AdBindingProps
+
+    stack = new_stack()
+    ad = AdBinding(stack, "directory", props=AdBindingProps(
+        urls=("ldaps://dc1.domain01.dom:636",), base_dn="dc=domain01,dc=dom",
+        bind_dn="cn=correoapp,ou=mailapps,dc=domain01,dc=dom", domains=("domain01.dom", "domain02.dom")))
+    MailLayer(stack, "smtp-in", props=layer_props(stack))
+
+    variables = synth(stack)["variable"]
+    assert (list(variables), variables["ad_bind_password"]["description"]) == (
+        ["ad_bind_password"], f"Password of {ad.props.bind_dn} (read-only bind account). Set TF_VAR_ad_bind_password."
+    )

@@ -1,0 +1,194 @@
+"""Python API misuse: every wrong prop is one `ConfigError` in the grammar `props.<field>: must be ..., got ...;
+<fix>`, raised before anything is added to the stack, never an AttributeError from deep inside a construct."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cdktf import TerraformStack
+
+from mailstrata.constructs import (
+    AdBinding,
+    AdBindingProps,
+    LbaasVip,
+    LbaasVipProps,
+    ListenerProps,
+    MailLayer,
+    MailLayerProps,
+    MonitorType,
+    NfsShare,
+    NfsShareProps,
+    StorageMode,
+)
+from mailstrata.errors import ConfigError
+from mailstrata.roles import Role
+from tests.support.contexts import new_stack, platform_context
+
+AD = dict(urls=("ldaps://dc1.domain01.dom:636",), base_dn="dc=domain01,dc=dom",
+          bind_dn="cn=correoapp,ou=mailapps,dc=domain01,dc=dom", domains=("domain01.dom",))
+
+
+def vip(stack: TerraformStack, **overrides: Any) -> LbaasVip:
+    props: dict[str, Any] = dict(name="t-mx", role=Role.SMTP_IN, vip_subnet_id="vip-subnet") | overrides
+    return LbaasVip(stack, "vip", props=LbaasVipProps(**props))
+
+
+def layer(stack: TerraformStack, **overrides: Any) -> MailLayer:
+    props: dict[str, Any] = dict(
+        name_prefix="t", role=Role.SMTP_IN, platform=platform_context(), network_id="net", subnet_id="subnet",
+        lb_source_cidrs=("10.20.0.0/24",), admin_cidrs=("10.99.0.0/24",),
+    ) | overrides
+    return MailLayer(stack, "layer", props=MailLayerProps(**props))
+
+
+def share(stack: TerraformStack, **overrides: Any) -> NfsShare:
+    props: dict[str, Any] = dict(name_prefix="t", mode=StorageMode.EXISTING, export="nas.domain01.dom:/mail")
+    props |= overrides
+    return NfsShare(stack, "storage", props=NfsShareProps(**props))
+
+
+def ad(stack: TerraformStack, **overrides: Any) -> AdBinding:
+    return AdBinding(stack, "directory", props=AdBindingProps(**(AD | overrides)))
+
+
+MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
+    "a role as text": (
+        lambda s: vip(s, role="smtp_in"),
+        "props.role: must be a Role, got the text 'smtp_in'; use Role.SMTP_IN"),
+    "a listener protocol as text": (
+        lambda s: vip(s, listeners=(ListenerProps(port=25, protocol="TCP"),)),
+        "props.listeners[0].protocol: must be a ListenerProtocol, got the text 'TCP'; use ListenerProtocol.TCP"),
+    "one listener, not a tuple": (
+        lambda s: vip(s, listeners=ListenerProps(port=25)),
+        "props.listeners: must be a tuple of ListenerProps, got a ListenerProps; write (ListenerProps(...),)"),
+    "listeners as a list": (
+        lambda s: vip(s, listeners=[ListenerProps(port=25)]),
+        "props.listeners: must be a tuple of ListenerProps, got a list; write a tuple instead: tuple(the_list)"),
+    "a port as text": (
+        lambda s: vip(s, listeners=(ListenerProps(port="25"),)),
+        "props.listeners[0].port: must be a whole number (int), got the text '25'; write 25 without quotes"),
+    "a monitor type for the monitor": (
+        lambda s: vip(s, listeners=(ListenerProps(port=25, monitor=MonitorType.HTTP),)),
+        "props.listeners[0].monitor: must be a MonitorProps, got MonitorType.HTTP; write MonitorProps(...)"),
+    "a pool name for the floating IP": (
+        lambda s: vip(s, floating_ip="public"),
+        "props.floating_ip: must be a FloatingIpProps, got the text 'public'; write FloatingIpProps(...)"),
+    "props as a dict": (
+        lambda s: LbaasVip(s, "vip", props={"name": "t-mx"}),  # type: ignore[arg-type]
+        "props: must be a LbaasVipProps, got a dict; write LbaasVipProps(...) with these values as keyword arguments"),
+    "the NFS server role for a VIP": (
+        lambda s: vip(s, role=Role.NFS_SERVER),
+        "props.role: must be the role of a mail layer, got Role.NFS_SERVER; use one of Role.SMTP_IN, Role.SMTP_OUT, "
+        "Role.MAILSTORE, Role.WEBMAIL"),
+    "a VIP's ID for the VIP": (
+        lambda s: layer(s, vips=("id",)),
+        "props.vips[0]: must be a LbaasVip construct, got the text 'id'; pass the LbaasVip object itself: constructs "
+        "take other constructs, never their IDs"),
+    "one VIP, not a tuple": (
+        lambda s: layer(s, vips=vip(s)),
+        "props.vips: must be a tuple of LbaasVip constructs, got the LbaasVip construct 'vip'; write a one-item tuple "
+        "holding the object: (<the LbaasVip>,)"),
+    "a share's name for the storage": (
+        lambda s: layer(s, role=Role.MAILSTORE, storage="x"),
+        "props.storage: must be a NfsShare construct, got the text 'x'; pass the NfsShare object itself: constructs "
+        "take other constructs, never their IDs"),
+    "True for a count": (
+        lambda s: layer(s, count=True),
+        "props.count: must be a whole number (int), got True; write a whole number such as 2: True and False are not "
+        "numbers"),
+    "one CIDR, not a tuple": (
+        lambda s: layer(s, admin_cidrs="10.99.0.0/24"),
+        "props.admin_cidrs: must be a tuple of text (str), got the text '10.99.0.0/24'; write ('10.99.0.0/24',)"),
+    "an address without a prefix": (
+        lambda s: layer(s, admin_cidrs=("10.99.0.5",)),
+        "layers.smtp_in.admin_cidrs[0]: has no prefix length, got '10.99.0.5'; write the network with its prefix, "
+        "e.g. 10.0.0.0/24, or 10.99.0.5/32 for this one address"),
+    "no platform": (
+        lambda s: layer(s, platform=None),
+        "props.platform: must be a PlatformContext, got None; write PlatformContext(...)"),
+    "an affinity as text": (
+        lambda s: layer(s, affinity="soft-anti-affinity"),
+        "props.affinity: must be an Affinity, got the text 'soft-anti-affinity'; use Affinity.SOFT_ANTI_AFFINITY"),
+    "a name prefix Terraform cannot name a local after": (
+        lambda s: layer(s, name_prefix="Org.Mail"),
+        "props.name_prefix: must be lower-case letters, digits and -, starting with a letter, at most 31 characters, "
+        "got 'Org.Mail'; use e.g. 'mail'"),
+    "an empty key pair": (
+        lambda s: layer(s, key_pair=""),
+        "props.key_pair: must not be empty, got ''; give a value, or None to leave it out"),
+    "a storage mode as text": (
+        lambda s: share(s, mode="manila"),
+        "props.mode: must be a StorageMode, got the text 'manila'; use StorageMode.MANILA"),
+    "a share larger than Cinder and Manila accept": (
+        lambda s: share(s, mode=StorageMode.MANILA, export=None, size_gb=99999999999),
+        "storage.size_gb: must be at most 2147483647, got 99999999999; use a whole number from 1 to 2147483647"),
+    "a server's name for the Cinder server": (
+        lambda s: share(s, mode=StorageMode.CINDER_SERVER, export=None, server="nfs-1"),
+        "props.server: must be a CinderServerProps, got the text 'nfs-1'; write CinderServerProps(...)"),
+    "a layer's name for grant_mount": (
+        lambda s: share(s).grant_mount("mailstore"),  # type: ignore[arg-type]
+        "grant_mount.layer: must be a MailLayer construct, got the text 'mailstore'; pass the MailLayer object itself"),
+    "a layer's name for add_members": (
+        lambda s: vip(s).add_members("smtp-in"),  # type: ignore[arg-type]
+        "add_members.layer: must be a MailLayer construct, got the text 'smtp-in'; pass the MailLayer object itself"),
+    "one URL, not a tuple": (
+        lambda s: ad(s, urls="ldaps://dc1.domain01.dom:636"),
+        "props.urls: must be a tuple of text (str), got the text 'ldaps://dc1.domain01.dom:636'; write "
+        "('ldaps://dc1.domain01.dom:636',)"),
+    "a TLS mode as text": (
+        lambda s: ad(s, tls="ldaps"),
+        "props.tls: must be a LdapTls, got the text 'ldaps'; use LdapTls.LDAPS"),
+    "a password variable Terraform cannot name": (
+        lambda s: ad(s, password_variable="AD password"),
+        "props.password_variable: must be a Terraform variable name (lower-case letters, digits and _), got "
+        "'AD password'; use e.g. 'ad_bind_password'"),
+    "a password variable name Terraform reserves": (
+        lambda s: ad(s, password_variable="count"),
+        "props.password_variable: is a name Terraform reserves for itself, got 'count'; use e.g. 'mail_count'"),
+    "two bindings with one password variable": (
+        lambda s: (ad(s), AdBinding(s, "directory-2", props=AdBindingProps(**AD))),
+        "props.password_variable: is already declared in this stack, got 'ad_bind_password'; give each secret its "
+        "own variable, and build the AdBinding before the layers that reference it"),
+    "two constructs with one id": (
+        lambda s: (vip(s), vip(s)),
+        "id: is already used by the LbaasVip construct 'vip' in t, got 'vip'; give each construct its own id"),
+    "no scope": (
+        lambda s: LbaasVip(None, "vip", props=LbaasVipProps(name="t-mx", role=Role.SMTP_IN,  # type: ignore[arg-type]
+                                                            vip_subnet_id="vip-subnet")),
+        "scope: must be a Construct (your stack), got None; pass the stack, usually self"),
+    "attributes as a dict": (
+        lambda s: ad(s, attributes={"login": "uid"}),
+        "props.attributes: must be an AttributeMap, got a dict; write AttributeMap(...) with these values as keyword "
+        "arguments"),
+}
+
+
+@pytest.mark.parametrize("misuse", list(MISUSES))
+def test_given_a_misuse_when_the_construct_is_built_then_one_clear_error_names_the_prop(misuse: str) -> None:
+    build, message = MISUSES[misuse]
+    stack = new_stack()
+
+    with pytest.raises(ConfigError) as caught:
+        build(stack)
+
+    assert [str(p) for p in caught.value.problems] == [message]
+
+
+def test_given_several_wrong_props_when_the_layer_is_built_then_all_are_reported_at_once() -> None:
+    stack = new_stack()
+
+    with pytest.raises(ConfigError) as caught:
+        layer(stack, role="smtp_in", count="3", vips=("id",))
+
+    assert [p.path for p in caught.value.problems] == ["props.role", "props.count", "props.vips[0]"]
+
+
+def test_given_a_refused_construct_when_refused_then_nothing_was_added_to_the_stack() -> None:
+    stack = new_stack()
+
+    with pytest.raises(ConfigError):
+        vip(stack, role="smtp_in")
+
+    assert [c.node.id for c in stack.node.children] == []
