@@ -36,3 +36,4 @@ def declare_variables(scope: Construct, text: str) -> list[str]:
                                 description=f"Secret referenced by mailstrata's user-data. Set TF_VAR_{name}.")
         var.override_logical_id(name)
     return missing
+
