@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from cdktf import App  # noqa: E402
 
+from mailstrata.constructs._user_data import AttachedUserData  # noqa: E402
 from mailstrata.stacks import MailPlatformStack  # noqa: E402
 from mailstrata.terraform_eval import StandIns, evaluate, nova_user_data  # noqa: E402
 from mailstrata.userdata import limits  # noqa: E402
@@ -63,7 +64,7 @@ def sizes(count: int, work: Path) -> dict[str, tuple[int, int, bool]]:
                   "random_password.webmail_db.result": secrets.token_urlsafe(24)}
     variables = {name: secrets.token_urlsafe(48) for name in sample.variables}
     values = evaluate(exprs, StandIns(attributes=attributes, variables=variables), doc=doc)
-    attached = {role.value: layer.user_data for role, layer in stack.layers.items()}
+    attached: dict[str, AttachedUserData | None] = {r.value: layer.user_data for r, layer in stack.layers.items()}
     attached["nfs_server"] = stack.storage.user_data
     result = {}
     for role, value in values.items():

@@ -189,9 +189,9 @@ def test_synth_is_byte_identical_across_runs_and_working_directories(tmp_path: P
 def test_two_environments_come_from_one_app(tmp_path: Path) -> None:
     base = yaml.safe_load((ROOT / "mailstrata/config/default.yaml").read_text())
     paths = []
-    for env in ("staging", "prod"):
-        cfg = dict(base, name=env)
-        p = tmp_path / f"{env}.yaml"
+    for name in ("staging", "prod"):
+        cfg = dict(base, name=name)
+        p = tmp_path / f"{name}.yaml"
         p.write_text(yaml.safe_dump(cfg))
         paths.append(str(p))
     out = tmp_path / "out"

@@ -31,8 +31,6 @@ from tests.userdata import _sample
 
 ROLES = list(Role)
 NOVA_LIMIT = 65535
-# A 2048-bit RSA key in PEM is about 1.7 KB; the resolved size check uses a real-sized stand-in.
-PEM_STANDIN = "-----BEGIN PRIVATE KEY-----\n" + ("A" * 64 + "\n") * 25 + "-----END PRIVATE KEY-----\n"
 
 
 def need(binary: str) -> None:
@@ -133,8 +131,9 @@ def test_no_secret_value_is_in_the_synthesized_json() -> None:
 @pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
 def test_user_data_fits_novas_limit_with_real_sized_secrets(role: Role) -> None:
     text = _sample.cloud_config_text(role)
-    real = re.sub(r"(?m)^(\s+content: )(\S+)$", lambda m: m.group(1) + (
-        base64.b64encode(PEM_STANDIN.encode()).decode() if len(m.group(2)) > 8 else m.group(2)), text)
+    key = base64.b64encode(_real_rsa_2048().encode()).decode()  # a real key: a key of "A"s compresses away
+    real = re.sub(r"(?m)^(\s+content: )(\S+)$", lambda m: m.group(1) + (key if len(m.group(2)) > 8 else m.group(2)),
+                  text)
     size = size_after_base64(real, gzip_it=False)
     print(f"{role.value}: {len(real)} bytes of cloud-config, {size} after base64")  # noqa: T201
     assert size <= NOVA_LIMIT
