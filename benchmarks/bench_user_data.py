@@ -60,8 +60,10 @@ def sizes(count: int, work: Path) -> dict[str, tuple[int, int, bool]]:
         doc["resource"]["openstack_compute_instance_v2"].values(), key=lambda r: r["name"], reverse=True)}
     exprs = {role: servers[role]["user_data"] for role in ROLES if role in servers}
     sample = _sample.standins(doc, exprs.values())
-    attributes = {**sample.attributes, "tls_private_key.dkim.private_key_pem": real_key(),
-                  "random_password.webmail_db.result": secrets.token_urlsafe(24)}
+    # Every private key referenced gets a real one of its own, every generated password 32 characters.
+    attributes = {path: real_key() if path.endswith(".private_key_pem")
+                  else secrets.token_urlsafe(24) if path.startswith("random_password.") else value
+                  for path, value in sample.attributes.items()}
     variables = {name: secrets.token_urlsafe(48) for name in sample.variables}
     values = evaluate(exprs, StandIns(attributes=attributes, variables=variables), doc=doc)
     attached: dict[str, AttachedUserData | None] = {r.value: layer.user_data for r, layer in stack.layers.items()}

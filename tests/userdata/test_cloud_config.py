@@ -185,8 +185,10 @@ def _real_sizes(doc: dict[str, Any], servers: Iterable[str]) -> dict[str, int]:
     exprs = {r["name"]: r["user_data"] for r in doc["resource"]["openstack_compute_instance_v2"].values()
              if r["name"] in set(servers)}
     sample = _sample.standins(doc, exprs.values())
-    attributes = {**sample.attributes, "tls_private_key.dkim.private_key_pem": _real_rsa_2048(),
-                  "random_password.webmail_db.result": secrets.token_urlsafe(24)}  # 32 characters
+    # Every private key referenced gets a real one of its own, every generated password 32 characters.
+    attributes = {path: _real_rsa_2048() if path.endswith(".private_key_pem")
+                  else secrets.token_urlsafe(24) if path.startswith("random_password.") else value
+                  for path, value in sample.attributes.items()}
     variables = {name: secrets.token_urlsafe(48) for name in sample.variables}  # 64 characters
     values = evaluate(exprs, StandIns(attributes=attributes, variables=variables), doc=doc)
     return {name: len(base64.b64encode(nova_user_data(v))) for name, v in values.items()}
