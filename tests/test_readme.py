@@ -76,7 +76,7 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     venv = base / "venv"
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], env=env, check=True, timeout=300)
-    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", str(wheel),
+    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel),
                     "-c", str(_constraints(base / "constraints.txt"))],
                    env=env, check=True, capture_output=True, timeout=1800)
     timings["venv_install"] = time.monotonic() - t0
