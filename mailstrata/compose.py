@@ -44,8 +44,8 @@ def platform_context(
     platform's. `layers`: each layer this stack builds, with the CIDRs of its servers' subnet(s).
     `vips`: each layer's VIP, and the VIP of every layer they talk to (an `LbaasVip`, or the address of a VIP
     another stack made). `client_cidrs`: corporate clients (submission, IMAP, POP3). Default: none.
-    `dkim`: the platform's DKIM signing key, required with an smtp-out layer. Default: none. `webmail`: SOGo's settings, required
-    with a webmail layer. Default: none.
+    `dkim`: the platform's DKIM signing key, required with an smtp-out layer. Default: none.
+    `webmail`: SOGo's settings, required with a webmail layer. Default: none.
 
     A `MailLayer` fills in its own role, PROXY ports and NFS mount. Raises `ConfigError` listing every missing
     piece, e.g. ``platform_context.vips: has no mailstore VIP, which the smtp_in layer talks to; ...``.
