@@ -301,10 +301,9 @@ class Twin:
             for role, lb in lbs.items():
                 sockets[role.value] = self._start_haproxy(sup, role, lb)
             self._wait_members_up(ns.name, sockets)
-        dkim_public = {}
-        for d in cfg.domains:
-            key = "dkim_" + d.replace(".", "_").replace("-", "_")
-            dkim_public[d] = str(values.lookup(f"tls_private_key.{key}.public_key_pem"))
+        # the platform's one DKIM key signs for every domain (MailPlatformStack.dkim_key)
+        platform_key = str(values.lookup(f"tls_private_key.{syn.stack.dkim_key.friendly_unique_id}.public_key_pem"))
+        dkim_public = dict.fromkeys(cfg.domains, platform_key)
         info = TwinInfo(
             netns=ns.name, root=str(self.root), logs=str(self.logs), domains=cfg.domains,
             vips={r.value: plan.vip(r) for r in syn.stack.vips}, servers=tuple(infos), dns=plan.dns,
@@ -370,6 +369,7 @@ class Twin:
             a[db_host] = plan.database
         mx: list[tuple[str, str, int]] = []
         txt: list[tuple[str, str]] = []
+        cnames: list[tuple[str, str]] = []
         for rec in values.output("dns_records"):
             name = rec["name"].rstrip(".")
             value = rec["value"]
@@ -380,6 +380,14 @@ class Twin:
                 mx.append((name, host.rstrip("."), int(pref)))
             elif rec["type"] == "TXT":
                 txt.append((name, "".join(part for part in value.split('"') if part.strip())))
+            elif rec["type"] == "CNAME":
+                cnames.append((name, value.rstrip(".")))
+        # dnsmasq serves a CNAME only towards names it holds addresses for; the twin flattens each alias
+        # (e.g. every domain's DKIM selector -> the platform's one TXT): resolvers get the same answer.
+        for alias, target in cnames:
+            txt += [(alias, v) for n, v in list(txt) if n == target]
+            if target in a:
+                a[alias] = a[target]
         internet = plan.internet_client(1)
         a[f"mail.{SENDER_DOMAIN}"] = internet
         a[SENDER_DOMAIN] = internet
