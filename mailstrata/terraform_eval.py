@@ -40,8 +40,10 @@ _RESOURCE_REF = re.compile(
     r"(?:\.(?P<attr>[A-Za-z_]\w*))?"
 )
 # Environment that would change what Terraform reads: other CLI configs, extra arguments, the user's own
-# TF_VAR_ values, a different data directory or workspace.
-_DROPPED_ENV = re.compile(r"^(TF_VAR_|TF_CLI_ARGS|TF_DATA_DIR$|TF_WORKSPACE$|TF_CLI_CONFIG_FILE$|TF_LOG)")
+# TF_VAR_ values, a plugin cache, a different data directory or workspace.
+_DROPPED_ENV = re.compile(
+    r"^(TF_VAR_|TF_CLI_ARGS|TF_LOG|TF_DATA_DIR$|TF_WORKSPACE$|TF_CLI_CONFIG_FILE$|TF_PLUGIN_CACHE_DIR$)"
+)
 TIMEOUT_S = 120
 
 
@@ -146,7 +148,7 @@ def throwaway_config(expressions: Mapping[str, Any], standins: StandIns,
     for name in standins.variables:
         variables.setdefault(name, {"type": "string", "sensitive": True})
     # Stand-ins are variables, not locals: a value in a JSON-syntax config would be read as a template.
-    for name in standin_values(standins):
+    for name in set(standin_values(standins)) - set(standins.variables):
         variables[name] = {"type": "any"}
     config: dict[str, Any] = {"output": outputs}
     if variables:
