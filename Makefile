@@ -7,6 +7,8 @@ export PIPENV_IGNORE_VIRTUALENVS := 1  # an activated virtualenv must not replac
 export CHECKPOINT_DISABLE := 1
 export TF_CLI_CONFIG_FILE ?= $(CURDIR)/.ci/terraformrc
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# npm 10 when the machine's is older (scripts/install-node.sh; Debian 12's npm 9 cannot read our lockfile)
+export PATH := $(CURDIR)/.tools/npm/node_modules/.bin:$(PATH)
 PY := .venv/bin/python
 CHECKOV_FLAGS := --framework terraform_json --skip-download --quiet --compact \
 	--external-checks-dir mailstrata/policies/checks
