@@ -26,7 +26,7 @@ from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from tests.support.contexts import new_stack, platform_context
 
-AD = dict(urls=("ldaps://dc1.domain01.dom:636",), base_dn="dc=domain01,dc=dom",
+AD: dict[str, Any] = dict(urls=("ldaps://dc1.domain01.dom:636",), base_dn="dc=domain01,dc=dom",
           bind_dn="cn=correoapp,ou=mailapps,dc=domain01,dc=dom", domains=("domain01.dom",))
 
 
@@ -58,7 +58,7 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         lambda s: vip(s, role="smtp_in"),
         "props.role: must be a Role, got the text 'smtp_in'; use Role.SMTP_IN"),
     "a listener protocol as text": (
-        lambda s: vip(s, listeners=(ListenerProps(port=25, protocol="TCP"),)),
+        lambda s: vip(s, listeners=(ListenerProps(port=25, protocol="TCP"),)),  # type: ignore[arg-type]
         "props.listeners[0].protocol: must be a ListenerProtocol, got the text 'TCP'; use ListenerProtocol.TCP"),
     "one listener, not a tuple": (
         lambda s: vip(s, listeners=ListenerProps(port=25)),
@@ -67,10 +67,10 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         lambda s: vip(s, listeners=[ListenerProps(port=25)]),
         "props.listeners: must be a tuple of ListenerProps, got a list; write a tuple instead: tuple(the_list)"),
     "a port as text": (
-        lambda s: vip(s, listeners=(ListenerProps(port="25"),)),
+        lambda s: vip(s, listeners=(ListenerProps(port="25"),)),  # type: ignore[arg-type]
         "props.listeners[0].port: must be a whole number (int), got the text '25'; write 25 without quotes"),
     "a monitor type for the monitor": (
-        lambda s: vip(s, listeners=(ListenerProps(port=25, monitor=MonitorType.HTTP),)),
+        lambda s: vip(s, listeners=(ListenerProps(port=25, monitor=MonitorType.HTTP),)),  # type: ignore[arg-type]
         "props.listeners[0].monitor: must be a MonitorProps, got MonitorType.HTTP; write MonitorProps(...)"),
     "a pool name for the floating IP": (
         lambda s: vip(s, floating_ip="public"),
