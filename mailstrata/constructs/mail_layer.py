@@ -37,8 +37,10 @@ MAX_SERVERS = 500  # per layer, as the config allows
 class MailLayerProps:
     """N identical servers for `role`.
 
-    `platform` holds what the templates need; its `role`, `proxy_ports` and `nfs` are filled in by the
-    layer from `role`, `vips` and `storage`. `lb_source_cidrs`: where load-balancer traffic comes
+    `platform` holds what the templates need: build it with `mailstrata.compose.platform_context(directory=
+    <your AdBinding>, ...)`; its `role`, `proxy_ports` and `nfs` are filled in by the layer from `role`, `vips`
+    and `storage`. A Terraform variable the platform references (`var.ad_bind_password`) that the stack does
+    not declare yet is declared by the layer. `lb_source_cidrs`: where load-balancer traffic comes
     from (the VIP subnet). Default affinity: hard anti-affinity.
     """
 
