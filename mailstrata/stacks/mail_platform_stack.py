@@ -19,6 +19,7 @@ from cdktf_cdktf_provider_tls.provider import TlsProvider
 from constructs import Construct
 
 from mailstrata.config.model import BackendType, PlatformConfig
+from mailstrata.constructs._names import refuse_name_collisions
 from mailstrata.constructs.ad_binding import AdBinding, AdBindingProps
 from mailstrata.constructs.lbaas_vip import FloatingIpProps, LbaasVip, LbaasVipProps, ListenerProps, MonitorProps
 from mailstrata.constructs.mail_layer import MailLayer, MailLayerProps
@@ -143,6 +144,7 @@ class MailPlatformStack(TerraformStack):
         if cfg.dns.designate:
             self._designate()
         self._outputs()
+        refuse_name_collisions(self)  # two constructs on one Terraform address would silently merge
 
     # ---- pieces ----------------------------------------------------------------------------------
 
