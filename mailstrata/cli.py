@@ -129,7 +129,8 @@ def render_json(schema: dict[str, Any]) -> str:
 _FORMATS = {
     "cidr": "CIDR", "hostname": "DNS domain", "ldap-dn": "LDAP DN", "uri": "LDAP URL", "stack-name": "stack name",
     "size": "size (2G)", "dns-label": "DNS label", "terraform-variable": "variable name",
-    "nfs-export": "host:/path", "email": "e-mail address",
+    "nfs-export": "host:/path", "email": "e-mail address", "uuid": "UUID", "url": "URL", "time-zone": "time zone",
+    "spf": "SPF record",
 }
 
 

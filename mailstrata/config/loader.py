@@ -467,6 +467,11 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
     ]
     cfg, invalid = _validate(doc.data, base_dir)
     found += [(*doc.where(sub), sub, msg) for sub, msg in invalid]
+    if cfg is not None and not found:
+        # What Nova accepts is known before any synth: refuse here, naming the key and the count that fits.
+        from mailstrata.userdata.limits import user_data_problems
+
+        found += [(*doc.where(p.path), p.path, p.message) for p in user_data_problems(cfg)]
     if found or cfg is None:
         # In the order of the file; problems at one place keep the models' order (the sort is stable).
         found.sort(key=lambda f: (f[0], f[1]))

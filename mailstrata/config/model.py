@@ -392,22 +392,22 @@ Secret = Annotated[SecretRef, BeforeValidator(_secret_ref)]
 class BackendType(StrEnum):
     """Where Terraform keeps its state."""
 
-    LOCAL = "local"  # a file next to the synthesized stack
+    LOCAL = "local"  # a file in the project's state/ folder, outside the synthesized output
     S3 = "s3"  # an S3-compatible bucket (Ceph RGW, Swift s3api)
 
 
 class Backend(_Model):
-    """Where Terraform keeps state. Default: a local file next to the synthesized stack."""
+    """Where Terraform keeps state. Default: a local file in state/, beside the output folder."""
 
     type: BackendType = Field(
         default=BackendType.LOCAL,
-        description="local: a state file next to the synthesized stack (one person). s3: an S3-compatible "
+        description="local: a state file in the project's state/ folder (one person). s3: an S3-compatible "
         "bucket such as Ceph RGW or Swift s3api (teams).",
     )
     path: Text | None = Field(
         default=None,
-        description="local: state file, relative to the stack's folder in cdktf.out. "
-        "Default: terraform.<name>.tfstate.",
+        description="local: state file, relative to the project folder (the folder holding the output folder, "
+        "cdktf.out), outside the output so no synth can remove it. Default: state/<name>.tfstate.",
     )
     bucket: Text | None = Field(default=None, description="s3: bucket name. Required when type is s3.")
     key: Text | None = Field(
@@ -433,7 +433,7 @@ class Backend(_Model):
                          for k in ("bucket", "key", "endpoint") if getattr(self, k) is not None]
         if self.path is not None and (self.path.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", self.path)):
             problems.append(Problem("path", f"must be relative so synth output is the same on every machine, got "
-                                            f"{self.path!r}; use a relative path such as terraform.mail.tfstate"))
+                                            f"{self.path!r}; use a relative path such as state/mail.tfstate"))
         _raise_if_any(problems)
         return self
 

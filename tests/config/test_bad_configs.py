@@ -361,7 +361,7 @@ def test_given_an_absolute_local_state_path_when_parsed_then_it_must_be_relative
 
     assert problems_of(config) == [
         "backend.path: must be relative so synth output is the same on every machine, got "
-        "'/var/lib/terraform/mail.tfstate'; use a relative path such as terraform.mail.tfstate"
+        "'/var/lib/terraform/mail.tfstate'; use a relative path such as state/mail.tfstate"
     ]
 
 

@@ -101,11 +101,11 @@ def test_given_no_command_when_run_then_it_is_a_usage_error(capsys: pytest.Captu
 def test_given_check_ad_without_a_password_when_run_then_it_is_wired_and_exits_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("MAILSTRATA_AD_BIND_PASSWORD", raising=False)
+    monkeypatch.delenv("TF_VAR_ad_bind_password", raising=False)
 
     assert run(capsys, "check-ad", "--url", "ldaps://dc1.domain01.dom", "--base-dn", "dc=domain01,dc=dom",
                "--bind-dn", "cn=correoapp,dc=domain01,dc=dom", "--domain", "domain01.dom") == (
-        2, "", "check-ad: no bind password: give --password-file FILE or set MAILSTRATA_AD_BIND_PASSWORD\n"
+        2, "", "check-ad: no bind password: give --password-file FILE or set TF_VAR_ad_bind_password\n"
     )
 
 
@@ -115,3 +115,19 @@ def test_given_python_dash_m_when_asked_for_help_then_every_command_is_listed() 
 
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")]
     assert (result.returncode, listed) == (0, ["synth", "validate", "schema", "check-ad", "twin"])
+
+
+def test_given_more_domains_than_user_data_holds_when_validating_then_it_names_domains_and_the_count_that_fits(
+    write_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.many_domains import domains
+
+    path = write_config(MINIMAL_YAML.replace("domains: [domain01.dom]", f"domains: [{', '.join(domains(1500))}]"))
+
+    status, out, err = run(capsys, "validate", "--config", str(path))
+
+    assert (status, out) == (2, "")
+    assert err.startswith("1 problem in the mailstrata configuration:\n"
+                          f"  - {path}:1:1: domains: must keep every server's user data within Nova's limit of "
+                          "65535 bytes (layers.smtp_out's would be ")
+    assert "mail domains; at most " in err and "serve the others from a second platform" in err

@@ -87,7 +87,7 @@ def test_provider_has_no_credentials_in_code() -> None:
 
 
 def test_local_backend_uses_a_relative_path() -> None:
-    assert default_platform()["terraform"]["backend"] == {"local": {"path": "terraform.mail.tfstate"}}
+    assert default_platform()["terraform"]["backend"] == {"local": {"path": "../../../state/mail.tfstate"}}
 
 
 def test_outputs_give_vips_and_names_to_publish() -> None:
@@ -199,7 +199,7 @@ def test_two_environments_come_from_one_app(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(ROOT / "main.py")], cwd=tmp_path, env=env, check=True)
     assert sorted(p.name for p in (out / "stacks").iterdir()) == ["prod", "staging"]
     prod = json.loads((out / "stacks/prod/cdk.tf.json").read_text())
-    assert prod["terraform"]["backend"]["local"]["path"] == "terraform.prod.tfstate"
+    assert prod["terraform"]["backend"]["local"]["path"] == "../../../state/prod.tfstate"
     assert {g["name"] for g in prod["resource"]["openstack_compute_servergroup_v2"].values()} >= {"prod-smtp-in"}
 
 
