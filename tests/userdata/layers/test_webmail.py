@@ -38,7 +38,7 @@ from mailstrata.userdata import profiles as profiles_mod
 from mailstrata.userdata.context import Database, PlatformContext, Secret
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import LayerUserData, render_layer
-from mailstrata.userdata.terraform_text import escape
+from mailstrata.userdata.terraform_text import escape, references, substitute
 from tests.support import netns
 from tests.userdata import _sample
 
@@ -80,9 +80,8 @@ def require_netns() -> None:
 
 
 def delivered(text: str) -> str:
-    """`text` with the sample's Terraform references replaced exactly as the layer_files fixture does."""
-    resolved = _sample.REF.sub(lambda m: _sample.resolve(m.group(1)), escape(text))
-    return resolved.replace("$${", "${").replace("%%{", "%{")
+    """`text` with each Terraform reference replaced by the value Terraform computes for it."""
+    return substitute(text, {expr: _sample.resolve(expr) for expr in references(text)})
 
 
 def sample_context(**webmail_changes: Any) -> PlatformContext:
@@ -98,8 +97,7 @@ def render(ctx: PlatformContext, os_profile: OsProfile | None = None) -> LayerUs
 def resolved_files(ud: LayerUserData, values: dict[str, str] | None = None) -> dict[str, str]:
     """A variant's files with the sample references replaced (Terraform's part), by path."""
     table = {**SAMPLE_VALUES, **(values or {})}
-    ref = re.compile(r"\$\{([^{}]*)\}")
-    return {f.path: ref.sub(lambda m: table.get(m.group(1), m.group(0)), f.content) for f in ud.files}
+    return {f.path: substitute(f.content, table) for f in ud.files}
 
 
 def sogo_plist(text: str, tmp_path: Path) -> dict[str, Any]:
