@@ -26,6 +26,7 @@ if ! node_ok; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends nodejs npm
+    hash -r
   fi
   if ! node_ok; then
     echo "node: Node.js >= 18.17 and npm are needed (Debian: sudo apt-get install nodejs npm); found: $(node --version 2>/dev/null || echo none)" >&2
@@ -36,5 +37,6 @@ if ! npm_ok; then
   echo "node: npm $(npm --version) cannot read package-lock.json; installing npm $NPM_VERSION into .tools/npm/"
   rm -rf .tools/npm
   npm install --prefix .tools/npm --no-audit --no-fund --no-save "npm@$NPM_VERSION" >&2
+  hash -r  # forget the npm found before
   npm_ok || { echo "node: npm $NPM_VERSION did not install into .tools/npm/" >&2; exit 1; }
 fi
