@@ -28,7 +28,7 @@ def test_cdktf_json_app_installs_before_it_synthesizes() -> None:
     app = json.loads((CLONE / "cdktf.json").read_text())["app"]
     assert app == "./scripts/cdktf-app.sh"
     script = (CLONE / "scripts" / "cdktf-app.sh").read_text()
-    assert "make -s .venv/.installed >&2" in script
+    assert 'make -s .venv/.installed >"$log" 2>&1' in script
     assert script.rstrip().endswith('exec .venv/bin/python main.py "$@"')
 
 
