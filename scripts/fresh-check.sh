@@ -142,6 +142,9 @@ printf '#!/bin/sh\n# fresh-check: no init in a chroot; package scripts must not 
   >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 
+# The root must be a mount point: `ip netns exec` and `ip -n` unshare a mount namespace and make "/"
+# a slave mount, which fails with EINVAL ("mount --make-rslave / failed") when "/" is a plain folder.
+mount --bind "$ROOT" "$ROOT"
 mount -t proc proc "$ROOT/proc"
 mount -t sysfs sysfs "$ROOT/sys"
 mount --rbind /dev "$ROOT/dev"
