@@ -28,19 +28,8 @@ from mailstrata.directory import AttributeMap
 from mailstrata.roles import Role
 from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
-from mailstrata.userdata.context import (
-    Database,
-    DkimKey,
-    Limits,
-    Networks,
-    PlatformContext,
-    QuotaPolicy,
-    Secret,
-    SpamPolicy,
-    Tls,
-    Vips,
-    Webmail,
-)
+from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.from_config import DKIM_KEY_ID, WEBMAIL_DB_PASSWORD_ID, platform_context
 
 # Host names published in the platform zone for each VIP (the seed's LB names and public aliases).
 VIP_NAMES: dict[Role, tuple[str, ...]] = {
@@ -209,82 +198,28 @@ class MailPlatformStack(TerraformStack):
 
     def _platform_context(self) -> PlatformContext:
         cfg = self.config
-        mail = cfg.mail
-        # One DKIM key for the platform, made once by Terraform and given to every smtp-out server (the
-        # seed made one per server); it signs every mail domain's mail, and each domain's selector is a
-        # CNAME to its one published record (`_published`). A key per domain put 2.2 KB of incompressible
-        # PEM per domain into smtp-out's user-data: 30 domains went over Nova's limit.
+        # A key per domain put 2.2 KB of incompressible PEM per domain into smtp-out's user-data: 30 domains
+        # went over Nova's limit. One key signs for every domain (`from_config.platform_context`).
         self.dkim_key = PrivateKey(self, "dkim", algorithm="RSA", rsa_bits=2048)
-        self.dkim_key.override_logical_id("dkim")
-        dkim = DkimKey(selector=mail.dkim_selector,
-                       private_key=Secret(ref="${tls_private_key.dkim.private_key_pem}"))
-        webmail = None
+        self.dkim_key.override_logical_id(DKIM_KEY_ID)
         if cfg.layers.webmail is not None:
             w = cfg.webmail
             if w.database_password is not None:
                 var = TerraformVariable(self, w.database_password.variable, type="string", sensitive=True,
                                         nullable=False, description=f"Password of the sogo user on {w.database_host}")
                 var.override_logical_id(w.database_password.variable)
-                db_ref = f"${{var.{w.database_password.variable}}}"
             else:
                 # Local database: Terraform makes the password; letters and digits only, because SOGo's
                 # database URLs and the setup script carry it unquoted.
                 db = Password(self, "webmail-db-password", length=32, special=False)
-                db.override_logical_id("webmail_db")
-                db_ref = "${random_password.webmail_db.result}"
-            webmail = Webmail(
-                database=Database(external_host=w.database_host, password=Secret(ref=db_ref)),
-                sogo_repo_url=w.sogo_repo_url,
-                sogo_repo_gpg_key=w.sogo_repo_gpg_key,
-                timezone=w.timezone,
-                prefork=w.prefork,
-                vmem_limit_mb=w.vmem_limit_mb,
-            )
-        tls = Tls()
+                db.override_logical_id(WEBMAIL_DB_PASSWORD_ID)
         if cfg.tls.certificate is not None and cfg.tls.private_key is not None:
             for ref in (cfg.tls.certificate, cfg.tls.private_key):
                 var = TerraformVariable(self, ref.variable, type="string", sensitive=True, nullable=False,
                                         description="PEM for the platform's TLS endpoints")
                 var.override_logical_id(ref.variable)
-            tls = Tls(source=cfg.tls.source,
-                      certificate=Secret(ref=f"${{var.{cfg.tls.certificate.variable}}}"),
-                      private_key=Secret(ref=f"${{var.{cfg.tls.private_key.variable}}}"))
-        net = cfg.network
-        vip = {r: v.vip_address for r, v in self.vips.items()}
-        return PlatformContext(
-            role=Role.SMTP_IN,  # set per layer by MailLayer
-            stack_name=cfg.name,
-            domains=cfg.domains,
-            dns_zone=cfg.dns.zone,
-            directory=self.directory.settings,
-            vips=Vips(smtp_in=vip[Role.SMTP_IN], smtp_out=vip[Role.SMTP_OUT], mailstore=vip[Role.MAILSTORE],
-                      webmail=vip.get(Role.WEBMAIL, "")),
-            networks=Networks(
-                servers={r: (lc.subnet_cidr or net.subnet_cidr,) for r, lc in cfg.layers.items()}
-                | {Role.NFS_SERVER: (net.subnet_cidr,)},
-                vip_subnet=(net.vip_subnet_cidr,),
-                clients=net.client_cidrs,
-                admin=net.admin_cidrs,
-            ),
-            proxy_ports=frozenset(),
-            limits=Limits(message_size_limit=mail.message_size_limit),
-            spam=SpamPolicy(
-                tag2_level=mail.spam.tag2_level,
-                kill_level=mail.spam.kill_level,
-                dsn_cutoff_level=mail.spam.dsn_cutoff_level,
-                amavis_processes=mail.spam.amavis_processes,
-                dnsbls=mail.spam.dnsbls,
-                spf_mail_from_reject="SPF_Not_Pass" if mail.spam.spf_reject_softfail else "Fail",
-            ),
-            quota=QuotaPolicy(default_storage=mail.quota.default_storage,
-                              default_messages=mail.quota.default_messages,
-                              trash_extra=mail.quota.trash_extra, over_quota=mail.quota.over_quota),
-            fts=mail.fts,
-            solr_url=mail.solr_url,
-            dkim=dkim,
-            tls=tls,
-            webmail=webmail,
-        )
+        return platform_context(cfg, vips={r: v.vip_address for r, v in self.vips.items()},
+                                directory=self.directory.settings)
 
     def _published(self) -> list[PublishedName]:
         zone = self.config.dns.zone

@@ -220,63 +220,12 @@ def estimate_contexts(cfg: PlatformConfig) -> list[tuple[str, PlatformContext]]:
     """(YAML path, context) of each mail layer, as `MailPlatformStack` builds them, with placeholder
     references of the same kinds where the stack has Terraform references. jsii-free and quick."""
     from mailstrata.stacks.defaults import PROXY_CAPABLE
-    from mailstrata.userdata.context import (
-        Database,
-        DkimKey,
-        Limits,
-        Networks,
-        NfsMount,
-        QuotaPolicy,
-        Secret,
-        SpamPolicy,
-        Tls,
-        Vips,
-        Webmail,
-    )
+    from mailstrata.userdata.context import NfsMount
+    from mailstrata.userdata.from_config import platform_context, variable_ref
 
-    mail, net = cfg.mail, cfg.network
-    vip = {r: f"${{openstack_lb_loadbalancer_v2.{r.value}.vip_address}}" for r, _ in cfg.layers.items()}
-    webmail = None
-    if cfg.layers.webmail is not None:
-        w = cfg.webmail
-        db_ref = (f"${{var.{w.database_password.variable}}}" if w.database_password is not None
-                  else "${random_password.webmail_db.result}")
-        webmail = Webmail(database=Database(external_host=w.database_host, password=Secret(ref=db_ref)),
-                          sogo_repo_url=w.sogo_repo_url, sogo_repo_gpg_key=w.sogo_repo_gpg_key,
-                          timezone=w.timezone, prefork=w.prefork, vmem_limit_mb=w.vmem_limit_mb)
-    tls = Tls()
-    if cfg.tls.certificate is not None and cfg.tls.private_key is not None:
-        tls = Tls(source=cfg.tls.source, certificate=Secret(ref=f"${{var.{cfg.tls.certificate.variable}}}"),
-                  private_key=Secret(ref=f"${{var.{cfg.tls.private_key.variable}}}"))
-    base = PlatformContext(
-        role=Role.SMTP_IN,
-        stack_name=cfg.name,
-        domains=cfg.domains,
-        dns_zone=cfg.dns.zone,
-        directory=cfg.directory_settings(bind_password=f"${{var.{cfg.directory.bind_password.variable}}}"),
-        vips=Vips(smtp_in=vip[Role.SMTP_IN], smtp_out=vip[Role.SMTP_OUT], mailstore=vip[Role.MAILSTORE],
-                  webmail=vip.get(Role.WEBMAIL, "")),
-        networks=Networks(
-            servers={r: (lc.subnet_cidr or net.subnet_cidr,) for r, lc in cfg.layers.items()}
-            | {Role.NFS_SERVER: (net.subnet_cidr,)},
-            vip_subnet=(net.vip_subnet_cidr,),
-            clients=net.client_cidrs,
-            admin=net.admin_cidrs,
-        ),
-        proxy_ports=frozenset(),
-        limits=Limits(message_size_limit=mail.message_size_limit),
-        spam=SpamPolicy(tag2_level=mail.spam.tag2_level, kill_level=mail.spam.kill_level,
-                        dsn_cutoff_level=mail.spam.dsn_cutoff_level, amavis_processes=mail.spam.amavis_processes,
-                        dnsbls=mail.spam.dnsbls,
-                        spf_mail_from_reject="SPF_Not_Pass" if mail.spam.spf_reject_softfail else "Fail"),
-        quota=QuotaPolicy(default_storage=mail.quota.default_storage, default_messages=mail.quota.default_messages,
-                          trash_extra=mail.quota.trash_extra, over_quota=mail.quota.over_quota),
-        fts=mail.fts,
-        solr_url=mail.solr_url,
-        dkim=DkimKey(selector=mail.dkim_selector, private_key=Secret(ref="${tls_private_key.dkim.private_key_pem}")),
-        tls=tls,
-        webmail=webmail,
-    )
+    vips = {r: f"${{openstack_lb_loadbalancer_v2.{r.value}.vip_address}}" for r, _ in cfg.layers.items()}
+    directory = cfg.directory_settings(bind_password=variable_ref(cfg.directory.bind_password.variable))
+    base = platform_context(cfg, vips=vips, directory=directory)
     nfs = NfsMount(source="${openstack_sharedfilesystem_share_v2.mailboxes.export_locations}")
     return [
         (f"layers.{role.value}", replace(base, role=role, proxy_ports=PROXY_CAPABLE[role],
