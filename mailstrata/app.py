@@ -42,24 +42,27 @@ def state_path(cfg: PlatformConfig) -> str:
     return cfg.backend.path or f"{STATE_DIR}/{cfg.name}.tfstate"
 
 
+def check(paths: Sequence[str | None], outdir: str = "cdktf.out") -> list[PlatformConfig]:
+    """Every config valid, and valid for this output folder (`mailstrata validate` and synth alike)."""
+    configs = load_configs(list(paths))
+    _refuse_state_inside(configs, paths, Path(outdir))
+    return configs
+
+
 def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
     """Validate every config first, synthesize into a temporary folder, then move the files into `outdir`.
 
     Every file is complete before the first one moves, and each move replaces one file atomically. Files in
     `outdir` that this module did not write (`.terraform/`, lock files, anything of the user's) stay.
     """
-    configs = load_configs(list(paths))
+    configs = check(paths, outdir)
     target = Path(outdir)
-    _refuse_state_inside(configs, paths, target)
 
     from cdktf import App
 
     from mailstrata.stacks import MailPlatformStack
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling of the target: same filesystem (os.replace is atomic) and same depth (the backend's relative
-    # state path is the same from the staging folder as from the target).
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = _staging(target)
     try:
         app = App(outdir=str(staging), skip_validation=False)
         for cfg in configs:
@@ -69,6 +72,24 @@ def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _staging(target: Path) -> Path:
+    """A new folder beside `target`: same filesystem (os.replace is atomic) and same depth (the backend's
+    relative state path is the same from the staging folder as from the target)."""
+    fix = "give a folder you can write, e.g. cdktf.out"
+    if target.exists() and not target.is_dir():
+        raise ConfigError([Problem("outdir", f"is not a folder, got {str(target)!r}; {fix}")])
+    file_above = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if file_above is not None:
+        raise ConfigError([Problem("outdir", f"is below {str(file_above)!r}, which is a file, got "
+                                             f"{str(target)!r}; {fix}")])
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        problem = Problem("outdir", f"cannot be written ({exc.strerror}), got {str(target)!r}; {fix}")
+        raise ConfigError([problem]) from None
 
 
 def _refuse_state_inside(configs: Sequence[PlatformConfig], paths: Sequence[str | None], target: Path) -> None:

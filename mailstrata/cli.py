@@ -97,11 +97,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     """Load the configs and report every problem at once (exit 2), or say they are valid (exit 0)."""
-    from mailstrata.config.loader import load_configs
-
     paths = _paths(args)
     try:
-        configs = load_configs(paths)
+        configs = app.check(paths, os.environ.get("CDKTF_OUTDIR", "cdktf.out"))
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_INVALID

@@ -110,3 +110,66 @@ def test_given_a_config_naming_another_variable_when_check_ad_runs_then_it_reads
     given = _check_ad(argv, {"TF_VAR_corp_ldap_password": "s3cret"})
     assert given.returncode == 1
     assert "problem: cannot reach ldap://127.0.0.1:1: connection refused" in given.stdout
+
+
+# ---- the output folder ------------------------------------------------------------------------------
+
+
+def test_given_an_outdir_that_is_a_file_when_synthesizing_then_it_is_refused_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n")
+
+    proc = subprocess.run([sys.executable, "-m", "mailstrata.cli", "synth", "--outdir", str(taken)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == ("1 problem in the mailstrata configuration:\n"
+                           f"  - outdir: is not a folder, got {str(taken)!r}; give a folder you can write, "
+                           "e.g. cdktf.out\n")
+    assert taken.read_text() == "not a folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_given_an_outdir_that_cannot_be_created_when_synthesizing_then_it_is_refused_naming_why(
+    tmp_path: Path,
+) -> None:
+    below_a_file = tmp_path / "file" / "out"
+    (tmp_path / "file").write_text("")
+
+    proc = subprocess.run([sys.executable, "-m", "mailstrata.cli", "synth", "--outdir", str(below_a_file)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 2
+    file = str(tmp_path / "file")
+    assert f"  - outdir: is below {file!r}, which is a file, got {str(below_a_file)!r};" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_given_an_outdir_on_a_read_only_filesystem_when_synthesizing_then_it_is_refused_naming_why() -> None:
+    proc = subprocess.run([sys.executable, "-m", "mailstrata.cli", "synth", "--outdir", "/proc/mailstrata-out"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 2
+    assert "  - outdir: cannot be written (" in proc.stderr and "'/proc/mailstrata-out'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_given_state_inside_the_output_folder_when_validating_then_validate_refuses_as_synth_does(
+    tmp_path: Path,
+) -> None:
+    from tests.config._support import MINIMAL_YAML
+
+    config = tmp_path / "in-out.yaml"
+    config.write_text(MINIMAL_YAML + "backend: {path: cdktf.out/mail.tfstate}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CDKTF_OUTDIR", "MAILSTRATA_CONFIG")}
+
+    results = [subprocess.run([sys.executable, "-m", "mailstrata.cli", command, "--config", str(config)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+               for command in ("validate", "synth")]
+
+    assert [r.returncode for r in results] == [2, 2]
+    assert [r.stderr for r in results] == [results[1].stderr] * 2
+    assert f"  - {config}: backend.path: is inside the output folder cdktf.out" in results[0].stderr
+    assert not (tmp_path / "cdktf.out").exists()
