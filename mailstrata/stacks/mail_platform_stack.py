@@ -20,11 +20,13 @@ from constructs import Construct
 
 from mailstrata.config.model import BackendType, PlatformConfig
 from mailstrata.constructs._names import refuse_name_collisions
+from mailstrata.constructs._validate import describe
 from mailstrata.constructs.ad_binding import AdBinding, AdBindingProps
 from mailstrata.constructs.lbaas_vip import FloatingIpProps, LbaasVip, LbaasVipProps, ListenerProps, MonitorProps
 from mailstrata.constructs.mail_layer import MailLayer, MailLayerProps
 from mailstrata.constructs.nfs_share import CinderServerProps, NfsShare, NfsShareProps
 from mailstrata.directory import AttributeMap
+from mailstrata.errors import ConfigError, Problem
 from mailstrata.roles import Role
 from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
@@ -50,6 +52,19 @@ class PublishedName:
     value: str
 
 
+def _check_arguments(id: str, config: object) -> None:
+    """Refuse a config that is not a loaded one, or a stack id other than its name, before anything is added."""
+    if not isinstance(config, PlatformConfig):
+        raise ConfigError([Problem("config", f"must be a PlatformConfig, got {describe(config)}; load one with "
+                                             "mailstrata.config.load_config('prod.yaml')")])
+    if id != config.name:
+        # The name is in the state file's path and every resource's name: a stack called otherwise would
+        # share them with the config's own stack.
+        raise ConfigError([Problem("id", f"must be the config's name {config.name!r}, which names the state file and "
+                                         f"every resource, got {id!r}; use MailPlatformStack(app, config.name, "
+                                         "config=config), or change the config's name")])
+
+
 class MailPlatformStack(TerraformStack):
     """Every layer, VIP, the storage, the directory binding, DNS and outputs of one platform.
 
@@ -58,6 +73,7 @@ class MailPlatformStack(TerraformStack):
     """
 
     def __init__(self, scope: Construct, id: str, *, config: PlatformConfig) -> None:
+        _check_arguments(id, config)
         super().__init__(scope, id)
         self.config = cfg = config
         OpenstackProvider(self, "openstack", cloud=cfg.cloud, region=cfg.region)

@@ -217,3 +217,30 @@ def test_s3_backend_for_teams(tmp_path: Path) -> None:
         {"s3": "https://rgw.example.dom"},
         True,
     )
+
+
+def test_given_a_path_instead_of_a_config_when_building_the_stack_then_it_says_how_to_load_one() -> None:
+    import pytest
+
+    from mailstrata.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        MailPlatformStack(App(outdir=tempfile.mkdtemp()), "mail", config="examples/minimal.yaml")  # type: ignore[arg-type]
+
+    assert str(caught.value).splitlines()[1] == (
+        "  - config: must be a PlatformConfig, got the text 'examples/minimal.yaml'; load one with "
+        "mailstrata.config.load_config('prod.yaml')")
+
+
+def test_given_a_stack_id_other_than_the_config_name_when_building_then_nothing_is_added() -> None:
+    import pytest
+
+    from mailstrata.config import load_config
+    from mailstrata.errors import ConfigError
+
+    app = App(outdir=tempfile.mkdtemp())
+    with pytest.raises(ConfigError, match=r"  - id: must be the config's name 'mail', which names the state file and "
+                                          r"every resource, got 'prod'; use MailPlatformStack\(app, config.name"):
+        MailPlatformStack(app, "prod", config=load_config(None))
+
+    assert app.node.children == []
