@@ -68,6 +68,17 @@ def non_empty(p: Problems, path: str, value: str | None, *, optional: bool = Fal
         p.add(path, f"must not be empty, got {value!r}; give a value{', or None to leave it out' if optional else ''}")
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def openstack_id(p: Problems, path: str, value: str | None, what: str) -> None:
+    """terraform-provider-openstack takes an ID (a UUID) here, never a name; a reference is skipped."""
+    if value is None or is_token(value) or not value.strip() or _UUID.match(value):
+        return
+    p.add(path, f"is not a {what} ID (a UUID), got {value!r}; give its ID (`openstack {what} show -f value -c id "
+                f"NAME`), or the `.id` of a data source or resource that looks it up")
+
+
 def name_prefix(p: Problems, path: str, value: str) -> None:
     """The prefix of OpenStack names and of Terraform local names: it must be a valid identifier part."""
     if not NAME_PREFIX.match(value):

@@ -152,6 +152,7 @@ def validate_listeners(props: LbaasVipProps, path: str = "listeners") -> Problem
                             f"{', '.join(f'Role.{r.name}' for r in MAIL_LAYER_ROLES)}")
         return p
     v.non_empty(p, "props.name", props.name)
+    v.openstack_id(p, "props.vip_subnet_id", props.vip_subnet_id, "subnet")
     ports: dict[int, int] = {}
     for i, lst in enumerate(resolved_listeners(props)):
         at = f"{path}[{i}]"

@@ -81,6 +81,8 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     v.at_most(p, f"{path}.count", props.count, MAX_SERVERS)
     for name in ("flavor", "image", "key_pair", "network_id", "subnet_id"):
         v.non_empty(p, f"props.{name}", getattr(props, name), optional=name == "key_pair")
+    v.openstack_id(p, "props.network_id", props.network_id, "network")
+    v.openstack_id(p, "props.subnet_id", props.subnet_id, "subnet")
     v.cidrs(p, f"{path}.lb_source_cidrs", props.lb_source_cidrs)
     v.cidrs(p, f"{path}.admin_cidrs", props.admin_cidrs)
     if not props.admin_cidrs:

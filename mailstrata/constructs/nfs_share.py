@@ -82,12 +82,15 @@ def validate(props: NfsShareProps, path: str = "storage") -> Problems:
         v.non_empty(p, f"props.{name}", getattr(props, name), optional=True)
         if props.mode is not StorageMode.MANILA and getattr(props, name) is not None:
             p.add(f"props.{name}", f"is only used when mode is manila, got {getattr(props, name)!r}; remove it")
+    v.openstack_id(p, "props.share_network_id", props.share_network_id, "share network")
     if props.server is not None:
         if props.mode is not StorageMode.CINDER_SERVER:
             p.add("props.server", f"is only used when mode is cinder_server, got mode {props.mode.value}; remove it")
         v.cidrs(p, "props.server.admin_cidrs", props.server.admin_cidrs)
         if not props.server.admin_cidrs:
             p.add("props.server.admin_cidrs", "must list at least one admin network for SSH")
+        v.openstack_id(p, "props.server.network_id", props.server.network_id, "network")
+        v.openstack_id(p, "props.server.subnet_id", props.server.subnet_id, "subnet")
         for name in ("flavor", "image", "key_pair", "volume_type", "network_id", "subnet_id"):
             v.non_empty(p, f"props.server.{name}", getattr(props.server, name),
                         optional=name in ("key_pair", "volume_type"))

@@ -17,13 +17,14 @@ from mailstrata.constructs import (
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from tests.support.contexts import new_stack, of_type, synth
+from tests.support.ids import VIP_SUBNET
 
 
 def imap_vip(**overrides) -> LbaasVipProps:  # type: ignore[no-untyped-def]
     base = dict(
         name="t-mailstore",
         role=Role.MAILSTORE,
-        vip_subnet_id="vip-subnet",
+        vip_subnet_id=VIP_SUBNET,
         listeners=(
             ListenerProps(
                 port=143,
@@ -160,7 +161,7 @@ def test_a_mailstore_vip_from_the_defaults_carries_the_platforms_listeners_and_p
     from mailstrata.policies.checks.ckv_mailstrata_5_mailstore_data_timeouts import check
 
     stack = new_stack()
-    LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE, vip_subnet_id="vip-subnet"))
+    LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE, vip_subnet_id=VIP_SUBNET))
     listeners = of_type(synth(stack), "openstack_lb_listener_v2")
 
     assert {x["protocol_port"]: check.scan_resource_conf(x).name for x in listeners} == {
@@ -171,7 +172,7 @@ def test_a_mailstore_vip_from_the_defaults_carries_the_platforms_listeners_and_p
 def test_a_listener_given_only_its_port_takes_the_platforms_settings_for_it() -> None:
     stack = new_stack()
     vip = LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE,
-                                                     vip_subnet_id="vip-subnet", listeners=(ListenerProps(port=143),)))
+                                                     vip_subnet_id=VIP_SUBNET, listeners=(ListenerProps(port=143),)))
     imap = vip.listeners[143]
 
     assert (imap.service, imap.pool_protocol, imap.persistence, imap.timeout_client_data_ms,
@@ -180,7 +181,7 @@ def test_a_listener_given_only_its_port_takes_the_platforms_settings_for_it() ->
 
 def test_an_explicit_none_persistence_turns_the_platforms_persistence_off() -> None:
     stack = new_stack()
-    LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE, vip_subnet_id="vip-subnet",
+    LbaasVip(stack, "vip", props=LbaasVipProps(name="t-mailstore", role=Role.MAILSTORE, vip_subnet_id=VIP_SUBNET,
                                                listeners=(ListenerProps(port=143, persistence=None),)))
     [pool] = of_type(synth(stack), "openstack_lb_pool_v2")
 
@@ -189,7 +190,7 @@ def test_an_explicit_none_persistence_turns_the_platforms_persistence_off() -> N
 
 def test_a_port_the_platform_has_no_default_for_gets_tcp_least_connections_and_five_minutes() -> None:
     stack = new_stack()
-    vip = LbaasVip(stack, "vip", props=LbaasVipProps(name="t-web", role=Role.WEBMAIL, vip_subnet_id="vip-subnet",
+    vip = LbaasVip(stack, "vip", props=LbaasVipProps(name="t-web", role=Role.WEBMAIL, vip_subnet_id=VIP_SUBNET,
                                                      listeners=(ListenerProps(port=8443),)))
     extra = vip.listeners[8443]
 

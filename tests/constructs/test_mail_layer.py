@@ -21,18 +21,19 @@ from mailstrata.constructs import (
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from tests.support.contexts import new_stack, of_type, platform_context, synth
+from tests.support.ids import NETWORK, SUBNET, VIP_SUBNET
 
 
 def smtp_in_vip(stack) -> LbaasVip:  # type: ignore[no-untyped-def]
     return LbaasVip(stack, "vip", props=LbaasVipProps(
-        name="t-smtp-in", role=Role.SMTP_IN, vip_subnet_id="vip-subnet",
+        name="t-smtp-in", role=Role.SMTP_IN, vip_subnet_id=VIP_SUBNET,
         listeners=(ListenerProps(port=25, service="SMTP", pool_protocol=PoolProtocol.PROXY),),
     ))
 
 
 def layer_props(stack, **overrides) -> MailLayerProps:  # type: ignore[no-untyped-def]
     base = dict(
-        name_prefix="t", role=Role.SMTP_IN, platform=platform_context(), network_id="net", subnet_id="subnet",
+        name_prefix="t", role=Role.SMTP_IN, platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
         lb_source_cidrs=("10.20.0.0/24",), admin_cidrs=("10.99.0.0/24",), count=3,
         vips=(smtp_in_vip(stack),),
     )

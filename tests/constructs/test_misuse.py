@@ -25,19 +25,20 @@ from mailstrata.constructs import (
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from tests.support.contexts import new_stack, platform_context
+from tests.support.ids import NETWORK, SUBNET, VIP_SUBNET
 
 AD: dict[str, Any] = dict(urls=("ldaps://dc1.domain01.dom:636",), base_dn="dc=domain01,dc=dom",
           bind_dn="cn=correoapp,ou=mailapps,dc=domain01,dc=dom", domains=("domain01.dom",))
 
 
 def vip(stack: TerraformStack, **overrides: Any) -> LbaasVip:
-    props: dict[str, Any] = dict(name="t-mx", role=Role.SMTP_IN, vip_subnet_id="vip-subnet") | overrides
+    props: dict[str, Any] = dict(name="t-mx", role=Role.SMTP_IN, vip_subnet_id=VIP_SUBNET) | overrides
     return LbaasVip(stack, "vip", props=LbaasVipProps(**props))
 
 
 def layer(stack: TerraformStack, **overrides: Any) -> MailLayer:
     props: dict[str, Any] = dict(
-        name_prefix="t", role=Role.SMTP_IN, platform=platform_context(), network_id="net", subnet_id="subnet",
+        name_prefix="t", role=Role.SMTP_IN, platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
         lb_source_cidrs=("10.20.0.0/24",), admin_cidrs=("10.99.0.0/24",),
     ) | overrides
     return MailLayer(stack, "layer", props=MailLayerProps(**props))
@@ -115,6 +116,14 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         lambda s: layer(s, name_prefix="Org.Mail"),
         "props.name_prefix: must be lower-case letters, digits and -, starting with a letter, at most 31 characters, "
         "got 'Org.Mail'; use e.g. 'mail'"),
+    "a network name where its ID goes": (
+        lambda s: layer(s, network_id="org-mail"),
+        "props.network_id: is not a network ID (a UUID), got 'org-mail'; give its ID (`openstack network show -f "
+        "value -c id NAME`), or the `.id` of a data source or resource that looks it up"),
+    "a subnet name where its ID goes": (
+        lambda s: vip(s, vip_subnet_id="org-vip-v4"),
+        "props.vip_subnet_id: is not a subnet ID (a UUID), got 'org-vip-v4'; give its ID (`openstack subnet show -f "
+        "value -c id NAME`), or the `.id` of a data source or resource that looks it up"),
     "an empty key pair": (
         lambda s: layer(s, key_pair=""),
         "props.key_pair: must not be empty, got ''; give a value, or None to leave it out"),
@@ -156,7 +165,7 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         "id: is already used by the LbaasVip construct 'vip' in t, got 'vip'; give each construct its own id"),
     "no scope": (
         lambda s: LbaasVip(None, "vip", props=LbaasVipProps(name="t-mx", role=Role.SMTP_IN,  # type: ignore[arg-type]
-                                                            vip_subnet_id="vip-subnet")),
+                                                            vip_subnet_id=VIP_SUBNET)),
         "scope: must be a Construct (your stack), got None; pass the stack, usually self"),
     "attributes as a dict": (
         lambda s: ad(s, attributes={"login": "uid"}),

@@ -15,11 +15,12 @@ from mailstrata.constructs import (
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from tests.support.contexts import new_stack, of_type, platform_context, synth
+from tests.support.ids import NETWORK, SHARE_NETWORK, SUBNET
 
 
 def mailstore(stack, share: NfsShare, count: int = 2) -> MailLayer:  # type: ignore[no-untyped-def]
     return MailLayer(stack, "mailstore", props=MailLayerProps(
-        name_prefix="t", role=Role.MAILSTORE, platform=platform_context(), network_id="net", subnet_id="subnet",
+        name_prefix="t", role=Role.MAILSTORE, platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
         lb_source_cidrs=("10.20.0.0/24",), admin_cidrs=("10.99.0.0/24",), count=count, storage=share,
     ))
 
@@ -27,11 +28,11 @@ def mailstore(stack, share: NfsShare, count: int = 2) -> MailLayer:  # type: ign
 def test_manila_share_with_one_rw_access_rule_per_mailstore_server() -> None:
     stack = new_stack()
     share = NfsShare(stack, "storage", props=NfsShareProps(name_prefix="t", mode=StorageMode.MANILA, size_gb=500,
-                                                           share_network_id="sharenet"))
+                                                           share_network_id=SHARE_NETWORK))
     mailstore(stack, share, count=3)
     doc = synth(stack)
     [s] = of_type(doc, "openstack_sharedfilesystem_share_v2")
-    assert (s["share_proto"], s["size"], s["share_network_id"]) == ("NFS", 500, "sharenet")
+    assert (s["share_proto"], s["size"], s["share_network_id"]) == ("NFS", 500, SHARE_NETWORK)
     rules = of_type(doc, "openstack_sharedfilesystem_share_access_v2")
     assert [(r["access_type"], r["access_level"]) for r in rules] == [("ip", "rw")] * 3
     assert all(r["access_to"].startswith("${element(openstack_networking_port_v2.mailstore_port-") for r in rules)
@@ -49,7 +50,7 @@ def test_cinder_server_formats_its_own_volume_and_opens_nfs_to_the_mailstore_gro
     stack = new_stack()
     share = NfsShare(stack, "storage", props=NfsShareProps(
         name_prefix="t", mode=StorageMode.CINDER_SERVER, size_gb=2000,
-        server=CinderServerProps(platform=platform_context(), network_id="net", subnet_id="subnet",
+        server=CinderServerProps(platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
                                  admin_cidrs=("10.99.0.0/24",)),
     ))
     mailstore(stack, share)

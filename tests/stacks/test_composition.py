@@ -28,6 +28,7 @@ from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from tests.support.contexts import new_stack, of_type, synth
 from tests.support.contexts import platform_context as lab_platform_context
+from tests.support.ids import NETWORK, SUBNET, VIP_SUBNET
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,14 +74,14 @@ def test_given_an_ad_binding_when_an_smtp_in_layer_is_built_from_platform_contex
     stack = new_stack("org")
     OpenstackProvider(stack, "openstack")
     mx = LbaasVip(stack, "mx", props=LbaasVipProps(
-        name="org-mx", role=Role.SMTP_IN, vip_subnet_id="subnet-1",
+        name="org-mx", role=Role.SMTP_IN, vip_subnet_id=VIP_SUBNET,
         listeners=(ListenerProps(port=25, service="SMTP", pool_protocol=PoolProtocol.PROXY),)))
     platform = platform_context(name="org", directory=_ad(stack), dns_zone="mail.example.com",
                                 layers={Role.SMTP_IN: ("10.50.0.0/24",)}, vips={Role.SMTP_IN: mx,
                                                                                  Role.MAILSTORE: "10.20.0.12"},
                                 vip_subnet_cidr="10.50.0.0/24", admin_cidrs=("10.99.0.0/24",))
     MailLayer(stack, "mx-servers", props=MailLayerProps(
-        name_prefix="org", role=Role.SMTP_IN, platform=platform, network_id="net-1", subnet_id="subnet-1",
+        name_prefix="org", role=Role.SMTP_IN, platform=platform, network_id=NETWORK, subnet_id=SUBNET,
         lb_source_cidrs=("10.50.0.0/24",), admin_cidrs=("10.99.0.0/24",), count=1, vips=(mx,)))
     doc = synth(stack)
     declared, used = _declared_and_used(doc)
