@@ -6,6 +6,10 @@ docs/config-schema.json (for editors) and the key tables of docs/config.md.
 Messages follow one grammar, `<yaml.path>: <what is wrong>, got <value>; <fix>`. A validator that finds
 problems below its own level (a list item, a sibling field) raises `SubProblems` with paths relative to
 the model it validates; the loader prefixes the model's own path.
+
+One error never hides another in the same section: a model's cross-field rules (`@_rule`) run on the fields
+that validated even when other fields did not (a rule that reads a broken field is skipped: that field's own
+problem is reported), and a list's checks (`_list`: repeats, ...) run on the items that validated.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import types
 import zoneinfo
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -26,12 +31,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     Strict,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, core_schema
 
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problem
@@ -325,34 +334,183 @@ Spf = Annotated[str, AfterValidator(_spf), _schema("spf", "An SPF record without
 MailLayerName = Literal["smtp_in", "smtp_out", "mailstore", "webmail"]
 
 
-def _unique(key: str, what: str) -> Any:
-    def check(values: tuple[Any, ...]) -> tuple[Any, ...]:
+Items = Sequence[tuple[int, Any]]  # the items of a list that validated, with their index in the list
+ListCheck = Callable[[Items], list[Problem]]
+
+
+class _ListChecks:
+    """`Annotated[tuple[X, ...], _ListChecks(*checks)]`: `checks` see the items that validated, each with its
+    index, so a bad item does not hide a repeat further down. Their problems come at `[i]` paths, after the
+    items' own."""
+
+    def __init__(self, *checks: ListCheck) -> None:
+        self.checks = checks
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        item = get_args(source)[0]
+        checks = self.checks
+        adapter: list[TypeAdapter[Any]] = []
+
+        def valid_items(value: Sequence[Any], exc: ValidationError, context: Any) -> Items:
+            bad = {e["loc"][0] for e in exc.errors() if e["loc"] and isinstance(e["loc"][0], int)}
+            if not adapter:
+                adapter.append(TypeAdapter(item))
+            out = []
+            for i, v in enumerate(value):
+                if i not in bad:
+                    try:
+                        out.append((i, adapter[0].validate_python(v, context=context)))
+                    except ValidationError:
+                        continue
+            return out
+
+        def validate(value: Any, inner: core_schema.ValidatorFunctionWrapHandler,
+                     info: core_schema.ValidationInfo) -> Any:
+            try:
+                out = inner(value)
+            except ValidationError as exc:
+                if not isinstance(value, list | tuple):
+                    raise
+                problems = [p for check in checks for p in check(valid_items(value, exc, info.context))]
+                if not problems:
+                    raise
+                raise _with_problems(exc, value, problems) from None
+            _raise_if_any([p for check in checks for p in check(list(enumerate(out)))])
+            return out
+
+        return core_schema.with_info_wrap_validator_function(validate, handler(source))
+
+
+def _with_problems(exc: ValidationError, value: Any, problems: Sequence[Problem]) -> ValidationError:
+    """`exc`'s errors followed by `problems` (paths relative to the validated value), as one ValidationError."""
+    details: list[InitErrorDetails] = []
+    for e in exc.errors(include_url=False):
+        detail = InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"])
+        if "ctx" in e:
+            detail["ctx"] = e["ctx"]
+        details.append(detail)
+    details.append(InitErrorDetails(type="value_error", loc=(), input=value, ctx={"error": SubProblems(problems)}))
+    return ValidationError.from_exception_data(exc.title, details)
+
+
+def _unique(key: str, what: str) -> ListCheck:
+    def check(items: Items) -> list[Problem]:
         first: dict[Any, int] = {}
         problems = []
-        for i, v in enumerate(values):
+        for i, v in items:
             if v in first:
                 problems.append(Problem(f"[{i}]", f"repeats {key}[{first[v]}], got {str(v)!r}; list each {what} "
                                                   "once"))
             first.setdefault(v, i)
-        _raise_if_any(problems)
-        return values
+        return problems
 
     return check
 
 
-def _not_world(what: str, fix: str) -> Any:
-    def check(values: tuple[str, ...]) -> tuple[str, ...]:
-        _raise_if_any([
-            Problem(f"[{i}]", f"opens {what} to the whole Internet, got {c!r}; {fix}")
-            for i, c in enumerate(values) if ipaddress.ip_network(c).prefixlen == 0
-        ])
-        return values
+def _not_world(what: str, fix: str) -> ListCheck:
+    def check(items: Items) -> list[Problem]:
+        return [Problem(f"[{i}]", f"opens {what} to the whole Internet, got {c!r}; {fix}")
+                for i, c in items if ipaddress.ip_network(c).prefixlen == 0]
 
     return check
+
+
+# ---- cross-field rules -------------------------------------------------------------------------------
+
+
+class _Unknown(Exception):
+    """A rule read a field that did not validate: the rule is skipped (the field's own problem is reported)."""
+
+
+def _rule(fn: Callable[[Any], Iterable[Problem]]) -> Callable[[Any], Iterable[Problem]]:
+    """Mark a model method as a cross-field rule: it returns problems at paths relative to the model, and runs
+    whenever the fields it reads validated, whatever happened to the others."""
+    fn.__mailstrata_rule__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+@cache
+def _rules_of(cls: type) -> tuple[Callable[[Any], Iterable[Problem]], ...]:
+    """The `@_rule` methods of `cls`, in the order they are defined (base classes first)."""
+    seen: dict[str, Callable[[Any], Iterable[Problem]]] = {}
+    for klass in reversed(cls.__mro__):
+        for name, attr in vars(klass).items():
+            if getattr(attr, "__mailstrata_rule__", False):
+                seen[name] = attr
+    return tuple(seen.values())
+
+
+class _Partial:
+    """The fields of a model that validated, when some did not: reading a broken field raises `_Unknown`."""
+
+    def __init__(self, cls: type[BaseModel], values: dict[str, Any], given: set[str]) -> None:
+        self.__dict__.update(_cls=cls, _values=values, model_fields_set=given)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        if name in self._cls.model_fields:
+            raise _Unknown(name)
+        attr = getattr(self._cls, name)
+        return types.MethodType(attr, self) if isinstance(attr, types.FunctionType) else attr
+
+
+def _apply(rules: Sequence[Callable[[Any], Iterable[Problem]]], model: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    for rule in rules:
+        try:
+            problems += list(rule(model))
+        except _Unknown:
+            continue
+    return problems
+
+
+@cache
+def _field_adapter(cls: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    field = cls.model_fields[name]
+    tp: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation  # type: ignore[valid-type]
+    return TypeAdapter(tp)
+
+
+def _valid_fields(cls: type[BaseModel], data: Mapping[str, Any], exc: ValidationError,
+                  context: Any) -> dict[str, Any]:
+    """The fields of `data` without an error in `exc`, validated one by one, and the defaults of absent ones."""
+    bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+    out: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        if name in bad:
+            continue
+        if name in data:
+            try:
+                out[name] = _field_adapter(cls, name).validate_python(data[name], context=context)
+            except ValidationError:
+                continue
+        elif not field.is_required():
+            out[name] = field.get_default(call_default_factory=True)
+    return out
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, validate_default=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_rules(cls, data: Any, handler: Any, info: ValidationInfo) -> Any:
+        rules = _rules_of(cls)
+        if not rules:
+            return handler(data)
+        try:
+            model = handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, Mapping):
+                raise
+            partial = _Partial(cls, _valid_fields(cls, data, exc, info.context), {str(k) for k in data})
+            problems = _apply(rules, partial)
+            if not problems:
+                raise
+            raise _with_problems(exc, data, problems) from None
+        _raise_if_any(_apply(rules, model))
+        return model
 
 
 # ---- secrets ----------------------------------------------------------------------------------------
@@ -418,24 +576,37 @@ class Backend(_Model):
     )
     region: Text = Field(default="us-east-1", description="s3: region name the store expects.")
 
-    @model_validator(mode="after")
-    def _check(self) -> Backend:
+    @_rule
+    def _s3_bucket(self) -> list[Problem]:
+        return _s3_setting(self, "bucket", "bucket name")
+
+    @_rule
+    def _s3_key(self) -> list[Problem]:
+        return _s3_setting(self, "key", None)
+
+    @_rule
+    def _s3_endpoint(self) -> list[Problem]:
+        return _s3_setting(self, "endpoint", "endpoint URL of the store")
+
+    @_rule
+    def _local_path(self) -> list[Problem]:
         problems = []
-        if self.type is BackendType.S3:
-            problems += [Problem(k, f"is required when type is s3; give the {what}")
-                         for k, what in (("bucket", "bucket name"), ("endpoint", "endpoint URL of the store"))
-                         if getattr(self, k) is None]
-            if self.path is not None:
-                problems.append(Problem("path", f"is only used when type is local, got {self.path!r}; remove it"))
-        else:
-            problems += [Problem(k, f"is only used when type is s3, got {getattr(self, k)!r}; remove it or set "
-                                    "type: s3")
-                         for k in ("bucket", "key", "endpoint") if getattr(self, k) is not None]
+        if self.type is BackendType.S3 and self.path is not None:
+            problems.append(Problem("path", f"is only used when type is local, got {self.path!r}; remove it"))
         if self.path is not None and (self.path.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", self.path)):
             problems.append(Problem("path", f"must be relative so synth output is the same on every machine, got "
                                             f"{self.path!r}; use a relative path such as state/mail.tfstate"))
-        _raise_if_any(problems)
-        return self
+        return problems
+
+
+def _s3_setting(backend: Backend, name: str, required: str | None) -> list[Problem]:
+    """An s3 setting is required (when `required` names it) with type s3, and refused with type local."""
+    value = getattr(backend, name)
+    if backend.type is BackendType.S3 and value is None and required is not None:
+        return [Problem(name, f"is required when type is s3; give the {required}")]
+    if backend.type is not BackendType.S3 and value is not None:
+        return [Problem(name, f"is only used when type is s3, got {value!r}; remove it or set type: s3")]
+    return []
 
 
 class Network(_Model):
@@ -454,13 +625,13 @@ class Network(_Model):
         description="Floating-IP pool for Internet-facing VIPs. The external network's name, not its ID.",
     )
     admin_cidrs: Annotated[
-        tuple[Cidr, ...], AfterValidator(_not_world("SSH", "list your admin networks, e.g. 10.99.0.0/24"))
+        tuple[Cidr, ...], _ListChecks(_not_world("SSH", "list your admin networks, e.g. 10.99.0.0/24"))
     ] = Field(
         min_length=1, description="The only sources allowed to SSH to the servers. 0.0.0.0/0 is refused."
     )
     client_cidrs: Annotated[
         tuple[Cidr, ...],
-        AfterValidator(_not_world("IMAP, POP3, ManageSieve and submission", "list your corporate client networks")),
+        _ListChecks(_not_world("IMAP, POP3, ManageSieve and submission", "list your corporate client networks")),
     ] = Field(
         default=("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
         description="Corporate clients allowed on IMAP, POP3, ManageSieve and submission. 0.0.0.0/0 is refused.",
@@ -515,8 +686,8 @@ class Directory(_Model):
             raise ValueError(f"is not a PEM certificate, got {value!r}; give a file with -----BEGIN CERTIFICATE-----")
         return str(path)
 
-    @model_validator(mode="after")
-    def _tls_matches_urls(self) -> Directory:
+    @_rule
+    def _tls_matches_urls(self) -> list[Problem]:
         problems = []
         for i, u in enumerate(self.urls):
             if self.tls is LdapTls.LDAPS and not u.startswith("ldaps://"):
@@ -525,8 +696,7 @@ class Directory(_Model):
             if self.tls is not LdapTls.LDAPS and u.startswith("ldaps://"):
                 problems.append(Problem(f"urls[{i}]", f"is an ldaps:// URL but tls is {self.tls.value}, got {u!r}; "
                                                       "set tls: ldaps or use an ldap:// URL"))
-        _raise_if_any(problems)
-        return self
+        return problems
 
 
 class Layer(_Model):
@@ -553,13 +723,12 @@ class Layer(_Model):
         default=None, description="CIDR of this layer's subnet_id. Default: network.subnet_cidr."
     )
 
-    @model_validator(mode="after")
-    def _subnet_pair(self) -> Layer:
+    @_rule
+    def _subnet_pair(self) -> list[Problem]:
         if (self.subnet_id is None) != (self.subnet_cidr is None):
             given, other = ("subnet_id", "subnet_cidr") if self.subnet_cidr is None else ("subnet_cidr", "subnet_id")
-            raise SubProblems([Problem(other, f"is required when {given} is set, got nothing; give both or "
-                                              "neither")])
-        return self
+            return [Problem(other, f"is required when {given} is set, got nothing; give both or neither")]
+        return []
 
 
 class ListenerOverride(_Model):
@@ -606,15 +775,22 @@ class ListenerOverride(_Model):
         "Default: none.",
     )
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ListenerOverride:
+    def _effective(self) -> tuple[Role, ListenerProtocol | None, PoolProtocol]:
+        """The role, and the protocols this listener ends up with (its own, else the platform's for the port)."""
         # Imported here: the stacks package loads cdktf, which validation alone never needs.
-        from mailstrata.stacks.defaults import DEFAULT_LISTENERS, PROXY_CAPABLE
+        from mailstrata.stacks.defaults import DEFAULT_LISTENERS
 
         role = Role(self.layer)
         default = next((d for d in DEFAULT_LISTENERS[role] if d.port == self.port), None)
         protocol = self.protocol or (default.protocol if default else None)
         pool = self.pool_protocol or (default.pool_protocol if default else PoolProtocol.TCP)
+        return role, protocol, pool
+
+    @_rule
+    def _protocols(self) -> list[Problem]:
+        from mailstrata.stacks.defaults import DEFAULT_LISTENERS, PROXY_CAPABLE
+
+        role, protocol, pool = self._effective()
         problems = []
         if protocol is None:
             ports = ", ".join(str(p) for p in sorted(d.port for d in DEFAULT_LISTENERS[role]))
@@ -633,6 +809,12 @@ class ListenerOverride(_Model):
             problems.append(Problem("pool_protocol", f"an HTTP pool needs an HTTP or TERMINATED_HTTPS listener, got "
                                                      f"protocol {protocol.value!r}; set pool_protocol: TCP or "
                                                      "protocol: HTTP"))
+        return problems
+
+    @_rule
+    def _tls_container(self) -> list[Problem]:
+        _, protocol, _ = self._effective()
+        problems = []
         if protocol is ListenerProtocol.TERMINATED_HTTPS and not self.tls_container_ref:
             problems.append(Problem("tls_container_ref", "is required when protocol is TERMINATED_HTTPS; give the "
                                                          "Barbican container ref (openstack secret container list)"))
@@ -640,29 +822,33 @@ class ListenerOverride(_Model):
             problems.append(Problem("tls_container_ref", f"is only used with protocol TERMINATED_HTTPS, got "
                                                          f"{self.tls_container_ref!r}; remove it or set protocol: "
                                                          "TERMINATED_HTTPS"))
+        return problems
+
+    @_rule
+    def _allowed_cidrs(self) -> list[Problem]:
+        role = Role(self.layer)
+        problems = []
         for i, c in enumerate(self.allowed_cidrs or ()):
             public = (role, self.port) in {(Role.SMTP_IN, 25), (Role.WEBMAIL, 443), (Role.WEBMAIL, 80)}
             if ipaddress.ip_network(c).prefixlen == 0 and not public:
                 problems.append(Problem(f"allowed_cidrs[{i}]", f"opens {self.layer} port {self.port} to the whole "
                                                                f"Internet, got {c!r}; list the networks that need it"))
-        _raise_if_any(problems)
-        return self
+        return problems
 
 
-def _unique_listeners(values: tuple[ListenerOverride, ...]) -> tuple[ListenerOverride, ...]:
+def _unique_listeners(items: Items) -> list[Problem]:
     first: dict[tuple[str, int], int] = {}
     problems = []
-    for i, lst in enumerate(values):
+    for i, lst in items:
         key = (lst.layer, lst.port)
         if key in first:
             problems.append(Problem(f"[{i}]", f"repeats listeners[{first[key]}], got layer {lst.layer} port "
                                               f"{lst.port}; merge the two entries"))
         first.setdefault(key, i)
-    _raise_if_any(problems)
-    return values
+    return problems
 
 
-Listeners = Annotated[tuple[ListenerOverride, ...], AfterValidator(_unique_listeners)]
+Listeners = Annotated[tuple[ListenerOverride, ...], _ListChecks(_unique_listeners)]
 
 
 class Storage(_Model):
@@ -692,17 +878,65 @@ class Storage(_Model):
         default=None, description="cinder_server: Cinder volume type. Default: the cloud's default type."
     )
 
-    @model_validator(mode="after")
-    def _mode_fields(self) -> Storage:
-        problems = []
+    @_rule
+    def _export(self) -> list[Problem]:
         if self.mode is StorageMode.EXISTING and self.export is None:
-            problems.append(Problem("export", "is required when mode is existing; give the NAS export as host:/path, "
-                                              "e.g. nas1.domain01.dom:/export/mail"))
-        if self.mode is not StorageMode.EXISTING and self.export is not None:
-            problems.append(Problem("export", f"is only used when mode is existing, got {self.export!r}; remove it "
-                                              "or set mode: existing"))
-        _raise_if_any(problems)
-        return self
+            return [Problem("export", "is required when mode is existing; give the NAS export as host:/path, "
+                                      "e.g. nas1.domain01.dom:/export/mail")]
+        return []
+
+    @_rule
+    def _size_gb(self) -> list[Problem]:
+        return _mode_setting(self, "size_gb")
+
+    @_rule
+    def _share_network_id(self) -> list[Problem]:
+        return _mode_setting(self, "share_network_id")
+
+    @_rule
+    def _share_type(self) -> list[Problem]:
+        return _mode_setting(self, "share_type")
+
+    @_rule
+    def _export_mode(self) -> list[Problem]:
+        return _mode_setting(self, "export")
+
+    @_rule
+    def _flavor(self) -> list[Problem]:
+        return _mode_setting(self, "flavor")
+
+    @_rule
+    def _image(self) -> list[Problem]:
+        return _mode_setting(self, "image")
+
+    @_rule
+    def _volume_type(self) -> list[Problem]:
+        return _mode_setting(self, "volume_type")
+
+
+# The storage settings each mode reads; the others are refused, not silently ignored.
+_MODE_SETTINGS: dict[str, tuple[StorageMode, ...]] = {
+    "size_gb": (StorageMode.MANILA, StorageMode.CINDER_SERVER),
+    "share_network_id": (StorageMode.MANILA,), "share_type": (StorageMode.MANILA,),
+    "export": (StorageMode.EXISTING,),
+    "flavor": (StorageMode.CINDER_SERVER,), "image": (StorageMode.CINDER_SERVER,),
+    "volume_type": (StorageMode.CINDER_SERVER,),
+}
+
+
+def _mode_setting(storage: Storage, name: str) -> list[Problem]:
+    """A setting given for a mode other than storage.mode is refused (mode existing has no size, ...)."""
+    modes = _MODE_SETTINGS[name]
+    value = getattr(storage, name)
+    if storage.mode in modes or name not in storage.model_fields_set or value is None:
+        return []
+    names = " or ".join(m.value for m in modes)
+    return [Problem(name, f"is only used when mode is {names}, got {_shown(value)}; remove it or set mode: "
+                          f"{modes[0].value}")]
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 class Dns(_Model):
@@ -718,19 +952,39 @@ class Dns(_Model):
         description="SPF TXT of each mail domain. List the addresses your smtp-out servers leave from.",
     )
 
+    @_rule
+    def _mail_domain_zones(self) -> list[Problem]:
+        if self.mail_domain_zones and not self.designate:
+            return [Problem("mail_domain_zones", "is only used when designate is true, got true; remove it or set "
+                                                 "designate: true")]
+        return []
+
+    @_rule
+    def _email(self) -> list[Problem]:
+        return self._designate_setting("email")
+
+    @_rule
+    def _ttl(self) -> list[Problem]:
+        return self._designate_setting("ttl")
+
+    def _designate_setting(self, name: str) -> list[Problem]:
+        if self.designate or name not in self.model_fields_set:
+            return []
+        return [Problem(name, f"is only used when designate is true, got {_shown(getattr(self, name))}; remove it "
+                              "or set designate: true")]
+
 
 _DEAD_DNSBLS = {"sorbs.net": "SORBS closed in 2024", "njabl.org": "NJABL closed in 2013",
                 "ahbl.org": "AHBL closed in 2015"}
 
 
-def _live_dnsbls(values: tuple[str, ...]) -> tuple[str, ...]:
+def _live_dnsbls(items: Items) -> list[Problem]:
     problems = []
-    for i, d in enumerate(values):
+    for i, d in items:
         why = next((w for zone, w in _DEAD_DNSBLS.items() if d == zone or d.endswith("." + zone)), None)
         if why is not None:
             problems.append(Problem(f"[{i}]", f"is a dead DNSBL ({why}), got {d!r}; remove it"))
-    _raise_if_any(problems)
-    return values
+    return problems
 
 
 class Spam(_Model):
@@ -743,16 +997,14 @@ class Spam(_Model):
     )
     dsn_cutoff_level: Float = Field(default=15.0, description="Score above which no bounce is sent.")
     amavis_processes: Int = Field(default=16, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc.")
-    dnsbls: Annotated[
-        tuple[Domain, ...], AfterValidator(_unique("dnsbls", "DNSBL")), AfterValidator(_live_dnsbls)
-    ] = Field(
+    dnsbls: Annotated[tuple[Domain, ...], _ListChecks(_unique("dnsbls", "DNSBL"), _live_dnsbls)] = Field(
         default=("zen.spamhaus.org", "bl.spamcop.net"),
         description="DNSBL zones. Spamhaus refuses queries through public resolvers: use your own resolver or DQS.",
     )
     spf_reject_softfail: Bool = Field(default=False, description="Reject SPF softfail too, not only fail.")
 
-    @model_validator(mode="after")
-    def _levels(self) -> Spam:
+    @_rule
+    def _levels(self) -> list[Problem]:
         problems = []
         if not self.tag2_level < self.kill_level:
             problems.append(Problem("kill_level", f"must be above tag2_level {self.tag2_level:g}, got "
@@ -760,8 +1012,7 @@ class Spam(_Model):
         elif not self.kill_level <= self.dsn_cutoff_level:
             problems.append(Problem("kill_level", f"must be at most dsn_cutoff_level {self.dsn_cutoff_level:g}, got "
                                                   f"{self.kill_level:g}; lower it or raise dsn_cutoff_level"))
-        _raise_if_any(problems)
-        return self
+        return problems
 
 
 class Quota(_Model):
@@ -791,6 +1042,13 @@ class Mail(_Model):
     )
     dkim_selector: DnsLabel = Field(default="mail", description="DKIM selector, the same for every domain and server.")
 
+    @_rule
+    def _solr_url(self) -> list[Problem]:
+        if self.fts is FtsBackend.SOLR or "solr_url" not in self.model_fields_set:
+            return []
+        return [Problem("solr_url", f"is only used when fts is solr, got {self.solr_url!r}; remove it or set "
+                                    "fts: solr")]
+
 
 class Tls(_Model):
     """The certificate of the platform's TLS endpoints (SMTP, IMAP, POP3, ManageSieve, webmail)."""
@@ -807,19 +1065,23 @@ class Tls(_Model):
         default=None, description="provided: variable holding the PEM key. Required when source is provided."
     )
 
-    @model_validator(mode="after")
-    def _provided(self) -> Tls:
-        problems = []
-        for name, what in (("certificate", "PEM chain"), ("private_key", "PEM key")):
-            value = getattr(self, name)
-            if self.source is TlsSource.PROVIDED and value is None:
-                problems.append(Problem(name, f"is required when source is provided; give {{variable: tls_{name}}}, "
-                                              f"a sensitive variable holding the {what}"))
-            if self.source is not TlsSource.PROVIDED and value is not None:
-                problems.append(Problem(name, f"is only used when source is provided, got {{variable: "
-                                              f"{value.variable}}}; remove it or set source: provided"))
-        _raise_if_any(problems)
-        return self
+    @_rule
+    def _certificate(self) -> list[Problem]:
+        return self._provided("certificate", "PEM chain")
+
+    @_rule
+    def _private_key(self) -> list[Problem]:
+        return self._provided("private_key", "PEM key")
+
+    def _provided(self, name: str, what: str) -> list[Problem]:
+        value = getattr(self, name)
+        if self.source is TlsSource.PROVIDED and value is None:
+            return [Problem(name, f"is required when source is provided; give {{variable: tls_{name}}}, a sensitive "
+                                  f"variable holding the {what}")]
+        if self.source is not TlsSource.PROVIDED and value is not None:
+            return [Problem(name, f"is only used when source is provided, got {{variable: {value.variable}}}; "
+                                  "remove it or set source: provided")]
+        return []
 
 
 class WebmailSettings(_Model):
@@ -847,15 +1109,15 @@ class WebmailSettings(_Model):
     prefork: Int = Field(default=20, ge=1, le=512, description="SOGo worker processes per server (WOWorkersCount).")
     vmem_limit_mb: Int = Field(default=1024, ge=128, description="Memory a SOGo worker may use (SxVMemLimit).")
 
-    @model_validator(mode="after")
-    def _external_database(self) -> WebmailSettings:
+    @_rule
+    def _external_database(self) -> list[Problem]:
         if self.database_host is not None and self.database_password is None:
-            raise SubProblems([Problem("database_password", "is required when database_host is set, got nothing; "
-                                       "write {variable: webmail_db_password}")])
+            return [Problem("database_password", "is required when database_host is set, got nothing; "
+                                                 "write {variable: webmail_db_password}")]
         if self.database_host is None and self.database_password is not None:
-            raise SubProblems([Problem("database_password", "is only used with database_host, got a variable; "
-                                       "remove it or set database_host")])
-        return self
+            return [Problem("database_password", "is only used with database_host, got a variable; "
+                                                 "remove it or set database_host")]
+        return []
 
 
 class Layers(_Model):
@@ -876,26 +1138,25 @@ class OsChoice(StrEnum):
     CENTOS7 = "centos7"
 
 
-def _distinct_ids(values: tuple[str, ...]) -> tuple[str, ...]:
+def _distinct_ids(items: Items) -> list[Problem]:
     """Per-domain resources are named after the domain (`zone-<domain>`, `record-MX-<domain>`), and Terraform
     names keep only letters, digits, `-` and `_`: two domains with the same letters and digits would become one
     resource, and one of them would silently not be created."""
-    first: dict[str, int] = {}
+    first: dict[str, tuple[int, str]] = {}
     problems = []
-    for i, d in enumerate(values):
+    for i, d in items:
         key = re.sub(r"[^a-z0-9]", "", d)
-        if key in first and values[first[key]] != d:
-            problems.append(Problem(f"[{i}]", f"would share its Terraform resources with domains[{first[key]}] "
-                                              f"{values[first[key]]!r} (both read {key!r} once dots and dashes are "
+        if key in first and first[key][1] != d:
+            j, other = first[key]
+            problems.append(Problem(f"[{i}]", f"would share its Terraform resources with domains[{j}] "
+                                              f"{other!r} (both read {key!r} once dots and dashes are "
                                               f"dropped), got {d!r}; serve one of the two from a second config with "
                                               "its own name"))
-        first.setdefault(key, i)
-    _raise_if_any(problems)
-    return values
+        first.setdefault(key, (i, d))
+    return problems
 
 
-Domains = Annotated[tuple[Domain, ...], AfterValidator(_unique("domains", "mail domain")),
-                    AfterValidator(_distinct_ids)]
+Domains = Annotated[tuple[Domain, ...], _ListChecks(_unique("domains", "mail domain"), _distinct_ids)]
 
 
 def _listener_problems(layers: Layers, listeners: Sequence[ListenerOverride]) -> list[Problem]:
@@ -977,11 +1238,17 @@ def _dns_problems(domains: tuple[str, ...], dns: Dns) -> list[Problem]:
 
 def _webmail_problems(layers: Layers, webmail: WebmailSettings) -> list[Problem]:
     web = layers.webmail
+    if web is None and webmail.model_fields_set:
+        keys = ", ".join(sorted(webmail.model_fields_set))
+        return [Problem("webmail", f"is only used with layers.webmail, got settings for {keys}; remove it or add "
+                                   "the layer")]
     if web is not None and web.count > 1 and webmail.database_host is None:
         # Each server's own MariaDB would give a user different preferences, calendars and contacts
-        # depending on which server the load balancer picks.
-        return [Problem("webmail.database_host", f"is required with {web.count} webmail servers, got nothing; give "
-                                                 "a shared MariaDB/Galera host or set layers.webmail.count: 1")]
+        # depending on which server the load balancer picks. Reported at the count: the user acts there, or adds
+        # a webmail: section that may not exist yet.
+        return [Problem("layers.webmail.count", f"needs webmail.database_host with more than one server, got "
+                                                f"{web.count}; set count: 1, or give webmail.database_host, a "
+                                                "shared MariaDB/Galera host")]
     return []
 
 
@@ -1032,7 +1299,7 @@ class PlatformConfig(_Model):
     tls: Tls = Field(default=Tls(), description=Tls.__doc__)
     webmail: WebmailSettings = Field(default=WebmailSettings(), description=WebmailSettings.__doc__)
     floating_ips: Annotated[
-        tuple[Literal["smtp_in", "webmail"], ...], AfterValidator(_unique("floating_ips", "layer"))
+        tuple[Literal["smtp_in", "webmail"], ...], _ListChecks(_unique("floating_ips", "layer"))
     ] = Field(
         default=("smtp_in", "webmail"), description="Layers whose VIP gets a floating IP (public exposure)."
     )

@@ -163,7 +163,7 @@ def test_given_an_unknown_role_when_parsed_then_it_lists_the_layers(config: dict
 
 
 def test_given_a_listener_for_an_absent_layer_when_parsed_then_it_asks_for_the_layer(config: dict[str, Any]) -> None:
-    del config["layers"]["webmail"]
+    del config["layers"]["webmail"], config["webmail"]
     config["listeners"] = [{"layer": "webmail", "port": 443, "algorithm": "ROUND_ROBIN"}]
 
     assert problems_of(config) == [
@@ -417,7 +417,7 @@ def test_given_several_problems_when_parsed_then_one_error_lists_all_in_model_or
 
 def test_given_a_broken_section_when_parsed_then_cross_section_rules_still_report(config: dict[str, Any]) -> None:
     config["network"]["subnet_cidr"] = "10.10.0.1/24"
-    del config["layers"]["webmail"]
+    del config["layers"]["webmail"], config["webmail"]
     config["listeners"] = [{"layer": "webmail", "port": 443, "algorithm": "ROUND_ROBIN"}]
 
     assert problems_of(config) == [
@@ -523,9 +523,36 @@ def test_given_two_webmail_servers_without_a_shared_database_when_parsed_then_it
     config: dict[str, Any],
 ) -> None:
     del config["webmail"]
+
     assert problems_of(config) == [
-        "webmail.database_host: is required with 2 webmail servers, got nothing; give a shared MariaDB/Galera host "
-        "or set layers.webmail.count: 1"
+        "layers.webmail.count: needs webmail.database_host with more than one server, got 2; set count: 1, or give "
+        "webmail.database_host, a shared MariaDB/Galera host"
+    ]
+
+
+def test_given_two_webmail_servers_and_no_webmail_section_in_a_file_then_it_points_at_the_count(
+    write_config: Any,
+) -> None:
+    path = write_config("# the platform\n" + MINIMAL_YAML + "  webmail: {count: 2}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:18:13: layers.webmail.count: needs webmail.database_host with more than one server, got 2; set "
+        "count: 1, or give webmail.database_host, a shared MariaDB/Galera host"
+    ]
+
+
+def test_given_two_webmail_servers_by_default_in_a_file_then_it_points_at_the_layer(write_config: Any) -> None:
+    path = write_config(MINIMAL_YAML + "  webmail: {flavor: m1.large}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:17:3: layers.webmail.count: needs webmail.database_host with more than one server, got 2; set "
+        "count: 1, or give webmail.database_host, a shared MariaDB/Galera host"
     ]
 
 
@@ -926,3 +953,206 @@ def test_given_anchors_for_repeated_layer_settings_when_loaded_then_they_still_w
     cfg = load_config(write_config(text))
 
     assert (cfg.layers.smtp_out.count, cfg.layers.mailstore.count, cfg.layers.mailstore.flavor) == (3, 2, "m1.large")
+
+
+# ---- one error never hides another in the same section ------------------------------------------------
+
+
+def test_given_an_s3_endpoint_without_a_scheme_and_no_bucket_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["backend"] = {"type": "s3", "endpoint": "rgw.example.com"}
+
+    assert problems_of(config) == [
+        "backend.endpoint: is not an http:// or https:// URL, got 'rgw.example.com'; write it like "
+        "http://host.domain01.dom/path",
+        "backend.bucket: is required when type is s3; give the bucket name",
+    ]
+
+
+def test_given_a_url_for_a_dnsbl_and_kill_level_below_tag2_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["mail"] = {"spam": {"dnsbls": ["https://zen.spamhaus.org"], "kill_level": 5}}
+
+    assert problems_of(config) == [
+        "mail.spam.dnsbls[0]: is not a lower-case DNS domain, got 'https://zen.spamhaus.org'; write it like "
+        "domain01.dom",
+        "mail.spam.kill_level: must be above tag2_level 9, got 5; raise it or lower tag2_level",
+    ]
+
+
+def test_given_an_upper_case_domain_and_a_repeat_when_parsed_then_both_are_reported(config: dict[str, Any]) -> None:
+    config["domains"] = ["example.com", "Example.com", "example.com"]
+
+    assert problems_of(config) == [
+        "domains[1]: is not a lower-case DNS domain, got 'Example.com'; use 'example.com'",
+        "domains[2]: repeats domains[0], got 'example.com'; list each mail domain once",
+    ]
+
+
+def test_given_a_bad_listener_and_two_repeated_ones_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["listeners"] = [{"layer": "mailstore", "port": 0}, {"layer": "mailstore", "port": 143},
+                           {"layer": "mailstore", "port": 143}]
+
+    assert problems_of(config) == [
+        "listeners[0].port: must be at least 1, got 0; use a whole number from 1 to 65535",
+        "listeners[2]: repeats listeners[1], got layer mailstore port 143; merge the two entries",
+    ]
+
+
+def test_given_a_bad_algorithm_and_a_stray_tls_container_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["listeners"] = [{"layer": "webmail", "port": 443, "algorithm": "RANDOM", "tls_container_ref": "x"}]
+
+    assert problems_of(config) == [
+        "listeners[0].algorithm: is not one of the choices, got 'RANDOM'; use one of: ROUND_ROBIN, "
+        "LEAST_CONNECTIONS, SOURCE_IP",
+        "listeners[0].tls_container_ref: is only used with protocol TERMINATED_HTTPS, got 'x'; remove it or set "
+        "protocol: TERMINATED_HTTPS",
+    ]
+
+
+def test_given_a_literal_certificate_and_no_key_when_parsed_then_both_are_reported(config: dict[str, Any]) -> None:
+    config["tls"] = {"source": "provided", "certificate": "-----BEGIN CERTIFICATE-----"}
+
+    assert problems_of(config) == [
+        "tls.certificate: is a literal secret, got text (not shown); secrets never go in the config: write "
+        "{variable: tls_certificate} and set TF_VAR_tls_certificate when you run cdktf deploy",
+        "tls.private_key: is required when source is provided; give {variable: tls_private_key}, a sensitive "
+        "variable holding the PEM key",
+    ]
+
+
+def test_given_a_bad_base_dn_and_an_ldaps_url_with_starttls_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["directory"]["base_dn"] = "domain01.dom"
+    config["directory"]["tls"] = "starttls"
+
+    assert problems_of(config) == [
+        "directory.base_dn: is not an LDAP DN, got 'domain01.dom'; use dc=domain01,dc=dom",
+        "directory.urls[0]: is an ldaps:// URL but tls is starttls, got 'ldaps://dc1.domain01.dom:636'; set tls: "
+        "ldaps or use an ldap:// URL",
+    ]
+
+
+def test_given_an_admin_address_without_prefix_and_the_whole_internet_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["network"]["admin_cidrs"] = ["10.99.0.5", "0.0.0.0/0"]
+
+    assert problems_of(config) == [
+        "network.admin_cidrs[0]: has no prefix length, got '10.99.0.5'; write the network with its prefix, e.g. "
+        "10.99.0.0/24, or 10.99.0.5/32 for this one address",
+        "network.admin_cidrs[1]: opens SSH to the whole Internet, got '0.0.0.0/0'; list your admin networks, e.g. "
+        "10.99.0.0/24",
+    ]
+
+
+def test_given_a_bad_count_and_a_subnet_without_its_cidr_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["layers"]["mailstore"]["count"] = 0
+    del config["layers"]["mailstore"]["subnet_cidr"]
+
+    assert problems_of(config) == [
+        "layers.mailstore.count: must be at least 1, got 0; use a whole number from 1 to 500",
+        "layers.mailstore.subnet_cidr: is required when subnet_id is set, got nothing; give both or neither",
+    ]
+
+
+def test_given_a_bad_time_zone_and_a_password_without_a_host_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["layers"]["webmail"]["count"] = 1
+    config["webmail"] = {"timezone": "Europe/Madird", "database_password": {"variable": "webmail_db_password"}}
+
+    assert problems_of(config) == [
+        "webmail.timezone: is not a time zone, got 'Europe/Madird'; use an IANA name such as Europe/Madrid or UTC "
+        "(did you mean 'Europe/Madrid'?)",
+        "webmail.database_password: is only used with database_host, got a variable; remove it or set database_host",
+    ]
+
+
+def test_given_a_bad_flavor_on_existing_storage_without_export_when_parsed_then_both_are_reported(
+    config: dict[str, Any],
+) -> None:
+    config["storage"] = {"mode": "existing", "flavor": "m1.large "}
+
+    assert problems_of(config) == [
+        "storage.flavor: has spaces around it, got 'm1.large '; use 'm1.large'",
+        "storage.export: is required when mode is existing; give the NAS export as host:/path, "
+        "e.g. nas1.domain01.dom:/export/mail",
+    ]
+
+
+# ---- settings that only apply with a layer or a mode are refused, not ignored ---------------------------
+
+
+def test_given_webmail_settings_without_a_webmail_layer_when_parsed_then_they_are_refused(
+    config: dict[str, Any],
+) -> None:
+    del config["layers"]["webmail"]
+
+    assert problems_of(config) == [
+        "webmail: is only used with layers.webmail, got settings for database_host, database_password; remove it or "
+        "add the layer"
+    ]
+
+
+def test_given_manila_and_cinder_settings_with_an_existing_nas_when_parsed_then_they_are_refused(
+    config: dict[str, Any],
+) -> None:
+    config["storage"] = {"mode": "existing", "export": "nas1.domain01.dom:/export/mail", "size_gb": 500,
+                         "share_type": "gold", "flavor": "m1.large"}
+
+    assert problems_of(config) == [
+        "storage.size_gb: is only used when mode is manila or cinder_server, got 500; remove it or set mode: manila",
+        "storage.share_type: is only used when mode is manila, got 'gold'; remove it or set mode: manila",
+        "storage.flavor: is only used when mode is cinder_server, got 'm1.large'; remove it or set mode: "
+        "cinder_server",
+    ]
+
+
+def test_given_a_share_network_with_a_cinder_server_when_parsed_then_it_is_refused(config: dict[str, Any]) -> None:
+    config["storage"] = {"mode": "cinder_server", "share_network_id": "6f1c1c3e-0000-4000-8000-00000000a004"}
+
+    assert problems_of(config) == [
+        "storage.share_network_id: is only used when mode is manila, got '6f1c1c3e-0000-4000-8000-00000000a004'; "
+        "remove it or set mode: manila"
+    ]
+
+
+def test_given_cinder_server_settings_with_manila_when_parsed_then_they_are_refused(config: dict[str, Any]) -> None:
+    config["storage"] = {"mode": "manila", "image": "CentOS-7-x86_64-GenericCloud-2009", "volume_type": "ssd"}
+
+    assert problems_of(config) == [
+        "storage.image: is only used when mode is cinder_server, got 'CentOS-7-x86_64-GenericCloud-2009'; remove it "
+        "or set mode: cinder_server",
+        "storage.volume_type: is only used when mode is cinder_server, got 'ssd'; remove it or set mode: "
+        "cinder_server",
+    ]
+
+
+def test_given_designate_settings_without_designate_when_parsed_then_they_are_refused(
+    config: dict[str, Any],
+) -> None:
+    config["dns"] = {"zone": "cloud0.hc.mycompany.dom", "mail_domain_zones": True, "ttl": 60}
+
+    assert problems_of(config) == [
+        "dns.mail_domain_zones: is only used when designate is true, got true; remove it or set designate: true",
+        "dns.ttl: is only used when designate is true, got 60; remove it or set designate: true",
+    ]
+
+
+def test_given_a_solr_url_with_lucene_search_when_parsed_then_it_is_refused(config: dict[str, Any]) -> None:
+    config["mail"] = {"solr_url": "http://solr.domain01.dom:8983/solr/dovecot"}
+
+    assert problems_of(config) == [
+        "mail.solr_url: is only used when fts is solr, got 'http://solr.domain01.dom:8983/solr/dovecot'; remove it or "
+        "set fts: solr"
+    ]
