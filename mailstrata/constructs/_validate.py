@@ -207,6 +207,10 @@ def _check(p: Problems, path: str, value: object, tp: Any) -> bool:
     return True
 
 
+# Props types a user does not write by hand: the public helper that builds one.
+_BUILT_BY = {"PlatformContext": "mailstrata.compose.platform_context(directory=<your AdBinding>, vips=..., ...)"}
+
+
 def _fix(value: object, tp: type) -> str:
     if issubclass(tp, Enum):
         members = list(tp)
@@ -225,10 +229,13 @@ def _fix(value: object, tp: type) -> str:
         return f"write {int(value)}"
     if tp is int and isinstance(value, bool):
         return "write a whole number such as 2: True and False are not numbers"
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return f"write {tp.__name__}(...) with these values as keyword arguments"
+    if tp.__name__ in _BUILT_BY:
+        return f"build it with {_BUILT_BY[tp.__name__]}"
     if dataclasses.is_dataclass(tp):
-        return f"write {tp.__name__}(...)"
+        where = "" if tp.__module__.startswith("mailstrata.constructs") else \
+            f" (from {tp.__module__} import {tp.__name__})"
+        kwargs = " with these values as keyword arguments" if isinstance(value, dict) else ""
+        return f"write {tp.__name__}(...){kwargs}{where}"
     if tp is str and isinstance(value, Enum):
         return f"use {value.value!r}"
     return f"give {_name(tp)}"

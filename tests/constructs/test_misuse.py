@@ -108,7 +108,12 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         "e.g. 10.0.0.0/24, or 10.99.0.5/32 for this one address"),
     "no platform": (
         lambda s: layer(s, platform=None),
-        "props.platform: must be a PlatformContext, got None; write PlatformContext(...)"),
+        "props.platform: must be a PlatformContext, got None; build it with mailstrata.compose.platform_context("
+        "directory=<your AdBinding>, vips=..., ...)"),
+    "a dict for the platform": (
+        lambda s: layer(s, platform={"name": "t"}),
+        "props.platform: must be a PlatformContext, got a dict; build it with mailstrata.compose.platform_context("
+        "directory=<your AdBinding>, vips=..., ...)"),
     "an affinity as text": (
         lambda s: layer(s, affinity="soft-anti-affinity"),
         "props.affinity: must be an Affinity, got the text 'soft-anti-affinity'; use Affinity.SOFT_ANTI_AFFINITY"),
@@ -170,7 +175,7 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
     "attributes as a dict": (
         lambda s: ad(s, attributes={"login": "uid"}),
         "props.attributes: must be an AttributeMap, got a dict; write AttributeMap(...) with these values as keyword "
-        "arguments"),
+        "arguments (from mailstrata.directory import AttributeMap)"),
 }
 
 
