@@ -157,7 +157,7 @@ in_root() {  # in_root LOGNAME 'shell command': runs it in the root with a clean
   chroot "$ROOT" /usr/bin/env -i PATH="$CHROOT_PATH" HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
     CHECKPOINT_DISABLE=1 DEBIAN_FRONTEND=noninteractive "${NETWORK_ENV[@]}" /bin/bash -c "$1" </dev/null >"$log" 2>&1 \
     || { local rc=$?; echo "--- last lines of $log:"; tail -40 "$log"; return $rc; }
-  grep -E '^=+ .*(passed|failed).* =+$' "$log" || true  # pytest's closing line, when there is one
+  grep -E '^(=+ )?[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$log" || true  # pytest's closing line, if any
 }
 
 say "prerequisites: apt-get install ${PREREQS[*]}; terraform from $TERRAFORM; ${#NETWORK_ENV[@]} network variable(s)"
