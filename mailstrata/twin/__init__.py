@@ -4,6 +4,6 @@
 templates through the relocated `debian12` OS profile, and runs every daemon, one HAProxy per VIP, a
 Samba AD and a dnsmasq inside one network namespace that has only `lo`. See docs/twin.md.
 
-(This package's modules import cdktf lazily: `mailstrata.twin.samba` also runs as a script under
-Samba's own Python.)
+(This package's modules import cdktf lazily. The directory's seed step, `files/samba_seed.py`, is a
+standalone script run isolated under Samba's own Python; it imports nothing of mailstrata.)
 """
