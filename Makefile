@@ -57,7 +57,8 @@ unit: .venv/.installed deps-node ## pytest (the whole suite)
 test: install deps-apt lint typecheck unit ## everything: lint, types, the whole pytest suite
 
 scan: synth ## checkov with the built-in and mailstrata's own checks on every synthesized stack
-	@set -e; for d in cdktf.out/stacks/*/; do echo "checkov: $$d"; .venv/bin/checkov -d $$d $(CHECKOV_FLAGS); done
+	@set -e; for f in cdktf.out/stacks/*/cdk.tf.json; do d=$$(dirname $$f); echo "checkov: $$d"; \
+		.venv/bin/checkov -d $$d $(CHECKOV_FLAGS); done  # a removed stack's folder may keep only .terraform/
 
 schema: .venv/.installed ## regenerate docs/config-schema.json and the key tables of docs/config.md
 	$(PY) -m mailstrata.cli schema > docs/config-schema.json
