@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -10,7 +12,8 @@ from typing import Any
 
 from mailstrata.app import synth
 
-_OUT = Path(tempfile.mkdtemp(prefix="mailstrata-test-synth-"))
+_OUT = Path(tempfile.mkdtemp(prefix="mailstrata-test-synth-"))  # new per session: nothing is reused
+atexit.register(shutil.rmtree, _OUT, ignore_errors=True)
 
 
 def synth_config_file(path: str | None, name: str) -> dict[str, Any]:
