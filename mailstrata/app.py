@@ -57,13 +57,12 @@ def synth(paths: Sequence[str | None], outdir: str = "cdktf.out") -> Path:
     """
     configs = check(paths, outdir)
     target = Path(outdir)
-
-    from cdktf import App
-
-    from mailstrata.stacks import MailPlatformStack
-
-    staging = _staging(target)
+    staging = _staging(target)  # before cdktf loads: a bad --outdir is refused at once
     try:
+        from cdktf import App
+
+        from mailstrata.stacks import MailPlatformStack
+
         app = App(outdir=str(staging), skip_validation=False)
         for cfg in configs:
             MailPlatformStack(app, cfg.name, config=cfg)
