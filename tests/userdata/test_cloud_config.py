@@ -163,11 +163,12 @@ def _platform_with(count: int) -> tuple[dict[str, tuple[int, str]], dict[str, An
 
     from mailstrata.stacks import MailPlatformStack
 
-    outdir = Path(tempfile.mkdtemp(prefix=f"mailstrata-{count}-domains-"))
-    app = App(outdir=str(outdir))
-    stack = MailPlatformStack(app, "mail", config=many_domains.config_with_domains(count))
-    app.synth()
-    doc = json.loads((outdir / "stacks" / "mail" / "cdk.tf.json").read_text())
+    with tempfile.TemporaryDirectory(prefix=f"mailstrata-{count}-domains-") as tmp:
+        outdir = Path(tmp)
+        app = App(outdir=str(outdir))
+        stack = MailPlatformStack(app, "mail", config=many_domains.config_with_domains(count))
+        app.synth()
+        doc = json.loads((outdir / "stacks" / "mail" / "cdk.tf.json").read_text())
     estimates = {}
     for role, layer in stack.layers.items():
         assert layer.user_data is not None
@@ -229,14 +230,14 @@ def test_the_size_check_refuses_one_domain_more_than_it_says_fits() -> None:
     assert 1000 <= fit < 1500  # what the one-key design gives with 10-20 character names (docs/benchmarks.md)
 
 
-def test_synth_refuses_too_many_domains_naming_domains_not_optional_features() -> None:
+def test_synth_refuses_too_many_domains_naming_domains_not_optional_features(tmp_path: Path) -> None:
     from cdktf import App
 
     from mailstrata.stacks import MailPlatformStack
 
     cfg = many_domains.config_with_domains(1500, dns={"zone": "cloud0.hc.mycompany.dom", "designate": False})
     with pytest.raises(ConfigError) as err:
-        MailPlatformStack(App(outdir=tempfile.mkdtemp(prefix="mailstrata-too-many-")), "mail", config=cfg)
+        MailPlatformStack(App(outdir=str(tmp_path)), "mail", config=cfg)
     [problem] = err.value.problems
     assert (problem.path, "optional features" in problem.message) == ("domains", False)
     assert re.search(r"got 1500 mail domains; at most \d+ fit with this config", problem.message), problem.message
