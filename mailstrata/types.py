@@ -1,8 +1,9 @@
-"""Closed choices shared by the constructs and the config (no cdktf import, so the config and
-`check-ad` load without the jsii runtime). The constructs re-export them."""
+"""Closed choices and value types shared by the config, the constructs and the templates (no cdktf import,
+so the config and `check-ad` load without the jsii runtime). The constructs re-export them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -48,3 +49,44 @@ class StorageMode(StrEnum):
     MANILA = "manila"  # an NFS share from OpenStack Manila
     CINDER_SERVER = "cinder_server"  # the seed's setup: an NFS server on a Cinder volume
     EXISTING = "existing"  # a NAS that already exports the mail volume
+
+
+class OverQuota(StrEnum):
+    """What happens to a message for a mailbox that is over its quota."""
+
+    # Dovecot's `quota_full_tempfail = yes`: LMTP answers 4xx, the message waits in the mailstore's Postfix
+    # queue until the user frees space or `maximal_queue_lifetime` passes. The seed's `= no` is a bounce,
+    # although its comment promised a wait.
+    DEFER = "defer"
+    BOUNCE = "bounce"  # `quota_full_tempfail = no`: LMTP answers 5xx and the sender gets a bounce at once
+
+
+class FtsBackend(StrEnum):
+    """Dovecot full-text search backend."""
+
+    LUCENE = "lucene"  # indexes inside each mailbox on NFS (the seed's default)
+    SOLR = "solr"  # indexes in Solr, off the shared storage
+
+
+class TlsSource(StrEnum):
+    """Where a layer's TLS certificate comes from."""
+
+    SELF_SIGNED = "self_signed"  # made at first boot on each server; replace before production
+    PROVIDED = "provided"  # PEM certificate and key given as sensitive Terraform variables
+
+
+class Filesystem(StrEnum):
+    """The filesystem the NFS server makes on its blank volume."""
+
+    XFS = "xfs"  # CentOS 7's default, as in the seed
+    EXT4 = "ext4"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Secret:
+    """A secret value as a Terraform reference; never a literal in the synthesized JSON."""
+
+    ref: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return self.ref

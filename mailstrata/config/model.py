@@ -45,8 +45,16 @@ from pydantic_core import InitErrorDetails, core_schema
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problem
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
-from mailstrata.types import Affinity, Algorithm, ListenerProtocol, PoolProtocol, StorageMode
-from mailstrata.userdata.context import FtsBackend, OverQuota, TlsSource
+from mailstrata.types import (
+    Affinity,
+    Algorithm,
+    FtsBackend,
+    ListenerProtocol,
+    OverQuota,
+    PoolProtocol,
+    StorageMode,
+    TlsSource,
+)
 
 
 class SubProblems(ValueError):
