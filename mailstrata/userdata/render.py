@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
 import jinja2
 
 from mailstrata.roles import Role
-from mailstrata.userdata.context import PlatformContext, Secret
+from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.files import FileSpec, RenderedFile
 from mailstrata.userdata.profiles import OsProfile, load_profile
 
 BANNER_PREFIX = "Managed by mailstrata"
@@ -37,33 +38,6 @@ CLOUD_CONFIG_KEYS: frozenset[str] = frozenset(
         "final_message",
     }
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class FileSpec:
-    """One file a layer writes: its destination, how to make its content, its owner and mode.
-
-    Exactly one of `template` (a path under `templates/`, rendered with `context`) or `secret` (the
-    whole file is a secret, e.g. a PEM key, written base64-encoded from a Terraform reference).
-    `owner`/`mode` are applied by the setup script once packages have created the users.
-    """
-
-    dest: str
-    template: str | None = None
-    context: Mapping[str, Any] = field(default_factory=dict)
-    secret: Secret | None = None
-    owner: str = "root:root"
-    mode: str = "0644"
-    comment: str = "#"  # the line-comment marker of the file's format, for the banner
-
-
-@dataclass(frozen=True)
-class RenderedFile:
-    path: str
-    content: str  # for a secret file: the Terraform expression of its base64 content
-    owner: str
-    mode: str
-    b64: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
