@@ -5,6 +5,7 @@ from __future__ import annotations
 from cdktf_cdktf_provider_openstack.networking_secgroup_rule_v2 import NetworkingSecgroupRuleV2
 from constructs import Construct
 
+from mailstrata.policies.marker import format_marker
 from mailstrata.roles import Role
 
 
@@ -21,5 +22,5 @@ def allow_ssh_from_admins(scope: Construct, security_group_id: str, role: Role, 
             port_range_min=22,
             port_range_max=22,
             remote_ip_prefix=cidr,
-            description=f"mailstrata/{role.value}/22/admin: SSH from admin network {cidr}",
+            description=format_marker(role, f"SSH from admin network {cidr}", port=22, admin=True),
         )

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from mailstrata.constructs import _validate as v
 from mailstrata.errors import Problems
+from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import Algorithm, ListenerProtocol, MonitorType, Persistence, PoolProtocol
@@ -207,7 +208,7 @@ class LbaasVip(Construct):
             "lb",
             name=props.name,
             vip_subnet_id=props.vip_subnet_id,
-            description=f"mailstrata/{role.value}: {props.description or role.slug + ' VIP'}",
+            description=format_marker(role, props.description or f"{role.slug} VIP"),
         )
         self.vip_address: str = self.loadbalancer.vip_address
         self.vip_port_id: str = self.loadbalancer.vip_port_id
@@ -222,13 +223,12 @@ class LbaasVip(Construct):
                 "fip",
                 pool=props.floating_ip.external_network,
                 port_id=self.vip_port_id,
-                description=f"mailstrata/{role.value}: public address of the {role.slug} VIP",
+                description=format_marker(role, f"public address of the {role.slug} VIP"),
             )
             self.floating_ip_address = fip.address
 
     def _listener(self, lst: Listener) -> None:
         role = self.props.role
-        marker = f"mailstrata/{role.value}/{lst.port}"
         listener = LbListenerV2(
             self,
             f"listener-{lst.port}",
@@ -240,7 +240,7 @@ class LbaasVip(Construct):
             timeout_member_data=lst.timeout_member_data_ms,
             allowed_cidrs=list(lst.allowed_cidrs) or None,
             default_tls_container_ref=lst.tls_container_ref,
-            description=f"{marker}: {lst.service} listener",
+            description=format_marker(role, f"{lst.service} listener", port=lst.port),
         )
         pool = LbPoolV2(
             self,
@@ -250,7 +250,7 @@ class LbaasVip(Construct):
             protocol=lst.pool_protocol.value,
             lb_method=lst.algorithm.value,
             persistence=LbPoolV2Persistence(type=lst.persistence.value) if lst.persistence else None,
-            description=f"{marker}: {lst.service} pool ({lst.pool_protocol.value})",
+            description=format_marker(role, f"{lst.service} pool ({lst.pool_protocol.value})", port=lst.port),
         )
         m = lst.monitor
         http = m.type in (MonitorType.HTTP, MonitorType.HTTPS)

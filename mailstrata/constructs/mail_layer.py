@@ -22,6 +22,7 @@ from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
 from mailstrata.constructs._variables import declare_variables
 from mailstrata.errors import Problems
+from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
 from mailstrata.userdata.context import NfsMount, PlatformContext
@@ -120,7 +121,7 @@ class MailLayer(Construct):
         slug = role.slug
         prefix = f"{props.name_prefix}-{slug}"
         self.security_group = NetworkingSecgroupV2(
-            self, "sg", name=prefix, description=f"mailstrata/{role.value}: {slug} servers"
+            self, "sg", name=prefix, description=format_marker(role, f"{slug} servers")
         )
         member_ports = sorted({port for vip in props.vips for port in vip.member_ports})
         for member_port in member_ports:
@@ -180,7 +181,7 @@ class MailLayer(Construct):
             port_range_max=port,
             remote_ip_prefix=cidr,
             remote_group_id=remote_group_id,
-            description=f"mailstrata/{self.props.role.value}/{port}: {why}",
+            description=format_marker(self.props.role, why, port=port),
         )
 
     @property

@@ -22,6 +22,7 @@ from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
 from mailstrata.constructs._variables import declare_variables
 from mailstrata.errors import ConfigError, Problem, Problems
+from mailstrata.policies.marker import format_marker
 from mailstrata.roles import Role
 from mailstrata.types import StorageMode
 from mailstrata.userdata.context import NfsMount, NfsServer, PlatformContext
@@ -131,7 +132,7 @@ class NfsShare(Construct):
                 size=props.size_gb,
                 share_network_id=props.share_network_id,
                 share_type=props.share_type,
-                description="mailstrata/mailstore: every mailbox of the platform",
+                description=format_marker(Role.MAILSTORE, "every mailbox of the platform"),
             )
             self.export_location = Token.as_string(self.share.export_locations.get(0).path)
         elif props.mode is StorageMode.CINDER_SERVER:
@@ -144,7 +145,7 @@ class NfsShare(Construct):
     def _cinder_server(self, props: NfsShareProps, srv: CinderServerProps) -> str:
         name = f"{props.name_prefix}-nfs"
         self.security_group = NetworkingSecgroupV2(
-            self, "sg", name=name, description="mailstrata/nfs_server: NFS server of the mailboxes"
+            self, "sg", name=name, description=format_marker(Role.NFS_SERVER, "NFS server of the mailboxes")
         )
         allow_ssh_from_admins(self, self.security_group.id, Role.NFS_SERVER, srv.admin_cidrs)
         port = NetworkingPortV2(
@@ -162,7 +163,7 @@ class NfsShare(Construct):
             name=f"{name}-data",
             size=props.size_gb,
             volume_type=srv.volume_type,
-            description="mailstrata/nfs_server: mailbox volume, formatted once by the NFS server",
+            description=format_marker(Role.NFS_SERVER, "mailbox volume, formatted once by the NFS server"),
         )
         # The volume by its ID (virtio serials keep the first 20 characters), not /dev/vdb, which depends
         # on attachment order.
@@ -215,6 +216,7 @@ class NfsShare(Construct):
                     access_level="rw",
                 )
         if self.security_group is not None:
+            slug = layer.props.role.slug
             settings = self.context.nfs_server if self.context is not None else NfsServer()
             for proto, port in nfs_ports(settings):
                 NetworkingSecgroupRuleV2(
@@ -227,6 +229,6 @@ class NfsShare(Construct):
                     port_range_min=port,
                     port_range_max=port,
                     remote_group_id=layer.security_group.id,
-                    description=f"mailstrata/nfs_server/{port}: NFS ({proto}) from the {layer.props.role.slug} servers",
+                    description=format_marker(Role.NFS_SERVER, f"NFS ({proto}) from the {slug} servers", port=port),
                 )
         return NfsMount(source=self.export_location, mount_point=self.props.mount_point)
