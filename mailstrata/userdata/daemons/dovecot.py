@@ -1,0 +1,279 @@
+"""Dovecot: IMAP, POP3 and ManageSieve behind the LB's PROXY pools, LMTP from the local MTA, maildirs on NFS.
+
+Files (templates under `templates/dovecot/`, named by destination path):
+- `dovecot.conf`: one self-contained file (the package's conf.d/ is not included): NFS-safe storage,
+  LDAP passdb/userdb, the TLS floor, the login services and their listeners, LMTP on a unix socket,
+  quota, shared folders (ACL), full-text search and sieve;
+- `dovecot-ldap.conf.ext`: the directory in Dovecot's syntax (connection facts, CA choice and filters
+  come from `daemons.ldap`);
+- the global sieve `spam-to-junk.sieve`, which the role script compiles;
+- a systemd drop-in that orders Dovecot after the mailbox share's mount (the role adds it with a share).
+
+OS differences are data: paths, users and the Dovecot version come from the OS profile; the only setting
+the version changes is the TLS floor (`ssl_min_protocol` from 2.3, the `ssl_protocols` list before).
+
+Caveat (defect 12): Dovecot's NFS settings reduce, but do not remove, index races when two servers
+serve one user at the same time. Per-user affinity (a Dovecot director or proxy tier in front of these
+servers) is the robust answer; nothing here prevents adding it in front.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from mailstrata.errors import Problems
+from mailstrata.userdata.context import FtsBackend, OverQuota, PlatformContext
+from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
+from mailstrata.userdata.profiles import OsProfile
+from mailstrata.userdata.render import FileSpec
+
+# Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are configured apart by OpenSSL); the same
+# names are understood by CentOS 7's OpenSSL 1.0.2 and by Debian's 3.0.
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+    )
+)
+GLOBAL_SIEVE = "spam-to-junk.sieve"  # runs before every user's own script
+TEMPLATES = "dovecot"  # this daemon's folder under templates/
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listener:
+    """One Dovecot inet_listener."""
+
+    name: str
+    port: int
+    ssl: bool
+    haproxy: bool  # the LB pool of this port sends the PROXY protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginService:
+    name: str  # imap-login, pop3-login, managesieve-login
+    listeners: tuple[Listener, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mailbox:
+    name: str
+    special_use: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DovecotConf:
+    """Everything `dovecot.conf` needs; one value per setting, computed here."""
+
+    base_dir: str
+    state_dir: str
+    log_path: str
+    protocols: str
+    vmail_uid: int
+    ldap_conf: str
+    ssl_cert: str
+    ssl_key: str
+    tls_floor_key: str  # ssl_min_protocol (2.3) or ssl_protocols (2.2)
+    tls_floor_value: str
+    cipher_list: str
+    login_services: tuple[LoginService, ...]
+    haproxy_trusted_networks: str  # empty when no listener is behind a PROXY pool
+    lmtp_socket: str
+    postfix_user: str
+    postmaster_address: str
+    mailboxes: tuple[Mailbox, ...]
+    mail_plugins: str
+    fts: str
+    fts_key: str  # fts_lucene or fts_solr
+    fts_value: str
+    quota_rules: tuple[str, ...]
+    quota_full_tempfail: bool
+    acl_shared_dict: str
+    sieve_before: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DovecotLdap:
+    """`dovecot-ldap.conf.ext`: one file for passdb and userdb (auth binds are made on their own connection)."""
+
+    connection: LdapConnection
+    pass_filter: str
+    user_filter: str
+    user_attrs: str
+    iterate_attrs: str
+    iterate_filter: str
+
+    @property
+    def uris(self) -> str:
+        """Dovecot's `uris`: the URLs, space-separated, tried in order."""
+        return " ".join(self.connection.urls)
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+
+def _trusted_proxies(ctx: PlatformContext) -> tuple[str, ...]:
+    """Where PROXY headers may come from: Octavia's amphorae.
+
+    An amphora talks to its members from its port on the member subnet (the layer's own subnet) when the
+    pool member names a subnet, else from the VIP network: both are trusted, nothing else is. A /0
+    would let any client forge its address, so it is refused.
+    """
+    nets = tuple(dict.fromkeys([*ctx.networks.vip_subnet, *ctx.networks.of(ctx.role)]))
+    problems = Problems()
+    for n in nets:
+        if ipaddress.ip_network(n, strict=False).prefixlen == 0:
+            where = "networks.vip_subnet" if n in ctx.networks.vip_subnet else f"networks.servers.{ctx.role.value}"
+            problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets")
+    problems.raise_if_any()
+    return nets
+
+
+def _tls_floor(os: OsProfile) -> tuple[str, str]:
+    # Dovecot 2.3 replaced ssl_protocols by ssl_min_protocol; 2.2 only knows the exclusion list.
+    if os.version_at_least("dovecot", "2.3"):
+        return "ssl_min_protocol", "TLSv1.2"
+    return "ssl_protocols", "!SSLv2 !SSLv3 !TLSv1 !TLSv1.1"
+
+
+def _login_services(ctx: PlatformContext) -> tuple[LoginService, ...]:
+    def listener(name: str, port: int, ssl: bool) -> Listener:
+        return Listener(name=name, port=port, ssl=ssl, haproxy=port in ctx.proxy_ports)
+
+    return (
+        LoginService(name="imap-login", listeners=(listener("imap", 143, False), listener("imaps", 993, True))),
+        LoginService(name="pop3-login", listeners=(listener("pop3", 110, False), listener("pop3s", 995, True))),
+        LoginService(name="managesieve-login", listeners=(listener("sieve", 4190, False),)),
+    )
+
+
+def _solr_url(url: str) -> str:
+    # Dovecot appends "select?..." and "update" to the URL as given.
+    return url if url.endswith("/") else url + "/"
+
+
+def quota_rules(ctx: PlatformContext) -> tuple[str, ...]:
+    """The default rule for every mailbox, and the extra room Trash gets so that deleting still works."""
+    q = ctx.quota
+    return (f"*:storage={q.default_storage}:messages={q.default_messages}", f"Trash:storage=+{q.trash_extra}")
+
+
+def global_sieve(os: OsProfile) -> str:
+    """Where the global sieve lives; the role script compiles it (`sievec`) as root."""
+    return f"{os.paths.sieve_global_dir}/{GLOBAL_SIEVE}"
+
+
+# ---- per-file contexts ------------------------------------------------------------------------------
+
+
+def dovecot_conf(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> DovecotConf:
+    """`lmtp_socket`: the LMTP socket, relative to Postfix's queue directory (where its lmtp client runs)."""
+    services = _login_services(ctx)
+    proxied = any(lst.haproxy for s in services for lst in s.listeners)
+    floor_key, floor_value = _tls_floor(os)
+    vmail = str(os.paths.vmail_home)
+    if ctx.fts is FtsBackend.SOLR:
+        fts_plugin, fts_key, fts_value = "fts_solr", "fts_solr", f"url={_solr_url(ctx.solr_url)}"
+    else:
+        # "@" and "." split words too, so a search for a part of an address finds it (the seed's choice).
+        fts_plugin, fts_key, fts_value = "fts_lucene", "fts_lucene", "whitespace_chars=@."
+    return DovecotConf(
+        base_dir=str(os.paths.dovecot_base_dir),
+        state_dir=str(os.paths.dovecot_state_dir),
+        log_path=str(os.paths.dovecot_log),
+        protocols="imap pop3 lmtp sieve",
+        vmail_uid=ctx.vmail_uid,
+        ldap_conf=f"{os.paths.dovecot_dir}/dovecot-ldap.conf.ext",
+        ssl_cert=f"{os.paths.tls_dir}/server.crt",
+        ssl_key=f"{os.paths.tls_dir}/server.key",
+        tls_floor_key=floor_key,
+        tls_floor_value=floor_value,
+        cipher_list=TLS12_CIPHERS,
+        login_services=services,
+        haproxy_trusted_networks=" ".join(_trusted_proxies(ctx)) if proxied else "",
+        lmtp_socket=f"{os.paths.postfix_queue_dir}/{lmtp_socket}",
+        postfix_user=str(os.users.postfix),
+        postmaster_address=f"postmaster@{ctx.primary_domain}",
+        mailboxes=(
+            Mailbox(name="Drafts", special_use="\\Drafts"),
+            Mailbox(name="Junk", special_use="\\Junk"),
+            Mailbox(name="Trash", special_use="\\Trash"),
+            Mailbox(name="Sent", special_use="\\Sent"),
+            Mailbox(name="Sent Messages", special_use="\\Sent"),
+        ),
+        mail_plugins=f"acl quota fts {fts_plugin}",
+        fts=ctx.fts.value,
+        fts_key=fts_key,
+        fts_value=fts_value,
+        quota_rules=quota_rules(ctx),
+        quota_full_tempfail=ctx.quota.over_quota is OverQuota.DEFER,
+        acl_shared_dict=f"file:{vmail}/shared-mailboxes.db",
+        sieve_before=global_sieve(os),
+    )
+
+
+def dovecot_ldap(ctx: PlatformContext, os: OsProfile) -> DovecotLdap:
+    d = ctx.directory
+    a = d.attributes
+    filters = Filters(d)
+    vmail = str(os.paths.vmail_home)
+    # The login name whose mail is <login>@<a served domain> (the seed's filter), for both lookups.
+    login = filters.person_by_login("%n")
+    return DovecotLdap(
+        connection=LdapConnection.of(d, os),
+        pass_filter=login,
+        user_filter=login,
+        # The quota attribute holds bytes. It uses the `attribute=field=template` form on purpose: that
+        # field is left out when the attribute is absent, so the default rule applies, whereas
+        # `=quota_rule=*:bytes=%{ldap:...}` gives such a user "*:bytes=", which fails every login.
+        user_attrs=f"=home={vmail}/%1Mn/%2.1Mn/%n, {a.quota}=quota_rule=*:bytes=%$",
+        iterate_attrs=f"{a.login}=user",
+        iterate_filter=filters.mail_users(),
+    )
+
+
+# ---- the daemon's files -----------------------------------------------------------------------------
+
+
+def files(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> list[FileSpec]:
+    """Dovecot's files on a mailbox server.
+
+    `lmtp_socket`: where the local Postfix delivers over LMTP, relative to its queue directory (the
+    role's contract between its two daemons). The drop-in that waits for a mount is `systemd_dropin`.
+    """
+    conf = dovecot_conf(ctx, os, lmtp_socket=lmtp_socket)
+    return [
+        FileSpec(
+            dest=f"{os.paths.dovecot_dir}/dovecot.conf",
+            template=f"{TEMPLATES}/etc/dovecot/dovecot.conf.j2",
+            context={"dovecot": conf},
+        ),
+        # The bind password is inline: Dovecot reads this file as root before dropping privileges
+        # (upstream's own advice is 0600 root), so no group needs to read it.
+        FileSpec(
+            dest=conf.ldap_conf,
+            template=f"{TEMPLATES}/etc/dovecot/dovecot-ldap.conf.ext.j2",
+            context={"ldap": dovecot_ldap(ctx, os)},
+            mode="0600",
+        ),
+        FileSpec(
+            dest=conf.sieve_before,
+            template=f"{TEMPLATES}/etc/dovecot/sieve/{GLOBAL_SIEVE}.j2",
+        ),
+    ]
+
+
+def systemd_dropin(os: OsProfile, *, requires_mount: str) -> FileSpec:
+    """A drop-in that keeps Dovecot from starting before `requires_mount` (the mailbox share) is mounted."""
+    return FileSpec(
+        dest=f"{os.paths.systemd_unit_dir}/dovecot.service.d/mailstrata.conf",
+        template=f"{TEMPLATES}/etc/systemd/system/dovecot.service.d/mailstrata.conf.j2",
+        context={"mount_point": requires_mount},
+    )
