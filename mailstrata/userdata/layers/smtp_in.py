@@ -21,20 +21,18 @@ from dataclasses import dataclass
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.errors import Problems
 from mailstrata.userdata.context import Limits, PlatformContext, TlsSource
+from mailstrata.userdata.daemons import amavis, clamav, policyd_spf, spamassassin
+from mailstrata.userdata.daemons.amavis import AMAVIS_PORT, REINJECT_PORT
 from mailstrata.userdata.profiles import OsProfile
 from mailstrata.userdata.render import FileSpec
 
 SMTP_PORT = 25
-AMAVIS_PORT = 10024  # amavisd's SMTP listener (the content filter)
-REINJECT_PORT = 10025  # Postfix's re-injection smtpd, where amavisd hands back clean mail
 LOOPBACK = "127.0.0.1"
 LOOPBACK_NET = "127.0.0.0/8"
 AMAVIS_TRANSPORT = "smtp-amavis"
 SPF_SERVICE = "policyd-spf"
 # Modern floor for STARTTLS on the MX: TLS 1.2 and later (Postfix 2.10 knows every name listed here).
 TLS_PROTOCOLS = ("!SSLv2", "!SSLv3", "!TLSv1", "!TLSv1.1")
-# policyd-spf's choices for Mail_From_reject (policyd-spf.conf(5)).
-SPF_MAIL_FROM_CHOICES = ("Fail", "Softfail", "SPF_Not_Pass", "False", "No_Check")
 # Reply filters for DNSBLs whose answers outside the listing range are errors, not listings. Spamhaus
 # answers 127.255.255.x to queries through public or unregistered resolvers; without a filter Postfix
 # would read that as "listed" and reject every client. A filter given in the config (`zone=...`) wins.
@@ -112,49 +110,6 @@ class PostfixMain:
     compatibility_level: str | None  # Postfix 3.0+ only; None on 2.x, which has no such parameter
 
 
-@dataclass(frozen=True, kw_only=True)
-class Amavis:
-    """amavisd.conf: one process count shared with master.cf, thresholds, destinies, paths."""
-
-    version: str
-    user: str
-    group: str
-    max_servers: int
-    mydomain: str
-    local_domains: tuple[str, ...]
-    home: str
-    tmp_dir: str
-    db_dir: str
-    quarantine_dir: str
-    run_dir: str
-    listen_address: str
-    listen_port: int
-    forward_method: str
-    mynetworks: tuple[str, ...]
-    tag_level: float
-    tag2_level: float
-    kill_level: float
-    dsn_cutoff_level: float
-    clamd_socket: str
-    syslog: bool
-    log_file: str
-    search_path: str  # $path: where amavisd finds its decoders
-
-
-@dataclass(frozen=True, kw_only=True)
-class Clamd:
-    """The clamd instance that serves only amavisd, on a unix socket."""
-
-    socket: str
-    pid_file: str
-    user: str
-    socket_group: str
-    database_dir: str
-    stream_max_length: int
-    syslog: bool
-    log_file: str
-
-
 # ---- computations ---------------------------------------------------------------------------------
 
 
@@ -173,25 +128,14 @@ def validate(ctx: PlatformContext) -> None:
     problems = Problems()
     if not ctx.domains:
         problems.add("domains", "must list at least one mail domain, got none; the MX relays only for these")
-    if ctx.spam.amavis_processes < 1:
-        problems.add(
-            "spam.amavis_processes",
-            f"must be at least 1, got {ctx.spam.amavis_processes}; it is both smtp-amavis's process limit "
-            "and amavisd's $max_servers",
-        )
-    if ctx.spam.spf_mail_from_reject not in SPF_MAIL_FROM_CHOICES:
-        problems.add(
-            "spam.spf_mail_from_reject",
-            f"must be one of {', '.join(SPF_MAIL_FROM_CHOICES)}, got {ctx.spam.spf_mail_from_reject!r}",
-        )
+    amavis.check(ctx.spam, problems)
+    policyd_spf.check(ctx.spam, problems)
     for i, entry in enumerate(ctx.spam.dnsbls):
         if not _DNSBL.match(entry):
             problems.add(
                 f"spam.dnsbls[{i}]",
                 f"must be a DNS zone, optionally with a reply filter (zone=127.0.0.[2..11]), got {entry!r}",
             )
-    if ctx.spam.quarantine_days < 1:
-        problems.add("spam.quarantine_days", f"must be at least 1, got {ctx.spam.quarantine_days}")
     problems.raise_if_any()
 
 
@@ -378,53 +322,6 @@ def transport_entries(ctx: PlatformContext) -> tuple[tuple[str, str], ...]:
     return tuple((d, f"smtp:[{ctx.vips.mailstore}]:{SMTP_PORT}") for d in ctx.domains)
 
 
-def amavis(ctx: PlatformContext, os: OsProfile) -> Amavis:
-    return Amavis(
-        version=str(os.versions.amavisd),
-        user=os.users.amavis,
-        group=os.users.amavis_group,
-        max_servers=ctx.spam.amavis_processes,
-        mydomain=ctx.primary_domain,
-        local_domains=ctx.domains,
-        home=os.paths.amavis_home,
-        tmp_dir=os.paths.amavis_tmp_dir,
-        db_dir=os.paths.amavis_db_dir,
-        quarantine_dir=os.paths.amavis_quarantine_dir,
-        run_dir=os.paths.amavis_run_dir,
-        listen_address=LOOPBACK,
-        listen_port=AMAVIS_PORT,
-        forward_method=f"smtp:[{LOOPBACK}]:{REINJECT_PORT}",
-        mynetworks=(LOOPBACK_NET,),
-        tag_level=ctx.spam.tag_level,
-        tag2_level=ctx.spam.tag2_level,
-        kill_level=ctx.spam.kill_level,
-        dsn_cutoff_level=ctx.spam.dsn_cutoff_level,
-        clamd_socket=os.paths.clamd_amavis_socket,
-        syslog=bool(os.values.syslog),
-        log_file=os.paths.amavis_log,
-        search_path=str(os.values.amavis_search_path),
-    )
-
-
-def clamd(ctx: PlatformContext, os: OsProfile) -> Clamd:
-    return Clamd(
-        socket=os.paths.clamd_amavis_socket,
-        pid_file=os.paths.clamd_amavis_pid,
-        user=os.users.amavis,
-        socket_group=os.users.amavis_group,
-        database_dir=os.paths.clamav_db_dir,
-        # amavisd streams each decoded part; none can be larger than the largest message Postfix accepts
-        stream_max_length=ctx.limits.message_size_limit,
-        syslog=bool(os.values.syslog),
-        log_file=os.paths.clamd_amavis_log,
-    )
-
-
-def _score(value: float) -> str:
-    """A SpamAssassin/amavis score as both read it: `9.0`, `-999.0`, `6.31`."""
-    return str(float(value))
-
-
 # ---- the layer ------------------------------------------------------------------------------------
 
 
@@ -434,7 +331,8 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     ca_file = os.paths.directory_ca if d.ca_cert_pem else (os.paths.ca_bundle if d.uses_tls else None)
     postfix_group = os.users.postfix_group
     pdir = os.paths.postfix_dir
-    amavis_ctx = amavis(ctx, os)
+    scanner = clamav.clamd(clamav.for_amavis(os), ctx.limits, os)
+    amavis_ctx = amavis.settings(ctx, os, clamd_socket=scanner.socket)
     specs = [
         FileSpec(
             dest=f"{pdir}/main.cf",
@@ -466,39 +364,11 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
             owner=f"root:{postfix_group}",
             mode="0640",
         ),
-        FileSpec(
-            dest=os.paths.policyd_spf_conf,
-            template="smtp_in/etc/python-policyd-spf/policyd-spf.conf.j2",
-            context={"mail_from_reject": ctx.spam.spf_mail_from_reject},
-        ),
-        FileSpec(
-            dest=os.paths.amavisd_conf,
-            template="smtp_in/etc/amavisd/amavisd.conf.j2",
-            context={
-                "a": amavis_ctx,
-                "tag": _score(ctx.spam.tag_level),
-                "tag2": _score(ctx.spam.tag2_level),
-                "kill": _score(ctx.spam.kill_level),
-                "dsn": _score(ctx.spam.dsn_cutoff_level),
-            },
-            owner=f"root:{os.users.amavis_group}",
-            mode="0640",
-        ),
-        FileSpec(
-            dest=os.paths.clamd_amavis_conf,
-            template="smtp_in/etc/clamd.d/amavisd.conf.j2",
-            context={"c": clamd(ctx, os)},
-        ),
-        FileSpec(
-            dest=f"{os.paths.spamassassin_dir}/local.cf",
-            template="smtp_in/etc/mail/spamassassin/local.cf.j2",
-            context={"required_score": _score(ctx.spam.tag2_level)},
-        ),
-        FileSpec(
-            dest=os.paths.amavis_cleanup_cron,
-            template="smtp_in/etc/cron.d/mailstrata-amavis-cleanup.j2",
-            context={"a": amavis_ctx, "quarantine_days": ctx.spam.quarantine_days},
-        ),
+        *policyd_spf.files(ctx.spam, os),
+        amavis.conf_file(amavis_ctx, os),
+        clamav.clamd_file(scanner),
+        *spamassassin.files(ctx.spam, os),
+        amavis.cleanup_cron_file(amavis_ctx, os),
         FileSpec(
             dest=os.paths.role_script,
             template="smtp_in/usr/local/sbin/mailstrata-setup-role.j2",

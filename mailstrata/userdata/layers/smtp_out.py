@@ -30,8 +30,8 @@ Choices where the issue is silent, each with its reason:
   from `mynetworks` (InternalHosts) and everything submitted on 587 (MacroList daemon_name|ORIGINATING).
 - saslauthd only accepts people with a mailbox in a served domain (the seed: any `sAMAccountName`), so
   service accounts such as the bind account cannot relay.
-- clamd listens on a unix socket only (the seed: TCP 3310), reached by clamav-milter through the
-  socket's group; scans go up to the message size limit; infected mail is refused with the virus name.
+- Virus scanning (clamav-milter and its own clamd, on a unix socket; infected mail is refused with the
+  virus name): its choices live with it, in `daemons/clamav.py`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.errors import Problems
 from mailstrata.roles import Role
 from mailstrata.userdata.context import DkimKey, Limits, PlatformContext, TlsSource
+from mailstrata.userdata.daemons import clamav
 from mailstrata.userdata.profiles import OsProfile
 from mailstrata.userdata.render import FileSpec
 
@@ -150,30 +151,6 @@ class Saslauthd:
 class SaslauthdSysconfig:
     socket_dir: str
     config_file: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Clamd:
-    socket: str
-    socket_group: str
-    user: str
-    pid_file: str
-    database_dir: str
-    stream_max_length: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClamavMilter:
-    milter_socket: str
-    clamd_socket: str
-    user: str
-    pid_file: str
-    max_file_size: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Freshclam:
-    command: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,7 +313,7 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     transport = f"{pf}/transport"
     sender_login = f"{pf}/ldap-sender-login.cf"
     dh_params = f"{pf}/ffdhe2048.pem"
-    milters = {"clamav": str(v.clamav_milter_socket), "opendkim": str(v.opendkim_socket)}
+    milters = {"clamav": clamav.milter_socket(os), "opendkim": str(v.opendkim_socket)}
     main = PostfixMain(
         inet_interfaces=str(v.inet_interfaces),
         mynetworks=internal,
@@ -400,38 +377,7 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
                 "sysconfig": SaslauthdSysconfig(socket_dir=str(p.saslauthd_run_dir), config_file=str(p.saslauthd_conf))
             },
         ),
-        FileSpec(
-            dest=str(p.clamd_conf),
-            template=_tpl("/etc/clamd.d/scan.conf"),
-            context={
-                "clamd": Clamd(
-                    socket=str(p.clamd_socket),
-                    socket_group=str(u.clamd_socket_group),
-                    user=str(u.clamd),
-                    pid_file=str(p.clamd_pid),
-                    database_dir=str(p.clamav_db_dir),
-                    stream_max_length=ctx.limits.message_size_limit,
-                )
-            },
-        ),
-        FileSpec(
-            dest=str(p.clamav_milter_conf),
-            template=_tpl("/etc/mail/clamav-milter.conf"),
-            context={
-                "milter": ClamavMilter(
-                    milter_socket=str(v.clamav_milter_socket),
-                    clamd_socket=f"unix:{p.clamd_socket}",
-                    user=str(u.clamav_milter),
-                    pid_file=str(p.clamav_milter_pid),
-                    max_file_size=ctx.limits.message_size_limit,
-                )
-            },
-        ),
-        FileSpec(
-            dest=str(p.freshclam_cron),
-            template=_tpl("/etc/cron.d/mailstrata-freshclam"),
-            context={"freshclam": Freshclam(command=str(p.freshclam))},
-        ),
+        *clamav.milter_files(ctx.limits, os),
         FileSpec(dest=str(p.opendkim_conf), template=_tpl("/etc/opendkim.conf"), context={"dkim": opendkim}),
         FileSpec(dest=opendkim.key_table, template=_tpl("/etc/opendkim/KeyTable"), context={"tables": tables}),
         FileSpec(dest=opendkim.signing_table, template=_tpl("/etc/opendkim/SigningTable"), context={"tables": tables}),
