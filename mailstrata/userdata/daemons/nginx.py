@@ -1,0 +1,94 @@
+"""nginx in front of SOGo: TLS on 443, port 80 only redirects, `/SOGo` and ActiveSync go to sogod.
+
+Client addresses: the webmail pool does not use the PROXY protocol by default, so with a TCP listener
+every request seems to come from the load balancer's address. When the construct puts 443 (or 80) in
+`ctx.proxy_ports`, nginx expects the PROXY header there and takes the client address from it, trusting
+only the VIP subnet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.files import FileSpec
+from mailstrata.userdata.profiles import OsProfile
+
+HTTP_PORT = 80
+HTTPS_PORT = 443
+HEALTH_PATH = "/healthz"  # the load balancer's HTTP health monitor; answered by sogod
+# Mozilla "intermediate" (ECDHE only: no dhparam file to manage); OpenSSL skips suites it lacks.
+TLS_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
+TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
+# ActiveSync keeps Ping/Sync requests open; nginx must wait at least as long as SOGo may hold one.
+EAS_PROXY_TIMEOUT_S = 3600
+HSTS_MAX_AGE_S = 31536000  # one year
+
+
+@dataclass(frozen=True, kw_only=True)
+class NginxConf:
+    user: str
+    pid: str
+    error_log: str
+    access_log: str
+    mime_types: str
+    http_listen: str
+    https_listen: str
+    real_ip_from: tuple[str, ...]  # empty: no PROXY protocol, the client address is the LB's
+    certificate: str
+    certificate_key: str
+    ssl_protocols: str
+    ssl_ciphers: str
+    hsts_max_age: int
+    sogo_upstream: str
+    web_resources: str
+    client_max_body_size: int
+    eas_timeout: int
+    health_path: str
+
+
+def nginx_conf(ctx: PlatformContext, os: OsProfile, *, sogo_listen: str) -> NginxConf:
+    """nginx's settings for SOGo listening on `sogo_listen` (host:port) on this server."""
+    proxy = ctx.proxy_ports
+
+    def listen(port: int, *flags: str) -> str:
+        return " ".join((str(port), *flags, *(("proxy_protocol",) if port in proxy else ())))
+
+    return NginxConf(
+        user=os.users.nginx,
+        pid=os.paths.nginx_pid,
+        error_log=f"{os.paths.nginx_log_dir}/error.log",
+        access_log=f"{os.paths.nginx_log_dir}/access.log",
+        mime_types=os.paths.nginx_mime_types,
+        http_listen=listen(HTTP_PORT, "default_server"),
+        https_listen=listen(HTTPS_PORT, "ssl", "http2", "default_server"),
+        real_ip_from=ctx.networks.vip_subnet if proxy & {HTTP_PORT, HTTPS_PORT} else (),
+        certificate=f"{os.paths.tls_dir}/server.crt",
+        certificate_key=f"{os.paths.tls_dir}/server.key",
+        ssl_protocols=TLS_PROTOCOLS,
+        ssl_ciphers=TLS_CIPHERS,
+        hsts_max_age=HSTS_MAX_AGE_S,
+        sogo_upstream=f"http://{sogo_listen}",
+        web_resources=os.paths.sogo_web_resources,
+        # A message with attachments may be as large as Postfix's message_size_limit, no larger.
+        client_max_body_size=ctx.limits.message_size_limit,
+        eas_timeout=EAS_PROXY_TIMEOUT_S,
+        health_path=HEALTH_PATH,
+    )
+
+
+def conf_file(ctx: PlatformContext, os: OsProfile, *, sogo_listen: str) -> FileSpec:
+    return FileSpec(
+        dest=os.paths.nginx_conf,
+        template="nginx/etc/nginx/nginx.conf.j2",
+        context={"nginx": nginx_conf(ctx, os, sogo_listen=sogo_listen)},
+    )
