@@ -46,7 +46,9 @@ from mailstrata.userdata.context import (
 )
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
+from tests.support.daemons import doveconf, doveconf_value, postconf, postconf_text, write_file
 from tests.support.netns import NetNs
+from tests.support.requires import requires, unavailable
 from tests.userdata import _sample
 
 DOVECOT_CONF = "/etc/dovecot/dovecot.conf"
@@ -58,21 +60,6 @@ PEOPLE_CF = "/etc/postfix/ldap-people.cf"
 GROUPS_CF = "/etc/postfix/ldap-groups.cf"
 ROLE_SCRIPT = "/usr/local/sbin/mailstrata-setup-role"
 LOGIN_FILTER = "(|(&(sAMAccountName=%n)(mail=%n@domain01.dom))(&(sAMAccountName=%n)(mail=%n@domain02.dom)))"
-
-
-def _unavailable(reason: str) -> None:
-    # In CI the daemons are installed on purpose: a missing one is a broken pipeline, not a skip.
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def need(*tools: str, root: bool = False) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        _unavailable(f"{', '.join(missing)} not installed (the Debian packages of shared/docs/twin-notes.md)")
-    if root and os.geteuid() != 0:
-        _unavailable("network namespaces need root")
 
 
 # ---- rendering helpers ------------------------------------------------------------------------------
@@ -119,44 +106,11 @@ def render(ctx: PlatformContext, os_profile: OsProfile) -> dict[str, str]:
     return {f.path: f.content for f in render_layer(ctx, os=os_profile).files}
 
 
-def flatten_doveconf(text: str) -> dict[str, str]:
-    """`doveconf -n` output as {"section/sub/key": value}."""
-    out: dict[str, str] = {}
-    stack: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line == "}":
-            stack.pop()
-        elif line.endswith("{"):
-            stack.append(line[:-1].strip())
-        else:
-            m = re.fullmatch(r"(\S+) =\s?(.*)", line)
-            assert m, line
-            out["/".join([*stack, m.group(1)])] = m.group(2)
-    return out
-
-
-def doveconf(conf: Path) -> dict[str, str]:
-    """Dovecot's own parse of `conf`; it exits 0 even on errors, so stderr must be empty."""
-    need("doveconf")
-    proc = subprocess.run(["doveconf", "-c", str(conf), "-n"], capture_output=True, text=True)
-    assert (proc.returncode, proc.stderr) == (0, "")
-    return flatten_doveconf(proc.stdout)
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture
 def dovecot23(tmp_path: Path) -> dict[str, str]:
     """doveconf's view of the sample mailstore rendered for Dovecot 2.3 (Debian's version)."""
     text = render(context(), profile())[DOVECOT_CONF]
-    return doveconf(write(tmp_path / "dovecot.conf", text))
+    return doveconf(write_file(tmp_path / "dovecot.conf", text))
 
 
 # ---- what is rendered -------------------------------------------------------------------------------
@@ -167,6 +121,7 @@ def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
         LDAP_CONF,
         DOVECOT_CONF,
         SIEVE,
+        "/etc/postfix/ffdhe2048.pem",
         GROUPS_CF,
         PEOPLE_CF,
         MAIN_CF,
@@ -267,27 +222,18 @@ def test_dovecot_key_path(files: dict[str, str]) -> None:
     assert "\nssl_key = </etc/pki/mailstrata/server.key\n" in files[DOVECOT_CONF]
 
 
-def doveconf_value(text: str, tmp_path: Path, key: str) -> str:
-    """One setting's effective value (`doveconf -n` omits those equal to Dovecot's default)."""
-    need("doveconf")
-    conf = write(tmp_path / "dovecot.conf", text)
-    proc = subprocess.run(["doveconf", "-c", str(conf), "-h", key], capture_output=True, text=True)
-    assert proc.stderr == ""
-    return proc.stdout.rstrip("\n")
-
-
 @pytest.mark.daemons
 def test_no_cleartext_auth(tmp_path: Path) -> None:
     text = render(context(), profile())[DOVECOT_CONF]
     assert "\ndisable_plaintext_auth = yes\n" in text  # explicit, although it is Dovecot's default
-    assert doveconf_value(text, tmp_path, "disable_plaintext_auth") == "yes"
+    assert doveconf_value(write_file(tmp_path / "dovecot.conf", text), "disable_plaintext_auth") == "yes"
 
 
 @pytest.mark.daemons
 def test_tls_floor_is_tls12(tmp_path: Path) -> None:
     text = render(context(), profile())[DOVECOT_CONF]
     assert "\nssl_min_protocol = TLSv1.2\n" in text
-    assert doveconf_value(text, tmp_path, "ssl_min_protocol") == "TLSv1.2"
+    assert doveconf_value(write_file(tmp_path / "dovecot.conf", text), "ssl_min_protocol") == "TLSv1.2"
 
 
 def test_centos7_file_differs_from_the_checked_one_only_in_the_tls_floor(files: dict[str, str]) -> None:
@@ -411,7 +357,7 @@ def test_over_quota_defers_by_default(dovecot23: dict[str, str]) -> None:
 @pytest.mark.daemons
 def test_over_quota_bounce_policy(tmp_path: Path) -> None:
     text = render(context(quota=QuotaPolicy(over_quota=OverQuota.BOUNCE)), profile())[DOVECOT_CONF]
-    assert doveconf(write(tmp_path / "dovecot.conf", text)).get("quota_full_tempfail", "no") == "no"
+    assert doveconf(write_file(tmp_path / "dovecot.conf", text)).get("quota_full_tempfail", "no") == "no"
     assert "quota_full_tempfail = no\n" in text
 
 
@@ -429,7 +375,7 @@ def test_fts_lucene_by_default(dovecot23: dict[str, str]) -> None:
 @pytest.mark.daemons
 def test_fts_solr_when_chosen(tmp_path: Path) -> None:
     text = render(context(fts=FtsBackend.SOLR), profile())[DOVECOT_CONF]
-    conf = doveconf(write(tmp_path / "dovecot.conf", text))
+    conf = doveconf(write_file(tmp_path / "dovecot.conf", text))
     got = {k: conf.get(k) for k in ("mail_plugins", "plugin/fts", "plugin/fts_solr", "plugin/fts_lucene")}
     assert got == {
         "mail_plugins": "acl quota fts fts_solr",
@@ -453,9 +399,9 @@ def test_sieve_settings(dovecot23: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_global_sieve_compiles(files: dict[str, str], tmp_path: Path) -> None:
-    need("sievec")
-    script = write(tmp_path / "spam-to-junk.sieve", files[SIEVE])
-    conf = write(tmp_path / "dovecot.conf", render(context(), profile())[DOVECOT_CONF])
+    requires("sievec")
+    script = write_file(tmp_path / "spam-to-junk.sieve", files[SIEVE])
+    conf = write_file(tmp_path / "dovecot.conf", render(context(), profile())[DOVECOT_CONF])
     proc = subprocess.run(
         ["sievec", "-c", str(conf), str(script), str(tmp_path / "out.svbin")], capture_output=True, text=True
     )
@@ -504,21 +450,13 @@ def postfix_copy(files: dict[str, str], tmp_path: Path) -> Path:
     conf = tmp_path / "postfix"
     for name in ("main.cf", "master.cf", "ldap-people.cf", "ldap-groups.cf"):
         text = files[f"/etc/postfix/{name}"]
-        write(conf / name, text.replace("ldap:/etc/postfix/", f"ldap:{conf}/"))
+        write_file(conf / name, text.replace("ldap:/etc/postfix/", f"ldap:{conf}/"))
     return conf
-
-
-def postconf(conf: Path, *args: str) -> str:
-    need("postconf")
-    proc = subprocess.run(["postconf", "-c", str(conf), *args], capture_output=True, text=True)
-    assert (proc.returncode, proc.stderr) == (0, "")
-    return proc.stdout
 
 
 @pytest.fixture
 def main_cf(files: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    out = postconf(postfix_copy(files, tmp_path), "-n")
-    return dict(line.split(" = ", 1) for line in out.splitlines())
+    return postconf(postfix_copy(files, tmp_path), "-n")
 
 
 @pytest.mark.daemons
@@ -578,7 +516,7 @@ def test_postfix_starttls_may(main_cf: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_postfix_master_services(files: dict[str, str], tmp_path: Path) -> None:
-    out = postconf(postfix_copy(files, tmp_path), "-M")
+    out = postconf_text(postfix_copy(files, tmp_path), "-M")
     services = [tuple(line.split()[:2]) for line in out.splitlines()]
     assert ("smtp", "inet") in services and ("lmtp", "unix") in services and len(services) == 24
     # The default platform's delivery pool on 25 sends PROXY, so per-client limits see each smtp-in server.
@@ -588,14 +526,14 @@ def test_postfix_master_services(files: dict[str, str], tmp_path: Path) -> None:
 @pytest.mark.daemons
 def test_postfix_smtp_expects_proxy_when_its_pool_sends_it(tmp_path: Path) -> None:
     rendered = render(context(proxy_ports=frozenset({25, 143})), profile())
-    out = postconf(postfix_copy(rendered, tmp_path), "-M", "smtp/inet")
+    out = postconf_text(postfix_copy(rendered, tmp_path), "-M", "smtp/inet")
     assert out.split() == ["smtp", "inet", "n", "-", "n", "-", "-", "smtpd", "-o",
                            "smtpd_upstream_proxy_protocol=haproxy"]  # fmt: skip
 
 
 @pytest.mark.daemons
 def test_postfix_check(files: dict[str, str], tmp_path: Path) -> None:
-    need("postfix")
+    requires("postfix")
     conf = postfix_copy(files, tmp_path)
     # Test-side only: a writable queue and data directory instead of the real ones.
     main = (conf / "main.cf").read_text()
@@ -613,12 +551,14 @@ def test_ldap_people_map(files: dict[str, str]) -> None:
     assert lines == [
         "server_host = ldaps://dc1.domain01.dom:636",
         "version = 3",
+        "start_tls = no",
         "tls_ca_cert_file = /etc/pki/tls/certs/ca-bundle.crt",
         "tls_require_cert = yes",
         "bind = yes",
         "bind_dn = cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
         "bind_pw = Bind-Pa55word",
         "search_base = dc=domain01,dc=dom",
+        "scope = sub",
         "domain = domain01.dom, domain02.dom",
         "query_filter = (&(objectClass=person)(mail=%s))",
         "result_attribute = mail",
@@ -641,9 +581,9 @@ def test_ldap_group_map_expands_members(files: dict[str, str]) -> None:
 @pytest.mark.daemons
 @pytest.mark.parametrize("with_nfs", [True, False], ids=["nfs", "local"])
 def test_role_script_passes_shellcheck(with_nfs: bool, tmp_path: Path) -> None:
-    need("shellcheck")
+    requires("shellcheck")
     ctx = context() if with_nfs else context(nfs=None)
-    script = write(tmp_path / "role.sh", render(ctx, load_profile("centos7", Role.MAILSTORE))[ROLE_SCRIPT])
+    script = write_file(tmp_path / "role.sh", render(ctx, load_profile("centos7", Role.MAILSTORE))[ROLE_SCRIPT])
     proc = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
     assert (proc.returncode, proc.stdout) == (0, "")
 
@@ -662,14 +602,14 @@ class ScriptRun:
 def role_script(tmp_path: Path) -> ScriptRun:
     """The role script rendered with every path under tmp_path; commands it must not run for real
     (mount, sievec, newaliases, systemctl) are stubs, and the share counts as mounted."""
-    need("runuser", "stat")
+    requires("runuser", "stat")
     if os.geteuid() != 0:
-        _unavailable("the role script chowns to uid 5000: needs root")
+        unavailable("not root", why="the role script chowns to uid 5000", install="run the tests as root")
     root = tmp_path / "root"
     stubs = tmp_path / "bin"
     stubs.mkdir()
     for name in ("mountpoint", "mount", "sievec", "newaliases", "systemctl"):
-        write(stubs / name, f'#!/bin/sh\necho {name} "$@" >> {tmp_path}/calls\n').chmod(0o755)
+        write_file(stubs / name, f'#!/bin/sh\necho {name} "$@" >> {tmp_path}/calls\n').chmod(0o755)
     prof = profile(root=root)
     prof = replace(
         prof,
@@ -679,7 +619,7 @@ def role_script(tmp_path: Path) -> ScriptRun:
         ),
     )
     ctx = context(nfs=NfsMount(source="${nfs.export}", mount_point=str(root / "MAILBOXES")))
-    script = write(tmp_path / "role.sh", render(ctx, prof)[str(root) + ROLE_SCRIPT])
+    script = write_file(tmp_path / "role.sh", render(ctx, prof)[str(root) + ROLE_SCRIPT])
     (root / "var").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
     return ScriptRun(root, script, env)
@@ -703,7 +643,7 @@ def test_role_script_runs_twice(role_script: ScriptRun) -> None:
 
 @pytest.mark.daemons
 def test_role_script_never_hides_local_mail(role_script: ScriptRun) -> None:
-    write(role_script.root / "var/vmail/old-mail", "x")
+    write_file(role_script.root / "var/vmail/old-mail", "x")
     proc = role_script.run()
     assert proc.returncode == 1
     assert proc.stderr.strip().endswith(
@@ -756,7 +696,7 @@ class Store:
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
-    need("samba", "samba-tool", "dovecot", "doveadm", "postmap", "sievec", "openssl", "ip", root=True)
+    requires("samba", "samba-tool", "dovecot", "doveadm", "postmap", "sievec", "openssl", "ip", root=True)
     from tests.support.samba_ad import SambaAD
 
     # Dovecot's auth process (user dovecot) reads the CA and deliveries run as uid 5000: pytest's own
@@ -784,7 +724,7 @@ def store() -> Iterator[Store]:
             )
             prof = profile(root=root, dovecot_log=str(tmp / "dovecot.log"))
             for path, text in render(ctx, prof).items():
-                write(Path(path), text)
+                write_file(Path(path), text)
             tls = root / "etc/pki/mailstrata"
             subprocess.run(
                 ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
