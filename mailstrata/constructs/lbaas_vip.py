@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from cdktf_cdktf_provider_openstack.lb_listener_v2 import LbListenerV2
 from cdktf_cdktf_provider_openstack.lb_loadbalancer_v2 import LbLoadbalancerV2
@@ -15,15 +14,12 @@ from cdktf_cdktf_provider_openstack.networking_floatingip_v2 import NetworkingFl
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs.interfaces import IMemberGroup, Member
 from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import Algorithm, ListenerProtocol, MonitorType, Persistence, PoolProtocol
-
-if TYPE_CHECKING:
-    from mailstrata.constructs.mail_layer import MailLayer
-
 
 OCTAVIA_DEFAULT_TIMEOUT_MS = 50000  # Octavia's own default, which would cut IMAP IDLE: never used by default
 
@@ -194,7 +190,8 @@ class LbaasVip(Construct):
     """An Octavia load balancer on `vip_subnet_id` with one listener, pool and monitor per port.
 
     Attributes: `vip_address`, `vip_port_id`, `floating_ip_address` (None without a floating IP),
-    `pools` (port -> pool). Members are added by `MailLayer` through `add_members`.
+    `pools` (port -> pool). Members are added through `add_members(group)`, by any `IMemberGroup`
+    (a `MailLayer` with `vips=` adds its finished `member_group` itself).
     """
 
     def __init__(self, scope: Construct, id: str, *, props: LbaasVipProps) -> None:
@@ -279,28 +276,46 @@ class LbaasVip(Construct):
     def member_ports(self) -> tuple[int, ...]:
         return tuple(sorted({lst.target_port for lst in self.listeners.values()}))
 
-    def add_members(self, layer: MailLayer) -> None:
-        """Register every server of `layer` in every pool of this VIP (one member per server)."""
-        from mailstrata.constructs.mail_layer import MailLayer
+    def add_members(self, group: IMemberGroup) -> None:
+        """Register every member of `group` in every pool of this VIP, on the pool's member port.
 
+        `group` is any `IMemberGroup`: a `MailLayer` with `vips=` calls this with its finished `member_group`.
+        """
         p = Problems()
-        if not isinstance(layer, MailLayer):
-            p.add("add_members.layer", f"must be a MailLayer construct, got {v.describe(layer)}; pass the MailLayer "
-                                       "object itself")
+        if not isinstance(group, IMemberGroup):
+            p.add("add_members.group", f"must be an IMemberGroup (group_id, role, subnet_id, members), got "
+                                       f"{v.describe(group)}; pass a MailLayer's member_group, or a MemberGroup(...)")
+            p.raise_if_any()
+        if not isinstance(group.group_id, str) or not group.group_id:
+            p.add("add_members.group.group_id", f"must be non-empty text, got {v.describe(group.group_id)}; name the "
+                                                "group, e.g. after its layer's construct id")
+        elif any(self.node.try_find_child(f"members-{port}-{group.group_id}") is not None for port in self.pools):
+            p.add("add_members.group.group_id", f"was already added to this VIP, got {group.group_id!r}; add each "
+                                                "group once, under its own group_id")
+        if group.role is not self.props.role:
+            p.add("add_members.group.role", f"must be this VIP's role Role.{self.props.role.name}, got "
+                                            f"{v.describe(group.role)}; add the group to its own layer's VIP")
+        if not isinstance(group.subnet_id, str):
+            p.add("add_members.group.subnet_id", f"must be a subnet ID (text), got {v.describe(group.subnet_id)}")
+        else:
+            v.openstack_id(p, "add_members.group.subnet_id", group.subnet_id, "subnet")
+        if not isinstance(group.members, tuple) or not all(isinstance(m, Member) for m in group.members):
+            p.add("add_members.group.members", f"must be a tuple of Member, got {v.describe(group.members)}; write "
+                                               "(Member(name=..., address=...), ...)")
         p.raise_if_any()
         for port, pool in sorted(self.pools.items()):
             lst = self.listeners[port]
             LbMembersV2(
                 self,
-                f"members-{port}-{layer.node.id}",
+                f"members-{port}-{group.group_id}",
                 pool_id=pool.id,
                 member=[
                     LbMembersV2Member(
-                        address=server.address,
+                        address=member.address,
                         protocol_port=lst.target_port,
-                        subnet_id=layer.props.subnet_id,
-                        name=server.name,
+                        subnet_id=group.subnet_id,
+                        name=member.name,
                     )
-                    for server in layer.servers
+                    for member in group.members
                 ],
             )

@@ -21,6 +21,7 @@ from mailstrata.constructs import _validate as v
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
 from mailstrata.constructs._variables import declare_variables
+from mailstrata.constructs.interfaces import Member, MemberGroup, StorageClient
 from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
@@ -105,11 +106,20 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     return p
 
 
+def layer_context(props: MailLayerProps, nfs: NfsMount | None) -> PlatformContext:
+    """The context this layer's templates render from: the platform, with this layer's role, the PROXY ports
+    its VIPs send to, and how it mounts the storage."""
+    proxy = frozenset(p for vip in props.vips for p in vip.proxy_ports)
+    return replace(props.platform, role=props.role, proxy_ports=proxy, nfs=nfs)
+
+
 class MailLayer(Construct):
     """A server group of `count` servers for one role, registered in its VIPs' pools.
 
     Attributes: `servers` (name, fqdn, address, port, instance), `security_group`, `context`, `user_data`
-    (the rendered layer, its Terraform local, whether it is gzipped and its size).
+    (the rendered layer, its Terraform local, whether it is gzipped and its size), `storage_client` (an
+    `IStorageClient`, for `NfsShare.grant_mount`) and `member_group` (an `IMemberGroup`, for
+    `LbaasVip.add_members`). The layer hands out these finished objects, never itself.
     """
 
     def __init__(self, scope: Construct, id: str, *, props: MailLayerProps) -> None:
@@ -143,9 +153,11 @@ class MailLayer(Construct):
             )
             ports.append((name, port))
         self._addresses = [Token.as_string(Fn.element(port.all_fixed_ips, 0)) for _, port in ports]
-        nfs: NfsMount | None = props.storage.grant_mount(self) if props.storage is not None else None
-        proxy = frozenset(p for vip in props.vips for p in vip.proxy_ports)
-        ctx = replace(props.platform, role=role, proxy_ports=proxy, nfs=nfs)
+        # Security group and ports are made: what storage needs from this layer is final.
+        self.storage_client = StorageClient(client_id=id, role=role, security_group_id=self.security_group.id,
+                                            addresses=tuple(self._addresses))
+        nfs: NfsMount | None = props.storage.grant_mount(self.storage_client) if props.storage is not None else None
+        ctx = layer_context(props, nfs)
         self.context: PlatformContext = ctx  # what the templates saw; the local twin renders from it again
         self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
         declare_variables(self, self.user_data.rendered.body_text())
@@ -164,8 +176,11 @@ class MailLayer(Construct):
                 metadata={"mailstrata_role": role.value, "mailstrata_stack": props.name_prefix},
             )
             self.servers.append(Server(name, f"{name}.{props.platform.dns_zone}", address, port, instance))
+        # Every server is made: what a VIP needs from this layer is final.
+        self.member_group = MemberGroup(group_id=id, role=role, subnet_id=props.subnet_id,
+                                        members=tuple(Member(name=s.name, address=s.address) for s in self.servers))
         for vip in props.vips:
-            vip.add_members(self)
+            vip.add_members(self.member_group)
 
     def allow(self, port: int, cidr: str | None, why: str, *, id_suffix: str,
               remote_group_id: str | None = None, protocol: str = "tcp") -> NetworkingSecgroupRuleV2:

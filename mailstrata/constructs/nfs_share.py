@@ -4,7 +4,6 @@ an existing NAS."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from cdktf import Fn, Token
 from cdktf_cdktf_provider_openstack.blockstorage_volume_v3 import BlockstorageVolumeV3
@@ -21,14 +20,12 @@ from mailstrata.constructs import _validate as v
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
 from mailstrata.constructs._variables import declare_variables
-from mailstrata.errors import ConfigError, Problem, Problems
+from mailstrata.constructs.interfaces import IStorageClient
+from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import Role
 from mailstrata.types import StorageMode
 from mailstrata.userdata.context import NfsMount, NfsServer, PlatformContext
-
-if TYPE_CHECKING:
-    from mailstrata.constructs.mail_layer import MailLayer
 
 
 def nfs_ports(s: NfsServer) -> tuple[tuple[str, int], ...]:
@@ -109,7 +106,8 @@ def validate(props: NfsShareProps, path: str = "storage") -> Problems:
 
 class NfsShare(Construct):
     """The NFS export holding every mailbox. Attributes: `export_location` ("host:/path", a Terraform
-    reference for Manila and Cinder modes), `mode`. `grant_mount(layer)` lets a layer mount it."""
+    reference for Manila and Cinder modes), `mode`. `grant_mount(client)` lets any `IStorageClient` mount it
+    (a `MailLayer` with `storage=` hands over its finished `storage_client` itself)."""
 
     def __init__(self, scope: Construct, id: str, *, props: NfsShareProps) -> None:
         v.check_props(v.unique_id(Problems(), scope, id), props, NfsShareProps).raise_if_any()
@@ -187,26 +185,39 @@ class NfsShare(Construct):
         ComputeVolumeAttachV2(self, "attach", instance_id=self.server.id, volume_id=volume.id)
         return f"{address}:{ctx.nfs_server.export_path}"
 
-    def grant_mount(self, layer: MailLayer) -> NfsMount:
-        """Let `layer`'s servers mount the share; returns how they mount it.
+    def grant_mount(self, client: IStorageClient) -> NfsMount:
+        """Let `client`'s servers mount the share; returns how they mount it.
 
-        Manila: one read-write IP access rule per server. Cinder server: NFS ports opened to the
-        layer's security group (the export itself is limited to the mailstore subnet). Existing NAS:
-        nothing to do on the cloud side; the NAS must export to the layer's subnet.
+        `client` is any `IStorageClient`: a `MailLayer` with `storage=` calls this with its finished
+        `storage_client`. Manila: one read-write IP access rule per address. Cinder server: NFS ports opened to
+        the client's security group (the export itself is limited to the mailstore subnet). Existing NAS:
+        nothing to do on the cloud side; the NAS must export to the client's subnet.
         """
-        from mailstrata.constructs.mail_layer import MailLayer
-
-        if not isinstance(layer, MailLayer):
-            raise ConfigError([Problem("grant_mount.layer", f"must be a MailLayer construct, got "
-                                                            f"{v.describe(layer)}; pass the MailLayer object itself")])
-        key = layer.node.id
-        if key in self._granted:
-            raise ConfigError([Problem("grant_mount.layer", f"was already granted the share, got the MailLayer "
-                                                            f"{key!r} again; call grant_mount once per layer (a "
-                                                            "MailLayer with storage= calls it itself)")])
+        p = Problems()
+        if not isinstance(client, IStorageClient):
+            p.add("grant_mount.client", f"must be an IStorageClient (client_id, role, security_group_id, addresses), "
+                                        f"got {v.describe(client)}; pass a MailLayer's storage_client, or a "
+                                        "StorageClient(...)")
+            p.raise_if_any()
+        key = client.client_id
+        if not isinstance(key, str) or not key:
+            p.add("grant_mount.client.client_id", f"must be non-empty text, got {v.describe(key)}; name the client, "
+                                                  "e.g. after its layer's construct id")
+        elif key in self._granted:
+            p.add("grant_mount.client", f"was already granted the share, got the client {key!r} again; call "
+                                        "grant_mount once per client (a MailLayer with storage= calls it itself)")
+        if not isinstance(client.role, Role):
+            p.add("grant_mount.client.role", f"must be a Role, got {v.describe(client.role)}; use e.g. Role.MAILSTORE")
+        if not isinstance(client.security_group_id, str):
+            p.add("grant_mount.client.security_group_id", f"must be a security group ID (text), got "
+                                                          f"{v.describe(client.security_group_id)}")
+        if not isinstance(client.addresses, tuple) or not all(isinstance(a, str) for a in client.addresses):
+            p.add("grant_mount.client.addresses", f"must be a tuple of text (str), got {v.describe(client.addresses)}"
+                                                  "; write (address, ...)")
+        p.raise_if_any()
         self._granted.append(key)
         if self.share is not None:
-            for i, address in enumerate(layer.addresses, start=1):
+            for i, address in enumerate(client.addresses, start=1):
                 SharedfilesystemShareAccessV2(
                     self,
                     f"access-{key}-{i:02d}",
@@ -216,7 +227,7 @@ class NfsShare(Construct):
                     access_level="rw",
                 )
         if self.security_group is not None:
-            slug = layer.props.role.slug
+            slug = client.role.slug
             settings = self.context.nfs_server if self.context is not None else NfsServer()
             for proto, port in nfs_ports(settings):
                 NetworkingSecgroupRuleV2(
@@ -228,7 +239,7 @@ class NfsShare(Construct):
                     protocol=proto,
                     port_range_min=port,
                     port_range_max=port,
-                    remote_group_id=layer.security_group.id,
+                    remote_group_id=client.security_group_id,
                     description=format_marker(Role.NFS_SERVER, f"NFS ({proto}) from the {slug} servers", port=port),
                 )
         return NfsMount(source=self.export_location, mount_point=self.props.mount_point)

@@ -143,10 +143,12 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         "props.server: must be a CinderServerProps, got the text 'nfs-1'; write CinderServerProps(...)"),
     "a layer's name for grant_mount": (
         lambda s: share(s).grant_mount("mailstore"),  # type: ignore[arg-type]
-        "grant_mount.layer: must be a MailLayer construct, got the text 'mailstore'; pass the MailLayer object itself"),
+        "grant_mount.client: must be an IStorageClient (client_id, role, security_group_id, addresses), got the text "
+        "'mailstore'; pass a MailLayer's storage_client, or a StorageClient(...)"),
     "a layer's name for add_members": (
         lambda s: vip(s).add_members("smtp-in"),  # type: ignore[arg-type]
-        "add_members.layer: must be a MailLayer construct, got the text 'smtp-in'; pass the MailLayer object itself"),
+        "add_members.group: must be an IMemberGroup (group_id, role, subnet_id, members), got the text 'smtp-in'; "
+        "pass a MailLayer's member_group, or a MemberGroup(...)"),
     "one URL, not a tuple": (
         lambda s: ad(s, urls="ldaps://dc1.domain01.dom:636"),
         "props.urls: must be a tuple of text (str), got the text 'ldaps://dc1.domain01.dom:636'; write "
