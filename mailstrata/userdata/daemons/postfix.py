@@ -17,6 +17,7 @@ their modules or from `mailstrata.contract`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -373,6 +374,20 @@ REJECT_CODES: tuple[tuple[str, str], ...] = (
 )
 
 
+_DNSBL = re.compile(
+    r"^(?P<zone>[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+)"
+    r"(=(?P<filter>(\d+|\[[\d.;]+\])(\.(\d+|\[[\d.;]+\])){3}))?$"
+)
+
+
+def check_dnsbls(dnsbls: tuple[str, ...], problems: Problems) -> None:
+    """Each DNSBL is a zone `reject_rbl_client` accepts, optionally with a reply filter."""
+    for i, entry in enumerate(dnsbls):
+        if not _DNSBL.match(entry):
+            problems.add(f"spam.dnsbls[{i}]",
+                         f"must be a DNS zone, optionally with a reply filter (zone=127.0.0.[2..11]), got {entry!r}")
+
+
 def dnsbl_restrictions(dnsbls: tuple[str, ...]) -> tuple[str, ...]:
     """`reject_rbl_client` entries in the configured order, with known reply filters added."""
     out: list[str] = []
@@ -398,8 +413,7 @@ class Spawned:
     """A policy server Postfix spawns per smtpd (policyd-spf)."""
 
     service: str
-    user: str
-    argv: str
+    spawn: str  # the spawn service's `user=... argv=...`
 
 
 def mx(ctx: PlatformContext, os: OsProfile, *, content_filter: ContentFilter, spf: Spawned) -> Postfix:
@@ -495,7 +509,7 @@ def mx(ctx: PlatformContext, os: OsProfile, *, content_filter: ContentFilter, sp
             ),
         ),
         MasterService(name=spf.service, type="unix", unpriv="n", maxproc="0", command="spawn",
-                      why="SPF policy server, spawned per smtpd process", argv=f"user={spf.user} argv={spf.argv}"),
+                      why="SPF policy server, spawned per smtpd process", argv=spf.spawn),
     )
     return Postfix(main=main, services=services, ldap_tables=tables, tables={"transport": _routes_to_delivery(ctx)})
 

@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import ipaddress
 import json
-import os
 import pwd
 import re
 import shutil
@@ -34,12 +33,11 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -47,11 +45,26 @@ from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from mailstrata.userdata.context import PlatformContext, SpamPolicy
+from mailstrata.userdata.daemons import postfix
 from mailstrata.userdata.layers import smtp_in
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
+from tests.support.daemons import (
+    ServerView,
+    listening,
+    parse_postconf,
+    quiet,
+    restrictions,
+    scratch_dir,
+    server_view,
+    stop,
+    view_postconf,
+    view_postconf_master,
+    view_run_postconf,
+    wait_for,
+)
+from tests.support.requires import requires, unavailable
 from tests.support.samba_ad import SambaAD, private_netns
-from tests.support.server_view import ServerView, write_tree
 from tests.userdata import _sample
 
 ROLE = Role.SMTP_IN
@@ -68,21 +81,6 @@ COMPAT_NOTICE = [
 ]
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def _unavailable(reason: str) -> NoReturn:
-    # In CI the daemons are installed on purpose: a missing one is a broken pipeline, not a skip.
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def require(*tools: str, root: bool = False) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        _unavailable(f"not installed: {', '.join(missing)} (see twin-notes.md for the Debian packages)")
-    if root and os.geteuid() != 0:
-        _unavailable("mount and network namespaces need root")
 
 
 def rendered(ctx: PlatformContext, os_profile: OsProfile = PROFILE) -> dict[str, str]:
@@ -106,44 +104,6 @@ def profile_with(
         versions=_Attrs("test.versions", {**os_profile.versions, **(versions or {})}),
         values=_Attrs("test.values", {**os_profile.values, **(values or {})}),
     )
-
-
-def parse_postconf(text: str) -> dict[str, str]:
-    """`name = value` lines (postconf -n, -P) as a dict; an empty value is ``""``."""
-    out = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" =")
-        out[name] = value.removeprefix(" ")
-    return out
-
-
-def master_rows(text: str) -> dict[str, list[str]]:
-    """postconf -M lines keyed by `service/type`: [private, unpriv, chroot, wakeup, maxproc, command...]."""
-    rows = {}
-    for line in text.splitlines():
-        fields = line.split()
-        rows[f"{fields[0]}/{fields[1]}"] = fields[2:]
-    return rows
-
-
-def restrictions(value: str) -> list[str]:
-    return [r.strip() for r in value.split(",")]
-
-
-@contextlib.contextmanager
-def shared_tmp(prefix: str) -> Iterator[Path]:
-    """A scratch directory the daemons' own users (amavis, postfix) can traverse; removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix=f"mailstrata-{prefix}-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def view_of(files: Mapping[str, str], base: Path) -> ServerView:
-    require("unshare", "script", root=True)
-    return ServerView(write_tree(files, base / "root"), base / "scratch")
 
 
 # amavisd's parsed view: its own configuration reader, then the values it ended up with.
@@ -170,7 +130,7 @@ print "spam_subject_tag=$sa_spam_subject_tag\n";
 
 
 def amavis_values(conf: str, work: Path) -> dict[str, str]:
-    require("perl", "amavisd")
+    requires("perl", "amavisd")
     path = work / "amavisd.conf"
     path.write_text(conf)
     script = work / "dump.pl"
@@ -201,40 +161,32 @@ def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def view(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> ServerView:
-    return view_of(files, tmp_path_factory.mktemp("smtp_in"))
+    return server_view(files, tmp_path_factory.mktemp("smtp_in"))
 
 
 @pytest.fixture(scope="module")
 def postconf_n(view: ServerView) -> subprocess.CompletedProcess[str]:
-    require("postconf")
-    return view.run(["postconf", "-n"])
+    return view_run_postconf(view, "-n")
 
 
 @pytest.fixture(scope="module")
 def main_cf(postconf_n: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    assert postconf_n.returncode == 0, postconf_n.stderr
-    return parse_postconf(postconf_n.stdout)
+    return parse_postconf(quiet(postconf_n))
 
 
 @pytest.fixture(scope="module")
 def services(view: ServerView) -> dict[str, list[str]]:
-    require("postconf")
-    proc = view.run(["postconf", "-M"])
-    assert (proc.returncode, proc.stderr) == (0, "")
-    return master_rows(proc.stdout)
+    return view_postconf_master(view)
 
 
 @pytest.fixture(scope="module")
 def service_params(view: ServerView) -> dict[str, str]:
-    require("postconf")
-    proc = view.run(["postconf", "-P"])
-    assert (proc.returncode, proc.stderr) == (0, "")
-    return parse_postconf(proc.stdout)
+    return view_postconf(view, "-P")
 
 
 @pytest.fixture(scope="module")
 def amavis(files: dict[str, str]) -> Iterator[dict[str, str]]:
-    with shared_tmp("amavis-conf") as work:
+    with scratch_dir("amavis-conf") as work:
         yield amavis_values(files[PROFILE.paths.amavisd_conf], work)
 
 
@@ -429,19 +381,16 @@ def test_policyd_spf_is_spawned_with_its_config(services: dict[str, list[str]]) 
 
 @pytest.mark.daemons
 def test_without_a_proxy_pool_port_25_takes_plain_connections(tmp_path: Path) -> None:
-    require("postconf")
     ctx = dataclasses.replace(_sample.context(ROLE), proxy_ports=frozenset())
-    proc = view_of(rendered(ctx), tmp_path).run(["postconf", "-P"])
-    assert [k for k in parse_postconf(proc.stdout) if k.startswith("smtp/inet/")] == []
+    params = view_postconf(server_view(rendered(ctx), tmp_path), "-P")
+    assert [k for k in params if k.startswith("smtp/inet/")] == []
 
 
 @pytest.mark.daemons
 def test_without_a_proxy_pool_the_lb_is_exempt_from_per_client_limits(tmp_path: Path) -> None:
     # Every client then has the LB's address: limiting it would throttle the whole Internet as one client.
-    require("postconf")
     ctx = dataclasses.replace(_sample.context(ROLE), proxy_ports=frozenset())
-    proc = view_of(rendered(ctx), tmp_path).run(["postconf", "-n"])
-    got = parse_postconf(proc.stdout)
+    got = view_postconf(server_view(rendered(ctx), tmp_path), "-n")
     assert (got["smtpd_client_event_limit_exceptions"], got["mynetworks"]) == (
         f"127.0.0.0/8, {VIP_SUBNET}",
         "127.0.0.0/8",
@@ -458,10 +407,9 @@ def test_amavis_max_servers_is_16(amavis: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_process_limit_and_max_servers_follow_amavis_processes(tmp_path: Path) -> None:
-    require("postconf")
     files = rendered(with_spam(amavis_processes=7))
-    proc = view_of(files, tmp_path).run(["postconf", "-M", "smtp-amavis/unix"])
-    with shared_tmp("amavis-7") as work:
+    proc = view_run_postconf(server_view(files, tmp_path), "-M", "smtp-amavis/unix")
+    with scratch_dir("amavis-7") as work:
         max_servers = amavis_values(files[PROFILE.paths.amavisd_conf], work)["max_servers"]
     assert (proc.stdout.split()[6], max_servers) == ("7", "7")
 
@@ -472,24 +420,24 @@ def test_process_limit_and_max_servers_follow_amavis_processes(tmp_path: Path) -
 @pytest.mark.daemons
 def test_postfix_check_prints_only_the_3_7_compatibility_notice(view: ServerView) -> None:
     # Postfix 2.10 has no compatibility_level, so Debian's 3.7 announces its backwards-compatible mode.
-    require("postfix")
+    requires("postfix")
     proc = view.run(["postfix", "check"], tty=True)
     assert (proc.returncode, [ln for ln in proc.stdout.replace("\r", "").splitlines() if ln]) == (0, COMPAT_NOTICE)
 
 
 @pytest.mark.daemons
 def test_postfix_3_7_profile_sets_compatibility_level_and_check_is_silent(tmp_path: Path) -> None:
-    require("postfix", "postconf")
+    requires("postfix", "postconf")
     files = rendered(_sample.context(ROLE), profile_with(versions={"postfix": "3.7"}))
-    server = view_of(files, tmp_path)
-    level = parse_postconf(server.run(["postconf", "-n", "compatibility_level"]).stdout)
+    server = server_view(files, tmp_path)
+    level = view_postconf(server, "-n", "compatibility_level")
     proc = server.run(["postfix", "check"], tty=True)
     assert (level, proc.returncode, proc.stdout.strip()) == ({"compatibility_level": "3.6"}, 0, "")
 
 
 @pytest.mark.daemons
 def test_transport_map_sends_every_served_domain_to_the_delivery_vip(view: ServerView) -> None:
-    require("postmap")
+    requires("postmap")
     built = view.run(["postmap", "hash:/etc/postfix/transport"])
     assert built.returncode == 0, built.stderr
     got = {
@@ -501,7 +449,7 @@ def test_transport_map_sends_every_served_domain_to_the_delivery_vip(view: Serve
 
 @pytest.mark.daemons
 def test_transport_map_has_no_entry_for_other_domains(view: ServerView) -> None:
-    require("postmap")
+    requires("postmap")
     assert view.run(["postmap", "hash:/etc/postfix/transport"]).returncode == 0
     assert view.run(["postmap", "-q", "example.org", "hash:/etc/postfix/transport"]).returncode == 1
 
@@ -534,8 +482,8 @@ def test_ldap_maps_verify_the_directory_certificate(files: dict[str, str]) -> No
 @pytest.mark.daemons
 def test_amavisd_loads_the_config(files: dict[str, str]) -> None:
     # `test-config` reads the file as amavisd would at start (as root, then as $daemon_user) and exits.
-    require("amavisd")
-    with shared_tmp("amavis-load") as work:
+    requires("amavisd")
+    with scratch_dir("amavis-load") as work:
         conf = work / "amavisd.conf"
         conf.write_text(files[PROFILE.paths.amavisd_conf])
         conf.chmod(0o644)
@@ -613,7 +561,7 @@ def test_amavis_cleanup_cron_removes_stale_temp_dirs_and_old_quarantine(files: d
 @pytest.mark.daemons
 def test_spamassassin_lints_the_local_config(files: dict[str, str], tmp_path: Path) -> None:
     # The site directory also needs the packaged *.pre files that load the plugins (Debian's copies).
-    require("spamassassin")
+    requires("spamassassin")
     for pre in Path("/etc/spamassassin").glob("*.pre"):
         shutil.copy(pre, tmp_path)
     (tmp_path / "local.cf").write_text(files[f"{PROFILE.paths.spamassassin_dir}/local.cf"])
@@ -630,7 +578,7 @@ def test_spamassassin_required_score_is_amavis_tag2_level(files: dict[str, str])
 
 @pytest.mark.daemons
 def test_clamd_config_parses(files: dict[str, str], tmp_path: Path) -> None:
-    require("clamconf")
+    requires("clamconf")
     (tmp_path / "clamd.conf").write_text(files[PROFILE.paths.clamd_amavis_conf])
     proc = subprocess.run(["clamconf", "-c", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, re.findall(r"^(?:ERROR|WARNING).*$", proc.stdout + proc.stderr, re.M)) == (0, [])
@@ -638,7 +586,7 @@ def test_clamd_config_parses(files: dict[str, str], tmp_path: Path) -> None:
 
 @pytest.mark.daemons
 def test_clamd_listens_on_a_socket_only_amavis_can_use(files: dict[str, str], tmp_path: Path) -> None:
-    require("clamconf")
+    requires("clamconf")
     (tmp_path / "clamd.conf").write_text(files[PROFILE.paths.clamd_amavis_conf])
     out = subprocess.run(["clamconf", "-c", str(tmp_path)], capture_output=True, text=True, timeout=60).stdout
     got = dict(re.findall(r'^(\w+) = "(.*)"$', out, re.M))
@@ -668,7 +616,7 @@ print(json.dumps({"config": {k: config[k] for k in keys}, "messages": messages})
 def test_policyd_spf_reads_its_config(files: dict[str, str], tmp_path: Path) -> None:
     # policyd-spf's own reader (Debian's python3) over its defaults, as the daemon does; it logs unknown or
     # malformed lines to syslog.
-    require("policyd-spf")
+    requires("policyd-spf")
     conf = tmp_path / "policyd-spf.conf"
     conf.write_text(files[PROFILE.paths.policyd_spf_conf])
     proc = subprocess.run(
@@ -714,7 +662,7 @@ def test_rendered_main_cf_names_no_sorbs(files: dict[str, str]) -> None:
 
 
 def test_dnsbls_come_from_the_config_in_order_and_keep_given_filters() -> None:
-    got = smtp_in.dnsbl_restrictions(("bl.spamcop.net", "key.zen.dq.spamhaus.net=127.0.0.[2..11]", "zen.spamhaus.org"))
+    got = postfix.dnsbl_restrictions(("bl.spamcop.net", "key.zen.dq.spamhaus.net=127.0.0.[2..11]", "zen.spamhaus.org"))
     assert got == (
         "reject_rbl_client bl.spamcop.net",
         "reject_rbl_client key.zen.dq.spamhaus.net=127.0.0.[2..11]",
@@ -747,7 +695,7 @@ def test_bad_inputs_are_reported_together() -> None:
 
 @pytest.mark.daemons
 def test_role_script_passes_shellcheck(files: dict[str, str], tmp_path: Path) -> None:
-    require("shellcheck")
+    requires("shellcheck")
     script = tmp_path / "mailstrata-setup-role"
     script.write_text(files[PROFILE.paths.role_script])
     proc = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
@@ -794,31 +742,6 @@ def _prepare_root(root: Path, os_profile: OsProfile, ctx: PlatformContext) -> Os
     return relocated
 
 
-def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(0.2)
-
-
-def _listening(ns: str, spec: str) -> bool:
-    out = subprocess.run(
-        ["ip", "netns", "exec", ns, "ss", "-Hlnx" if spec.startswith("/") else "-Hltn"], capture_output=True, text=True
-    ).stdout
-    return any(spec in line.split() for line in out.splitlines())
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @dataclasses.dataclass
 class LiveMx:
     ad: SambaAD
@@ -852,9 +775,9 @@ class LiveMx:
 @pytest.fixture(scope="module")
 def live_mx() -> Iterator[LiveMx]:
     """Samba AD + the MX's Postfix, relocated, in a namespace with only `lo`."""
-    require("samba", "postfix", "postmap", "policyd-spf", "openssl", "ip", root=True)
+    requires("samba", "postfix", "postmap", "policyd-spf", "openssl", "ip", root=True)
     with contextlib.ExitStack() as stack:
-        root = stack.enter_context(shared_tmp("mx"))
+        root = stack.enter_context(scratch_dir("mx"))
         ns = stack.enter_context(private_netns(f"mstest-mx-{uuid.uuid4().hex[:6]}"))
         ad = stack.enter_context(SambaAD(root / "ad", netns=ns))
         base = _sample.context(ROLE)
@@ -897,11 +820,11 @@ def live_mx() -> Iterator[LiveMx]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        stack.callback(_stop, postfix)
+        stack.callback(stop, postfix, 20)
         # Runs before _stop: the master outlives a signal to the foreground wrapper, so ask Postfix itself.
         stack.callback(subprocess.run, ["ip", "netns", "exec", ns, "postfix", "-c", str(pdir), "stop"],
                        capture_output=True, check=False, timeout=60)
-        _wait_for(lambda: _listening(ns, "0.0.0.0:25"), "Postfix listening on 25")
+        wait_for(lambda: listening(ns, "0.0.0.0:25"), "Postfix listening on 25", interval=0.2)
         yield LiveMx(ad=ad, ns=ns, ctx=ctx, os_profile=os_profile, maillog=maillog, role_script=role)
 
 
@@ -1000,7 +923,7 @@ def test_live_client_address_comes_from_the_proxy_header(live_mx: LiveMx) -> Non
     def logged() -> list[str]:
         return [ln for ln in live_mx.maillog.read_text().splitlines() if "helo=<proxy-check.example.net>" in ln]
 
-    _wait_for(lambda: bool(logged()), "the rejection in the maillog", timeout=10)
+    wait_for(lambda: bool(logged()), "the rejection in the maillog", timeout=10, interval=0.2)
     assert [m.group(1) for ln in logged() if (m := re.search(r"RCPT from (\S+):", ln))] == ["unknown[203.0.113.9]"]
 
 
@@ -1118,11 +1041,12 @@ def _children(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def live_amavis() -> Iterator[LiveAmavis]:
     """clamd (one EICAR signature) + amavisd, relocated, and an SMTP sink standing in for Postfix on 10025."""
-    require("amavisd", "clamd", "ip", root=True)
+    requires("amavisd", "clamd", "ip", root=True)
     if not _user_exists("amavis"):
-        _unavailable("the amavis user does not exist (install amavisd-new)")
+        unavailable("the amavis user does not exist", why="amavisd runs as amavis",
+                    install="make deps-apt installs amavisd-new")
     with contextlib.ExitStack() as stack:
-        root = stack.enter_context(shared_tmp("amavis"))
+        root = stack.enter_context(scratch_dir("amavis"))
         ns = stack.enter_context(private_netns(f"mstest-av-{uuid.uuid4().hex[:6]}"))
         os_profile = _prepare_root(root / "srv", PROFILE, _sample.context(ROLE))
         p = os_profile.paths
@@ -1144,22 +1068,22 @@ def live_amavis() -> Iterator[LiveAmavis]:
         )
         sink_file = root / "sink.eml"
         sink = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SINK, str(sink_file)])
-        stack.callback(_stop, sink)
+        stack.callback(stop, sink, 20)
         clamd = subprocess.Popen(
             ["ip", "netns", "exec", ns, "clamd", f"--config-file={clamd_conf}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        stack.callback(_stop, clamd)
-        _wait_for(lambda: _listening(ns, p.clamd_amavis_socket), "clamd listening")
+        stack.callback(stop, clamd, 20)
+        wait_for(lambda: listening(ns, p.clamd_amavis_socket), "clamd listening", interval=0.2)
         amavisd = subprocess.Popen(
             ["ip", "netns", "exec", ns, "amavisd", "-c", str(amavis_conf), "foreground"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        stack.callback(_stop, amavisd)
-        _wait_for(lambda: _listening(ns, "127.0.0.1:10024"), "amavisd listening", timeout=120)
-        _wait_for(lambda: _listening(ns, "127.0.0.1:10025"), "the sink listening")
+        stack.callback(stop, amavisd, 20)
+        wait_for(lambda: listening(ns, "127.0.0.1:10024"), "amavisd listening", timeout=120, interval=0.2)
+        wait_for(lambda: listening(ns, "127.0.0.1:10025"), "the sink listening", interval=0.2)
         yield LiveAmavis(ns=ns, amavisd=amavisd, sink_file=sink_file, log=Path(p.amavis_log))
 
 
@@ -1173,7 +1097,7 @@ def _user_exists(name: str) -> bool:
 
 @pytest.mark.daemons
 def test_live_amavisd_runs_as_many_children_as_smtp_amavis_processes(live_amavis: LiveAmavis) -> None:
-    _wait_for(lambda: len(_children(live_amavis.amavisd.pid)) >= 16, "16 amavisd children", timeout=60)
+    wait_for(lambda: len(_children(live_amavis.amavisd.pid)) >= 16, "16 amavisd children", timeout=60, interval=0.2)
     time.sleep(1)  # a 17th would show up now
     assert len(_children(live_amavis.amavisd.pid)) == 16
 
