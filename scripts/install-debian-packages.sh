@@ -7,6 +7,7 @@ PACKAGES=(
   amavisd-new spamassassin clamav-daemon clamav-milter opendkim opendkim-tools
   sasl2-bin libsasl2-modules libsasl2-modules-ldap
   haproxy swaks cloud-init shellcheck socat iproute2 dnsmasq-base xfsprogs
+  nfs-common  # nfsconf reads the rendered /etc/nfs.conf.d drop-in (tests/userdata/daemons/test_nfs.py)
   curl  # the webmail tests talk HTTP(S) to nginx and SOGo with it (missing on a stock Debian 12: make fresh-check)
   samba samba-ad-dc samba-ad-provision winbind ldap-utils slapd
   sogo memcached mariadb-server nginx-light

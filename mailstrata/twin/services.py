@@ -9,7 +9,7 @@ units are binaries and paths only, each with its reason:
   clamd: `--foreground`; OpenDKIM: `-f -x FILE`; saslauthd: `-d` (foreground) with the options of
   the rendered sysconfig file; clamav-milter: its config has no foreground switch, so the twin runs it
   with `--config-file` and follows its pid file.
-- memcached: the command line of CentOS's unit, from the rendered file (which is in CentOS's format).
+- memcached: Debian's unit's own wrapper (systemd-memcached-wrapper) on the rendered /etc/memcached.conf.
 - SOGo: `sogod -WONoDetach YES` with every key of the rendered sogo.conf on the command line (GNUstep reads
   /etc/sogo/sogo.conf at a fixed path; the command line is its highest-priority defaults domain).
 - nginx: `-c FILE -g "daemon off;"`.
@@ -142,15 +142,22 @@ def _shell_vars(path: str) -> dict[str, str]:
     return out
 
 
+MEMCACHED_WRAPPER = "/usr/share/memcached/scripts/systemd-memcached-wrapper"  # Debian's unit runs it
+
+
 def memcached(ctx: ServiceContext) -> Daemon:
-    v = _shell_vars(_p(ctx, "memcached_sysconfig"))
-    opts = shlex.split(v.get("OPTIONS", ""))
+    """Debian's unit: its own wrapper reads the rendered /etc/memcached.conf (one option per line) and execs
+    memcached with those options; the ready check listens where the file's `-l` says."""
+    conf = _p(ctx, "memcached_sysconfig")
+    opts: list[str] = []
+    for line in Path(conf).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-"):
+            opts.extend(shlex.split(line))
     host = opts[opts.index("-l") + 1] if "-l" in opts else ""
-    argv = ["memcached", "-u", v.get("USER", "memcache"), "-p", v.get("PORT", "11211"), "-m",
-            v.get("CACHESIZE", "64"), "-c", v.get("MAXCONN", "1024"), *opts]
-    return Daemon(name=f"{ctx.server.name}/memcached", argv=tuple(argv), log=ctx.logs / "memcached.log",
-                  host=ctx.server.fqdn, ready=Ready(tcp=((_addr(ctx, host), int(v.get("PORT", "11211"))),)),
-                  timeout=ctx.timeout)
+    port = int(opts[opts.index("-p") + 1]) if "-p" in opts else 11211
+    return Daemon(name=f"{ctx.server.name}/memcached", argv=(MEMCACHED_WRAPPER, conf), log=ctx.logs / "memcached.log",
+                  host=ctx.server.fqdn, ready=Ready(tcp=((_addr(ctx, host), port),)), timeout=ctx.timeout)
 
 
 def _strip_comments(text: str) -> str:
