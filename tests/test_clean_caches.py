@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.requires import requires
+
 CLONE = Path(__file__).resolve().parents[1]
 
 
@@ -44,8 +46,7 @@ def test_removes_every_cache_but_the_fresh_check_root(fake_clone: Path) -> None:
 
 
 def test_unmounts_before_deleting_and_keeps_what_was_mounted(fake_clone: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("bind mounts need root")
+    requires(why="for bind mounts", root=True)
     source = fake_clone / "mounted-from"
     source.mkdir()
     (source / "keep.txt").write_text("mine\n")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.requires import requires, unavailable
+
 CLONE = Path(__file__).resolve().parents[1]
 
 
@@ -34,11 +36,10 @@ def test_cdktf_json_app_installs_before_it_synthesizes() -> None:
 
 @pytest.mark.daemons  # needs git, make, Node.js and npm (make test installs them); under CI a skip fails
 def test_npm_ci_then_cdktf_synth_works_in_a_fresh_clone() -> None:
-    missing = [tool for tool in ("git", "make", "npm", "npx", "python3") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make test installs Node.js and npm)")
+    requires("git", "make", "npm", "npx", "python3", why="to clone and run the CLI",
+             install="make deps-node installs Node.js and npm")
     if not (CLONE / ".git").exists():
-        pytest.skip("not a git clone: nothing to clone from")
+        unavailable("not a git clone", why="to clone the project from", install="run the tests in a git clone")
     dest = CLONE / ".cache" / "cli-clone" / str(os.getpid())
     shutil.rmtree(dest, ignore_errors=True)
     dest.parent.mkdir(parents=True, exist_ok=True)

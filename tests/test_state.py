@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from mailstrata.app import RECORD, synth
 from mailstrata.errors import ConfigError
+from tests.support.requires import requires, requires_terraform
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_YAML = ROOT / "mailstrata/config/default.yaml"
@@ -177,19 +177,12 @@ def _cli_env(outdir: Path) -> dict[str, str]:
     return env
 
 
-def _needs(*tools: str) -> None:
-    missing = [t for t in tools if not (ROOT / t).exists() and shutil.which(t) is None]
-    if missing and os.environ.get("CI") == "true":
-        pytest.fail(f"missing under CI=true: {', '.join(missing)} (make install)")
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (make install)")
-
-
 def test_given_state_and_terraform_files_when_make_synth_cdktf_synth_and_cdktf_diff_run_then_all_are_intact(
         tmp_path: Path) -> None:
     """The commands of the README, as a user runs them (outdir under tmp_path so the shared tree is left alone).
     `cdktf diff` stops at provider download on this machine; the files must survive it all the same."""
-    _needs("node_modules/.bin/cdktf", ".tools/bin/pipenv", "terraform")
+    requires("node_modules/.bin/cdktf", ".tools/bin/pipenv", why="to run the README's commands", install="make install")
+    requires_terraform("for cdktf diff")
     out = tmp_path / "cdktf.out"
     env = _cli_env(out)
     subprocess.run(["make", "--no-print-directory", "synth"], cwd=ROOT, env=env, check=True, capture_output=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mailstrata.terraform_eval import run_terraform
+from tests.support.requires import requires_terraform
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -63,6 +64,7 @@ def init_diagnostics(cdk_tf_json: Path, workdir: Path) -> list[Diagnostic]:
     stack = workdir / "stack"
     stack.mkdir(exist_ok=True)
     (stack / "cdk.tf.json").write_bytes(cdk_tf_json.read_bytes())
+    requires_terraform("for terraform init")
     proc = run_terraform(["init", "-backend=false", "-input=false", "-json", f"-plugin-dir={workdir / 'plugins'}"],
                          stack)
     return _diagnostics(proc.stdout)
@@ -81,6 +83,7 @@ def plan_variables(variables: Mapping[str, Any], values: Mapping[str, str], work
     with TF_VAR_; the diagnostics (none when every validation passes)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "main.tf.json").write_text(json.dumps({"variable": dict(variables)}, indent=1))
+    requires_terraform("for terraform plan")
     proc = run_terraform(["plan", "-input=false", "-lock=false", "-json"], workdir, values)
     diags = _diagnostics(proc.stdout)
     assert (proc.returncode == 0) == (not [d for d in diags if d.severity == "error"]), proc.stderr

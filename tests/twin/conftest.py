@@ -9,13 +9,13 @@ CI=true the suite-wide hook in tests/conftest.py turns such a skip into a failur
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from mailstrata.twin import netns
 from mailstrata.twin.twin import Twin, TwinError, TwinInfo
+from tests.support.requires import requires, unavailable
 from tests.twin.helpers import Platform
 
 REQUIRED = ("postfix", "dovecot", "amavisd", "clamd", "clamav-milter", "opendkim", "saslauthd", "haproxy", "samba",
@@ -28,10 +28,8 @@ REQUIRED = ("postfix", "dovecot", "amavisd", "clamd", "clamav-milter", "opendkim
 def twin_info() -> Iterator[TwinInfo]:
     why = netns.unavailable()
     if why:
-        pytest.skip(why)
-    missing = [tool for tool in REQUIRED if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make deps-apt installs them)")
+        unavailable(why, why="for the local twin")
+    requires(*REQUIRED, why="for the local twin")
     twin = Twin()
     already = twin.info() is not None and not twin.healthy()
     try:

@@ -19,16 +19,13 @@ import pytest
 
 from mailstrata.twin import samba
 from mailstrata.twin.samba import SEED_SCRIPT, SambaAD, ensure_template, private_netns
+from tests.support.requires import requires
 
 CLONE = Path(__file__).resolve().parents[2]
 
 
 def _require_samba() -> None:
-    missing = [t for t in ("samba-tool", "samba", "ip", "openssl") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make deps-apt installs them)")
-    if os.geteuid() != 0:
-        pytest.skip("a Samba AD DC and a network namespace need root")
+    requires("samba-tool", "samba", "ip", "openssl", why="for a Samba AD DC in a network namespace", root=True)
 
 
 # -- the seed script stands alone -------------------------------------------------------------------------

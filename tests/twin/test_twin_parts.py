@@ -4,7 +4,6 @@ the debian12 profile and the text rules. (The end-to-end behaviours are in the o
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from mailstrata.twin.render import localize
 from mailstrata.twin.services import plist_pairs
 from mailstrata.twin.terraform import UnresolvedReference, evaluate_stack
 from mailstrata.userdata.profiles import load_profile
+from tests.support.requires import requires
 from tests.support.synth import default_platform
 
 VIPS = {"mail-smtp-in": "127.20.0.10", "mail-smtp-out": "127.20.0.11", "mail-mailstore": "127.20.0.12",
@@ -120,8 +120,7 @@ def test_algorithm_without_haproxy_equivalent_is_an_error() -> None:
 
 @pytest.mark.daemons
 def test_haproxy_accepts_every_generated_configuration(lbs: dict[str, haproxy.LoadBalancer], tmp_path: Path) -> None:
-    if shutil.which("haproxy") is None:
-        pytest.skip("haproxy is not installed")
+    requires("haproxy", why="to check the generated configurations")
     results = {}
     for name in lbs:
         path = tmp_path / f"{name}.cfg"

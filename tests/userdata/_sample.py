@@ -28,6 +28,7 @@ from mailstrata.userdata.context import (
     Webmail,
 )
 from mailstrata.userdata.terraform_text import decode_user_data
+from tests.support.requires import requires_terraform
 from tests.support.synth import default_platform, instances_of
 
 # A throwaway RSA key, only so that files holding a key parse; never used to sign anything.
@@ -151,6 +152,7 @@ _VAR = re.compile(r"(?<![\w.-])var\.([A-Za-z_][\w-]*)")
 @cache
 def resolve(expr: str) -> str:
     """What Terraform substitutes for `${expr}` with the sample stand-ins (computed by Terraform)."""
+    requires_terraform("for the sample user data (Terraform evaluates it)")
     value = evaluate({"v": "${" + expr + "}"}, standins(None, ["${" + expr + "}"]))["v"]
     assert isinstance(value, str), (expr, value)
     return value
@@ -159,6 +161,7 @@ def resolve(expr: str) -> str:
 @cache
 def _default_user_data() -> dict[str, str]:
     """Every server's user data in the default platform, as Nova receives it (one Terraform run)."""
+    requires_terraform("for the sample user data (Terraform evaluates it)")
     doc = default_platform()
     exprs = {r["name"]: r["user_data"] for r in doc["resource"]["openstack_compute_instance_v2"].values()}
     values = evaluate(exprs, standins(doc, exprs.values()), doc=doc)

@@ -6,10 +6,8 @@ import base64
 import functools
 import gzip
 import json
-import os
 import re
 import secrets
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
@@ -26,6 +24,7 @@ from mailstrata.userdata import limits
 from mailstrata.userdata.render import BANNER_PREFIX, CLOUD_CONFIG_KEYS
 from mailstrata.userdata.terraform_text import size_after_base64
 from tests.support import many_domains
+from tests.support.requires import requires
 from tests.support.synth import default_platform
 from tests.userdata import _sample
 
@@ -33,17 +32,10 @@ ROLES = list(Role)
 NOVA_LIMIT = 65535
 
 
-def need(binary: str) -> None:
-    if shutil.which(binary) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{binary} is not installed")
-        pytest.skip(f"{binary} is not installed")
-
-
 @pytest.mark.daemons
 @pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
 def test_cloud_init_accepts_the_document(role: Role, tmp_path: Path) -> None:
-    need("cloud-init")
+    requires("cloud-init")
     doc = tmp_path / "user-data"
     doc.write_text(_sample.cloud_config_text(role))
     proc = subprocess.run(["cloud-init", "schema", "--config-file", str(doc)], capture_output=True, text=True)
@@ -97,7 +89,7 @@ def test_every_file_carries_the_managed_by_banner(role: Role, layer_files: Calla
 @pytest.mark.daemons
 @pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
 def test_shellcheck_passes_on_every_script(role: Role, layer_files: Callable, tmp_path: Path) -> None:
-    need("shellcheck")
+    requires("shellcheck")
     scripts = {p: t for p, t in layer_files(role).items() if t.startswith("#!/bin/bash") or t.startswith("#!/bin/sh")}
     assert "/usr/local/sbin/mailstrata-setup" in scripts
     for i, (path, text) in enumerate(sorted(scripts.items())):

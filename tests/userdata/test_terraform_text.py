@@ -16,6 +16,7 @@ from mailstrata.userdata.terraform_text import (
     substitute,
     user_data_expression,
 )
+from tests.support.requires import requires_terraform
 
 # Everything Terraform's template language could take for its own: shell and Dovecot syntax, escapes
 # written literally, a lone `$` or `%` before a brace, quotes, backslashes, HCL escape sequences and
@@ -57,6 +58,7 @@ def test_terraform_hands_nova_the_rendered_text(tmp_path: Path, gzip_it: bool) -
     standins = StandIns(attributes={"openstack_lb_loadbalancer_v2.lb.vip_address": "10.1.2.3"},
                         variables={"pw": "s3${cret}%{x}"})
     # WHEN Terraform evaluates the user_data expression and the references
+    requires_terraform()
     values = evaluate({"ud": expr, **{r: "${" + r + "}" for r in references("\n".join(rendered))}}, standins,
                       doc=doc, workdir=tmp_path)
     # THEN Nova receives the rendered text, with Terraform's values in place of the references

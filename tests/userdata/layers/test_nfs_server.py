@@ -10,7 +10,6 @@ here, so its content is asserted.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -23,23 +22,11 @@ from mailstrata.roles import Role
 from mailstrata.userdata.context import Filesystem, Networks, NfsServer, PlatformContext
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
+from tests.support.requires import requires, unavailable
 from tests.userdata import _sample
 
 ROLE_SCRIPT = "/usr/local/sbin/mailstrata-setup-role"
 VOLUME_BYTES = 320 * 1024 * 1024  # mkfs.xfs wants at least 300 MiB
-
-
-def _unavailable(reason: str) -> None:
-    # In CI the tools are installed on purpose: a missing one is a broken pipeline, not a skip.
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        _unavailable(f"{', '.join(missing)} not installed (apt-get install xfsprogs shellcheck util-linux)")
 
 
 def context(**changes: object) -> PlatformContext:
@@ -122,7 +109,7 @@ def test_services_and_packages(layer_cloud_config: Callable[[Role], dict], files
 @pytest.mark.daemons
 @pytest.mark.parametrize("fs", list(Filesystem))
 def test_role_script_passes_shellcheck(fs: Filesystem, tmp_path: Path) -> None:
-    need("shellcheck")
+    requires("shellcheck")
     ctx = context(nfs_server=NfsServer(filesystem=fs))
     script = tmp_path / "role.sh"
     script.write_text(render(ctx, load_profile("centos7", Role.NFS_SERVER))[ROLE_SCRIPT])
@@ -163,15 +150,14 @@ class Volume:
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Volume]:
-    need("losetup", "blkid", "mkfs.xfs", "mkfs.ext4", "mountpoint", "sfdisk")
-    if os.geteuid() != 0:
-        _unavailable("loop devices and mounts need root")
+    requires("losetup", "blkid", "mkfs.xfs", "mkfs.ext4", "mountpoint", "sfdisk", why="for loop devices and mounts",
+             root=True)
     image = tmp_path / "volume.img"
     with image.open("wb") as f:
         f.truncate(VOLUME_BYTES)
     proc = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
     if proc.returncode != 0:
-        _unavailable(f"no loop device here: {proc.stderr.strip()}")
+        unavailable(f"no loop device here: {proc.stderr.strip()}", why="to mount the volume")
     device = proc.stdout.strip()
     root = tmp_path / "root"
     stubs = tmp_path / "bin"

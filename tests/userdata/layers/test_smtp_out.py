@@ -30,7 +30,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import yaml
@@ -46,8 +45,18 @@ from mailstrata.userdata.layers.smtp_out import SUBMISSION_PORT
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import escape
+from tests.support.daemons import (
+    ServerView,
+    parse_postconf,
+    quiet,
+    server_view,
+    view_postconf,
+    view_run_postconf,
+    wait_for,
+    write_tree,
+)
+from tests.support.requires import requires, requires_terraform
 from tests.support.samba_ad import SambaAD, private_netns
-from tests.support.server_view import ServerView, write_tree
 from tests.support.synth import default_platform
 from tests.userdata import _sample
 
@@ -56,24 +65,6 @@ PROFILE = load_profile("centos7", ROLE)
 SAMPLE = _sample.SAMPLE_VALUES
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def _unavailable(reason: str) -> NoReturn:
-    # In CI the daemons are installed on purpose: a missing one is a broken pipeline, not a skip.
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def require(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        _unavailable(f"not installed: {', '.join(missing)} (see twin-notes.md for the Debian packages)")
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        _unavailable("mount and network namespaces need root")
 
 
 _REF = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
@@ -96,15 +87,6 @@ def server_files(ctx: PlatformContext, values: Mapping[str, str], os_profile: Os
     return out
 
 
-def parse_postconf(text: str) -> dict[str, str]:
-    """`name = value` lines (postconf -n, -P) as a dict; an empty value is ``""``."""
-    out = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" =")
-        out[name] = value.removeprefix(" ")
-    return out
-
-
 def table_rows(text: str) -> list[list[str]]:
     return [ln.split() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
@@ -123,30 +105,22 @@ def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def view(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> ServerView:
-    require_root()
-    require("unshare", "script")
-    base = tmp_path_factory.mktemp("smtp_out")
-    return ServerView(write_tree(files, base / "root"), base / "scratch")
+    return server_view(files, tmp_path_factory.mktemp("smtp_out"))
 
 
 @pytest.fixture(scope="module")
 def postconf_n(view: ServerView) -> subprocess.CompletedProcess[str]:
-    require("postconf")
-    return view.run(["postconf", "-n"])
+    return view_run_postconf(view, "-n")
 
 
 @pytest.fixture(scope="module")
 def main_cf(postconf_n: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    assert postconf_n.returncode == 0, postconf_n.stderr
-    return parse_postconf(postconf_n.stdout)
+    return parse_postconf(quiet(postconf_n))
 
 
 @pytest.fixture(scope="module")
 def service_params(view: ServerView) -> dict[str, str]:
-    require("postconf")
-    proc = view.run(["postconf", "-P"])
-    assert proc.returncode == 0, proc.stderr
-    return parse_postconf(proc.stdout)
+    return view_postconf(view, "-P")
 
 
 # ---- Postfix: main.cf ------------------------------------------------------------------------------
@@ -198,7 +172,7 @@ def test_sasl_is_tls_only_without_anonymous_logins(main_cf: dict[str, str]) -> N
 
 @pytest.mark.daemons
 def test_sasl_is_not_enabled_globally(view: ServerView) -> None:
-    proc = view.run(["postconf", "-h", "smtpd_sasl_auth_enable"])
+    proc = view_run_postconf(view, "-h", "smtpd_sasl_auth_enable")
     assert proc.stdout.strip() == "no"
 
 
@@ -256,7 +230,7 @@ def test_server_tls_floor_is_tls_1_2_with_strong_ciphers(main_cf: dict[str, str]
 
 
 def test_dh_parameters_are_rfc7919_ffdhe2048(files: dict[str, str]) -> None:
-    require("openssl")
+    requires("openssl")
     proc = subprocess.run(["openssl", "pkeyparam", "-text", "-noout"], input=files["/etc/postfix/ffdhe2048.pem"],
                           capture_output=True, text=True)  # fmt: skip
     assert "GROUP: ffdhe2048" in proc.stdout, proc.stderr
@@ -267,7 +241,7 @@ def test_dh_parameters_are_rfc7919_ffdhe2048(files: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_master_cf_has_smtp_and_submission_listeners(view: ServerView) -> None:
-    proc = view.run(["postconf", "-M", "smtp/inet", "submission/inet"])
+    proc = view_run_postconf(view, "-M", "smtp/inet", "submission/inet")
     services = [ln.split()[:8] for ln in proc.stdout.splitlines()]
     assert services == [
         ["smtp", "inet", "n", "-", "n", "-", "-", "smtpd"],
@@ -307,15 +281,14 @@ def test_ports_without_a_proxy_pool_do_not_expect_proxy() -> None:
 
 @pytest.mark.daemons
 def test_postfix_check_prints_no_warnings(view: ServerView) -> None:
-    require("postfix", "script")
+    requires("postfix", "script")
     proc = view.run(["postfix", "check"], tty=True)
     assert (proc.returncode, warnings_in(proc.stdout + proc.stderr)) == (0, [])
 
 
 @pytest.mark.daemons
 def test_postfix_3_7_render_prints_nothing_at_all(tmp_path: Path) -> None:
-    require_root()
-    require("postfix", "script", "unshare")
+    requires("postfix", "script", "unshare", root=True)
     newer = dataclasses.replace(PROFILE, versions=_Attrs("test", {**PROFILE.versions, "postfix": "3.7"}))
     ctx = _sample.context(ROLE)
     view = ServerView(write_tree(server_files(ctx, {**SAMPLE, **_dkim_sample_values(ctx)}, newer), tmp_path / "r"),
@@ -326,7 +299,7 @@ def test_postfix_3_7_render_prints_nothing_at_all(tmp_path: Path) -> None:
 
 @pytest.mark.daemons
 def test_transport_map_sends_every_served_domain_to_the_delivery_vip(view: ServerView) -> None:
-    require("postmap")
+    requires("postmap")
     built = view.run(["postmap", "hash:/etc/postfix/transport"])
     assert built.returncode == 0, built.stderr
     got = {
@@ -339,7 +312,7 @@ def test_transport_map_sends_every_served_domain_to_the_delivery_vip(view: Serve
 
 @pytest.mark.daemons
 def test_transport_map_has_no_other_destinations(view: ServerView) -> None:
-    require("postmap")
+    requires("postmap")
     view.run(["postmap", "hash:/etc/postfix/transport"])
     proc = view.run(["postmap", "-s", "hash:/etc/postfix/transport"])
     assert sorted(ln.split()[0] for ln in proc.stdout.splitlines()) == ["domain01.dom", "domain02.dom"]
@@ -457,7 +430,7 @@ def _dkim_sample_values(ctx: PlatformContext, key: str = _sample.SAMPLE_DKIM_KEY
 
 @pytest.mark.daemons
 def test_opendkim_config_check_passes(view: ServerView) -> None:
-    require("opendkim")
+    requires("opendkim")
     proc = view.run(["opendkim", "-n", "-x", "/etc/opendkim.conf"])
     assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
 
@@ -542,7 +515,7 @@ def test_smtp_out_without_the_platform_dkim_key_is_a_config_error() -> None:
 @pytest.fixture(scope="module")
 def clamconf(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     """clamconf reads clamd.conf and clamav-milter.conf from one directory: the rendered two, renamed."""
-    require("clamconf")
+    requires("clamconf")
     d = tmp_path_factory.mktemp("clamconf")
     (d / "clamd.conf").write_text(files["/etc/clamd.d/scan.conf"])
     (d / "clamav-milter.conf").write_text(files["/etc/mail/clamav-milter.conf"])
@@ -599,7 +572,7 @@ def test_postfix_milter_addresses_match_the_milters_sockets(files: dict[str, str
 
 @pytest.mark.daemons
 def test_role_script_passes_shellcheck(files: dict[str, str], tmp_path: Path) -> None:
-    require("shellcheck")
+    requires("shellcheck")
     script = tmp_path / "mailstrata-setup-role"
     script.write_text(files["/usr/local/sbin/mailstrata-setup-role"])
     proc = subprocess.run(["shellcheck", "-s", "bash", str(script)], capture_output=True, text=True)
@@ -615,8 +588,7 @@ def test_role_script_indexes_the_transport_map(files: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaAD]:
-    require_root()
-    require("samba", "samba-tool", "ip", "openssl")
+    requires("samba", "samba-tool", "ip", "openssl", root=True)
     with (
         private_netns(f"mstest-out-{os.getpid()}") as netns,
         SambaAD(tmp_path_factory.mktemp("smtp-out-ad"), netns=netns) as ad,
@@ -679,7 +651,7 @@ class Saslauthd:
 
 @contextlib.contextmanager
 def running_saslauthd(ad: SambaAD, tls: LdapTls, base: Path) -> Iterator[Saslauthd]:
-    require("saslauthd", "testsaslauthd", "unshare")
+    requires("saslauthd", "testsaslauthd", "unshare")
     assert ad.netns is not None
     view = ServerView(write_tree(_samba_files(ad, tls), base / "root"), base / "scratch")
     sasl = Saslauthd(view, ad.netns, base / "mux")
@@ -733,7 +705,7 @@ def test_testsaslauthd_works_over_starttls(samba: SambaAD, tmp_path: Path) -> No
 
 @pytest.mark.daemons
 def test_sender_login_map_gives_the_login_and_the_address(samba: SambaAD, samba_view: ServerView) -> None:
-    require("postmap")
+    requires("postmap")
     netns = samba.netns
     assert netns is not None
     got = {
@@ -749,7 +721,7 @@ def test_sender_login_map_gives_the_login_and_the_address(samba: SambaAD, samba_
 @pytest.mark.daemons
 def test_sender_login_map_owns_no_address_outside_the_people(samba: SambaAD, samba_view: ServerView) -> None:
     # A distribution list and a foreign address have no owner: submission refuses them as senders.
-    require("postmap")
+    requires("postmap")
     netns = samba.netns
     assert netns is not None
     got = [
@@ -797,14 +769,6 @@ def debian_daemons_profile(run: Path) -> OsProfile:
         values=_Attrs("debian-daemons.values", values),
         versions=_Attrs("debian-daemons.versions", {**PROFILE.versions, "postfix": "3.7"}),
     )
-
-
-def _wait_for(what: str, ready: Callable[[], bool], log: Callable[[], str], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not come up:\n{log()}")
-        time.sleep(0.1)
 
 
 class LiveOut:
@@ -859,8 +823,8 @@ class LiveOut:
         setup = v.run(["bash", str(self.role_script)], netns=ns)  # the rendered role script itself
         assert setup.returncode == 0, setup.stdout + setup.stderr
         clamd = self._spawn("clamd", ["clamd", "-F", "-c", "/etc/clamd.d/scan.conf"])
-        _wait_for("clamd", lambda: (self.run_dir / "clamd.sock").exists() or clamd.poll() is not None,
-                  lambda: self._log("clamd"))  # fmt: skip
+        wait_for(lambda: (self.run_dir / "clamd.sock").exists() or clamd.poll() is not None, "clamd", 90,
+                 log=lambda: self._log("clamd"))  # fmt: skip
         assert clamd.poll() is None, self._log("clamd")
         self._spawn(
             "clamav-milter", ["clamav-milter", "--config-file=/etc/mail/clamav-milter.conf", "--foreground=yes"]
@@ -875,7 +839,7 @@ class LiveOut:
             proc = v.run(cmd, netns=ns, tty=True)
             assert proc.returncode == 0, proc.stdout + proc.stderr + self._maillog()
         wanted = {"127.0.0.1:7357", "127.0.0.1:8891", "127.0.0.1:25", "127.0.0.1:587", f"{DELIVERY_VIP}:25"}
-        _wait_for("listeners", lambda: self._listening(wanted) and mux.exists(), self._maillog)
+        wait_for(lambda: self._listening(wanted) and mux.exists(), "listeners", 90, log=self._maillog)
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         with (self.base / f"{name}.log").open("wb") as out:
@@ -924,7 +888,7 @@ class LiveOut:
                     return text
             return None
 
-        _wait_for(f"the delivery of {body!r} to the sink", lambda: find() is not None, self._maillog, timeout)
+        wait_for(lambda: find() is not None, f"the delivery of {body!r} to the sink", timeout, log=self._maillog)
         found = find()
         assert found is not None
         return found
@@ -948,7 +912,7 @@ class LiveOut:
 
 @pytest.fixture(scope="module")
 def live(samba: SambaAD) -> Iterator[LiveOut]:
-    require("postfix", "clamd", "clamav-milter", "opendkim", "saslauthd", "smtp-sink", "swaks", "openssl", "ss")
+    requires("postfix", "clamd", "clamav-milter", "opendkim", "saslauthd", "smtp-sink", "swaks", "openssl", "ss")
     # Not under pytest's 0700 temp root: clamd, OpenDKIM and Postfix drop to their own users.
     base = Path(tempfile.mkdtemp(prefix="mailstrata-live-out-"))
     base.chmod(0o755)
@@ -1002,6 +966,7 @@ def published_dkim_dns(public_pem: str) -> Callable[..., bytes]:
     sample = _sample.standins(None, [value])
     standins = StandIns(attributes={**sample.attributes, "tls_private_key.dkim.public_key_pem": public_pem},
                         variables=sample.variables)
+    requires_terraform("for the dns_records output")
     records = evaluate({"r": value}, standins)["r"]
     cnames = {r["name"]: r["value"] for r in records if r["type"] == "CNAME"}
     txts = {r["name"]: re.findall(r'"([^"]*)"', r["value"]) for r in records if r["type"] == "TXT"}

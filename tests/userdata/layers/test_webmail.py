@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import plistlib
 import re
 import shlex
@@ -24,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +38,8 @@ from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import LayerUserData, render_layer
 from mailstrata.userdata.terraform_text import escape, references, substitute
 from tests.support import netns
+from tests.support.daemons import stop, wait_for, write_tree
+from tests.support.requires import requires, requires_netns
 from tests.userdata import _sample
 
 SAMPLE_VALUES = _sample.SAMPLE_VALUES
@@ -59,24 +59,6 @@ BIND_REF = "${var.ad_bind_password}"
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-
-
-def require(*programs: str) -> None:
-    """Skip (or fail when CI=true) unless every program is installed."""
-    missing = [p for p in programs if shutil.which(p) is None]
-    if missing:
-        message = f"not installed: {', '.join(missing)} (make test installs Debian's packages)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def require_netns() -> None:
-    reason = netns.available()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 def delivered(text: str) -> str:
@@ -102,7 +84,7 @@ def resolved_files(ud: LayerUserData, values: dict[str, str] | None = None) -> d
 
 def sogo_plist(text: str, tmp_path: Path) -> dict[str, Any]:
     """sogo.conf as sogod reads it: GNUstep's parser, re-serialised as XML for Python to compare."""
-    require("plser")
+    requires("plser")
     src = tmp_path / "sogo.conf"
     src.write_text(text)
     out = subprocess.run(
@@ -130,35 +112,9 @@ def machine_profile(root: Path, **versions: str) -> OsProfile:
     )
 
 
-def write_tree(files: dict[str, str]) -> None:
-    for path, content in files.items():
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(content)
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def port_open(ns: netns.NetNs, port: int) -> bool:
     probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
     return ns.run([sys.executable, "-c", probe], check=False, capture_output=True).returncode == 0
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -231,7 +187,7 @@ def test_no_literal_password_in_the_synthesized_text(default_render: LayerUserDa
 
 
 def test_cloud_config_passes_cloud_init_schema(tmp_path: Path) -> None:
-    require("cloud-init")
+    requires("cloud-init")
     doc = tmp_path / "user-data"
     doc.write_text(_sample.cloud_config_text(ROLE))
     out = subprocess.run(["cloud-init", "schema", "--config-file", str(doc)], capture_output=True, text=True)
@@ -309,7 +265,7 @@ def test_database_name_must_be_a_plain_identifier() -> None:
 
 @pytest.mark.daemons
 def test_sogo_conf_parses_as_a_property_list(files: dict[str, str], tmp_path: Path) -> None:
-    require("plparse")
+    requires("plparse")
     conf = tmp_path / "sogo.conf"
     conf.write_text(files[SOGO_CONF])
     out = subprocess.run(["plparse", str(conf)], capture_output=True, text=True)
@@ -473,7 +429,7 @@ def test_external_database_is_not_created_by_setup(external: LayerUserData) -> N
 @pytest.mark.daemons
 @pytest.mark.parametrize("variant", ["default", "external-db", "sogo-repo", "mariadb-10.11"])
 def test_role_script_passes_shellcheck(variant: str, files: dict[str, str], tmp_path: Path) -> None:
-    require("shellcheck")
+    requires("shellcheck")
     if variant == "default":
         text = files[ROLE_SCRIPT]
     elif variant == "external-db":
@@ -492,7 +448,7 @@ def test_role_script_passes_shellcheck(variant: str, files: dict[str, str], tmp_
 
 @pytest.mark.daemons
 def test_setup_script_passes_shellcheck(files: dict[str, str], tmp_path: Path) -> None:
-    require("shellcheck")
+    requires("shellcheck")
     script = tmp_path / "setup.sh"
     script.write_text(files[SETUP_SCRIPT])
     out = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
@@ -504,7 +460,7 @@ def test_setup_script_passes_shellcheck(files: dict[str, str], tmp_path: Path) -
 
 @pytest.mark.daemons
 def test_mariadb_options_are_accepted_by_mariadbd(files: dict[str, str], tmp_path: Path) -> None:
-    require("mariadbd")
+    requires("mariadbd")
     cnf = tmp_path / "sogo.cnf"
     cnf.write_text(files[MARIADB_CNF])
     out = subprocess.run(["mariadbd", f"--defaults-file={cnf}", "--help", "--verbose"], capture_output=True, text=True)
@@ -530,7 +486,7 @@ def test_mariadb_options_are_accepted_by_mariadbd(files: dict[str, str], tmp_pat
 
 @pytest.mark.daemons
 def test_database_credentials_file_is_read_by_the_mysql_client(files: dict[str, str], tmp_path: Path) -> None:
-    require("my_print_defaults")
+    requires("my_print_defaults")
     cnf = tmp_path / "db.cnf"
     cnf.write_text(files[DB_CNF])
     out = subprocess.run(
@@ -547,8 +503,8 @@ def test_database_credentials_file_is_read_by_the_mysql_client(files: dict[str, 
 
 @pytest.mark.daemons
 def test_memcached_listens_on_loopback_tcp_only(files: dict[str, str], tmp_path: Path) -> None:
-    require("memcached", "ss")
-    require_netns()
+    requires("memcached", "ss")
+    requires_netns()
     sysconfig = tmp_path / "memcached"
     sysconfig.write_text(files[MEMCACHED_SYSCONFIG])
     v = shell_vars(sysconfig, "PORT", "USER", "MAXCONN", "CACHESIZE", "OPTIONS")
@@ -559,7 +515,7 @@ def test_memcached_listens_on_loopback_tcp_only(files: dict[str, str], tmp_path:
     with netns.NetNs.create("ms-mc") as ns:
         proc = ns.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: port_open(ns, 11211), "memcached")
+            wait_for(lambda: port_open(ns, 11211), "memcached", 20)
             listening = ns.run(["ss", "-H", "-l", "-n", "-t", "-u"], capture_output=True, text=True).stdout
         finally:
             stop(proc)
@@ -595,7 +551,7 @@ def _self_signed(tls: Path) -> None:
 
 @pytest.mark.daemons
 def test_nginx_accepts_the_config_without_warnings(files: dict[str, str], tmp_path: Path) -> None:
-    require("nginx", "openssl")
+    requires("nginx", "openssl")
     (tmp_path / "log").mkdir()
     _self_signed(tmp_path / "tls")
     conf = tmp_path / "nginx.conf"
@@ -630,8 +586,8 @@ def nginx_site(
     layer_files: Callable[[Role], dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[netns.NetNs]:
     """The rendered nginx in a private namespace, in front of an echoing stand-in for sogod."""
-    require("nginx", "openssl", "curl")
-    require_netns()
+    requires("nginx", "openssl", "curl")
+    requires_netns()
     root = tmp_path_factory.mktemp("nginx")
     (root / "log").mkdir()
     (root / "WebServerResources").mkdir()
@@ -644,7 +600,7 @@ def nginx_site(
     try:
         procs.append(ns.popen([sys.executable, "-c", ECHO_BACKEND]))
         procs.append(ns.popen(["nginx", "-c", str(conf), "-p", str(root), "-g", "daemon off;"]))
-        wait_for(lambda: port_open(ns, 20000) and port_open(ns, 443) and port_open(ns, 80), "nginx and backend")
+        wait_for(lambda: port_open(ns, 20000) and port_open(ns, 443) and port_open(ns, 80), "nginx and backend", 20)
         yield ns
     finally:
         for p in procs:
@@ -785,12 +741,12 @@ def _start_mariadb(ns: netns.NetNs, root: Path, cnf: Path) -> tuple[subprocess.P
 
 @pytest.mark.daemons
 def test_role_script_creates_the_database_idempotently(tmp_path: Path) -> None:
-    require("mariadbd", "mariadb-install-db", "mysql", "mysqladmin")
-    require_netns()
+    requires("mariadbd", "mariadb-install-db", "mysql", "mysqladmin")
+    requires_netns()
     root = tmp_path / "root"
     ud = render(_sample.context(ROLE), machine_profile(root, mariadb="10.11"))
     tree = resolved_files(ud)
-    write_tree(tree)
+    write_tree(tree, Path("/"))
     script = next(p for p in tree if p.endswith(ROLE_SCRIPT))
     cnf = next(Path(p) for p in tree if p.endswith(MARIADB_CNF))
     db_cnf = next(p for p in tree if p.endswith(DB_CNF))
@@ -838,9 +794,9 @@ def _sogod_argv(conf: dict[str, Any]) -> list[str]:
 @pytest.fixture(scope="module", params=[LdapTls.LDAPS, LdapTls.STARTTLS], ids=["ldaps", "starttls"])
 def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs, Any, Path]]:
     """(namespace, SambaAD, the relocated root) with the layer's daemons running."""
-    require("samba", "samba-tool", "sogod", "plser", "mariadbd", "mariadb-install-db", "memcached", "nginx",
+    requires("samba", "samba-tool", "sogod", "plser", "mariadbd", "mariadb-install-db", "memcached", "nginx",
             "curl", "openssl", "setpriv", "unshare")  # fmt: skip
-    require_netns()
+    requires_netns()
     from tests.support.samba_ad import USERS_DN, SambaAD
 
     tls: LdapTls = request.param
@@ -865,7 +821,7 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
         profile = machine_profile(root, mariadb="10.11")
         ud = render(replace(_sample.context(ROLE), directory=directory), profile)
         tree = resolved_files(ud, {BIND_REF[2:-1]: ad.bind_password})
-        write_tree(tree)
+        write_tree(tree, Path("/"))
 
         def path(suffix: str) -> Path:
             return Path(next(p for p in tree if p.endswith(suffix)))
