@@ -8,8 +8,6 @@ tests/userdata/layers/test_webmail.py.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,18 +19,10 @@ from mailstrata.userdata.daemons import memcached
 from mailstrata.userdata.profiles import load_profile
 from mailstrata.userdata.render import render_layer
 from tests.support import netns
+from tests.support.requires import requires, requires_netns
 from tests.userdata import _sample
 
 WRAPPER = "/usr/share/memcached/scripts/systemd-memcached-wrapper"
-
-
-def requires(*tools: str, why: str) -> None:
-    # (tests.support.requires once it is committed; a skip fails under CI=true by the suite's rule)
-    missing = [t for t in tools if shutil.which(t) is None and not Path(t).is_file()]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)}; needed {why} (make deps-apt)")
-    if os.geteuid() != 0:
-        pytest.skip(f"not root; needed {why}")
 
 
 def rendered(os_name: str) -> tuple[str, str]:
@@ -68,9 +58,9 @@ def test_given_each_profile_then_its_format_is_a_known_one() -> None:
 def test_given_the_debian_file_when_debians_wrapper_starts_memcached_then_it_listens_on_loopback_tcp_only(
     tmp_path: Path,
 ) -> None:
-    requires("memcached", "ss", "perl", WRAPPER, why="to run Debian's memcached.service command on the file")
-    if (reason := netns.available()) is not None:
-        pytest.skip(reason)
+    requires("memcached", "ss", "perl", WRAPPER, why="to run Debian's memcached.service command on the file",
+             root=True)
+    requires_netns()
     conf = tmp_path / "memcached.conf"
     conf.write_text(rendered("debian12")[1])
     with netns.NetNs.create("ms-mcd") as ns:

@@ -18,6 +18,7 @@ from mailstrata.roles import Role
 from mailstrata.userdata.daemons import nfs
 from mailstrata.userdata.profiles import load_profile
 from mailstrata.userdata.render import render_layer
+from tests.support.requires import requires
 from tests.userdata import _sample
 
 DEBIAN_NFS_CONF = Path("/etc/nfs.conf")  # nfs-common's own, with Debian's defaults (manage-gids=y)
@@ -52,9 +53,7 @@ def test_given_each_profile_then_its_format_is_a_known_one() -> None:
 
 @pytest.mark.daemons
 def test_given_the_debian_drop_in_when_nfs_utils_reads_it_then_mountd_and_statd_get_the_ports(tmp_path: Path) -> None:
-    # (tests.support.requires once it is committed; a skip fails under CI=true by the suite's rule)
-    if shutil.which("nfsconf") is None:
-        pytest.skip("not installed: nfsconf; needed as nfs-utils' own nfs.conf parser (apt-get install nfs-common)")
+    requires("nfsconf", why="as nfs-utils' own nfs.conf parser")
     main = tmp_path / "nfs.conf"
     # nfsconf reads FILE, then FILE.d/*.conf, as the daemons read /etc/nfs.conf and /etc/nfs.conf.d/
     if DEBIAN_NFS_CONF.is_file():
