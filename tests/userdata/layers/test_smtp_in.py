@@ -46,7 +46,6 @@ from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from mailstrata.userdata.context import PlatformContext, SpamPolicy
 from mailstrata.userdata.daemons import postfix
-from mailstrata.userdata.layers import smtp_in
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
 from tests.support.daemons import (
