@@ -17,18 +17,30 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from mailstrata.config.loader import load_configs
+from mailstrata import defaults
+from mailstrata.config.loader import ConfigCheck, load_configs
 from mailstrata.config.model import BackendType, PlatformConfig
 from mailstrata.errors import ConfigError, Problem
 
 ENV_VAR = "MAILSTRATA_CONFIG"
 CONTEXT_KEY = "mailstrataConfig"
-# Local Terraform state lives in this folder next to the output folder (for the default `cdktf.out`, the
-# project folder), where no synth, `make clean` or output swap reaches it: `state/<stack name>.tfstate`.
-STATE_DIR = "state"
+STATE_DIR = defaults.STATE_DIR  # local Terraform state: state/<stack name>.tfstate beside the output folder
 # The files the last synth wrote, relative to the output folder: the next synth removes those it no longer writes.
 RECORD = ".mailstrata-synth.json"
 _MANIFEST = "manifest.json"  # cdktf's own list of stacks; written last, so the CLI never reads a stale one
+
+
+def _user_data_fits(cfg: PlatformConfig) -> list[Problem]:
+    """Every layer's user-data within Nova's limit (`mailstrata.userdata.limits.user_data_problems`)."""
+    # Imported here: the templates load only for a config that is otherwise valid.
+    from mailstrata.userdata.limits import user_data_problems
+
+    return user_data_problems(cfg)
+
+
+# The checks that need more than the config itself, run by `mailstrata validate` and synth alike once a config
+# is otherwise valid (the config package cannot import them: they need the templates).
+CONFIG_CHECKS: tuple[ConfigCheck, ...] = (_user_data_fits,)
 
 
 def config_paths(context: str | None = None) -> list[str | None]:
@@ -38,13 +50,14 @@ def config_paths(context: str | None = None) -> list[str | None]:
 
 
 def state_path(cfg: PlatformConfig) -> str:
-    """Where a local backend keeps `cfg`'s state, relative to the folder that holds the output folder."""
-    return cfg.backend.path or f"{STATE_DIR}/{cfg.name}.tfstate"
+    """Where a local backend keeps `cfg`'s state, relative to the folder that holds the output folder
+    (`PlatformConfig.state_path`, which the stack reads too)."""
+    return cfg.state_path
 
 
 def check(paths: Sequence[str | None], outdir: str = "cdktf.out") -> list[PlatformConfig]:
     """Every config valid, and valid for this output folder (`mailstrata validate` and synth alike)."""
-    configs = load_configs(list(paths))
+    configs = load_configs(list(paths), checks=CONFIG_CHECKS)
     _refuse_state_inside(configs, paths, Path(outdir))
     return configs
 

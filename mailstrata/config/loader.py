@@ -5,13 +5,17 @@
 
 A config read from a file also says where: `prod.yaml:31:5: layers.smtp_in.count: ...` (line and column of
 the key, or of its parent mapping when a key is missing), so editors and terminals can jump to it.
+
+Checks that need more than the config itself (what Nova accepts as user-data needs the templates) are
+passed in by the caller as `checks`: the config package imports nothing from the stacks, the constructs or
+the templates. `mailstrata.app.CONFIG_CHECKS` is the list `mailstrata validate` and synth run.
 """
 
 from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -33,6 +37,10 @@ from mailstrata.errors import ConfigError, Problem
 DEFAULT_CONFIG = "default.yaml"
 TOP = "(top level)"
 _START_FROM = "start from a copy of mailstrata/config/default.yaml"
+
+# A whole-config check that needs more than the config (e.g. `mailstrata.userdata.limits.user_data_problems`):
+# one problem per broken rule, each `path` a YAML path of the config, so that it is reported at that key's line.
+ConfigCheck = Callable[[PlatformConfig], Sequence[Problem]]
 
 
 # ---- paths ------------------------------------------------------------------------------------------
@@ -436,8 +444,12 @@ def parse_config(data: Any, *, source: str = "config", base_dir: str | Path | No
     return cfg
 
 
-def load_config(path: str | Path | None = None) -> PlatformConfig:
-    """Load `path`, or the embedded default platform when `path` is None."""
+def load_config(path: str | Path | None = None, *, checks: Sequence[ConfigCheck] = ()) -> PlatformConfig:
+    """Load `path`, or the embedded default platform when `path` is None.
+
+    `checks` run once the config is otherwise valid; their problems are reported like the config's own,
+    in one `ConfigError`. Default: none (`mailstrata.app.CONFIG_CHECKS` are the ones validate and synth run).
+    """
     if path is None:
         text = (resources.files("mailstrata.config") / DEFAULT_CONFIG).read_text(encoding="utf-8")
         source, base_dir = f"mailstrata/config/{DEFAULT_CONFIG}", None
@@ -468,10 +480,8 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
     cfg, invalid = _validate(doc.data, base_dir)
     found += [(*doc.where(sub), sub, msg) for sub, msg in invalid]
     if cfg is not None and not found:
-        # What Nova accepts is known before any synth: refuse here, naming the key and the count that fits.
-        from mailstrata.userdata.limits import user_data_problems
-
-        found += [(*doc.where(p.path), p.path, p.message) for p in user_data_problems(cfg)]
+        # E.g. what Nova accepts is known before any synth: refuse here, naming the key and the count that fits.
+        found += [(*doc.where(p.path), p.path, p.message) for check in checks for p in check(cfg)]
     if found or cfg is None:
         # In the order of the file; problems at one place keep the models' order (the sort is stable).
         found.sort(key=lambda f: (f[0], f[1]))
@@ -479,15 +489,15 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
     return cfg
 
 
-def load_configs(paths: Sequence[str | Path | None]) -> list[PlatformConfig]:
-    """Load several configs (None: the embedded default), one stack each; report every file's problems and
-    stack names used twice in one `ConfigError`."""
+def load_configs(paths: Sequence[str | Path | None], *, checks: Sequence[ConfigCheck] = ()) -> list[PlatformConfig]:
+    """Load several configs (None: the embedded default), one stack each, each with `checks` (see
+    `load_config`); report every file's problems and stack names used twice in one `ConfigError`."""
     loaded: list[tuple[str, PlatformConfig]] = []
     problems: list[Problem] = []
     for path in paths:
         try:
             loaded.append((str(path) if path is not None else f"mailstrata/config/{DEFAULT_CONFIG}",
-                           load_config(path)))
+                           load_config(path, checks=checks)))
         except ConfigError as exc:
             problems.extend(exc.problems)
     first: dict[str, str] = {}

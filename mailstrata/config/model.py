@@ -42,6 +42,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, core_schema
 
+from mailstrata import defaults
+from mailstrata.contract import DEFAULT_LISTENERS, PROXY_CAPABLE
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problem
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
@@ -648,12 +650,16 @@ class Network(_Model):
 class AttributeMapping(_Model):
     """Which directory attributes and object classes the platform reads. Defaults match Microsoft AD."""
 
-    login: Text = Field(default="sAMAccountName", description="Attribute users log in with.")
-    mail: Text = Field(default="mail", description="Attribute holding the user's address.")
-    quota: Text = Field(default="info", description="Attribute holding the mailbox quota in bytes.")
-    person_class: Text = Field(default="person", description="Object class of users.")
-    group_class: Text = Field(default="group", description="Object class of groups (distribution lists).")
-    member: Text = Field(default="member", description="Attribute listing a group's members.")
+    login: Text = Field(default=defaults.AD_ATTRIBUTES.login, description="Attribute users log in with.")
+    mail: Text = Field(default=defaults.AD_ATTRIBUTES.mail, description="Attribute holding the user's address.")
+    quota: Text = Field(
+        default=defaults.AD_ATTRIBUTES.quota, description="Attribute holding the mailbox quota in bytes."
+    )
+    person_class: Text = Field(default=defaults.AD_ATTRIBUTES.person_class, description="Object class of users.")
+    group_class: Text = Field(
+        default=defaults.AD_ATTRIBUTES.group_class, description="Object class of groups (distribution lists)."
+    )
+    member: Text = Field(default=defaults.AD_ATTRIBUTES.member, description="Attribute listing a group's members.")
 
 
 class Directory(_Model):
@@ -661,7 +667,7 @@ class Directory(_Model):
 
     urls: tuple[LdapUrl, ...] = Field(min_length=1, description="LDAP URLs of the directory servers, tried in order.")
     tls: LdapTls = Field(
-        default=LdapTls.LDAPS,
+        default=defaults.DIRECTORY_TLS,
         description="ldaps: ldaps:// URLs. starttls: ldap:// URLs upgraded with StartTLS. plain: ldap:// URLs in "
         "clear text (labs only: the bind password crosses the network).",
     )
@@ -673,7 +679,7 @@ class Directory(_Model):
     base_dn: Dn = Field(description="Where users and groups are searched.")
     bind_dn: Dn = Field(description="The service account every layer binds as.")
     bind_password: Secret = Field(
-        default=SecretRef(variable="ad_bind_password"),
+        default=SecretRef(variable=defaults.BIND_PASSWORD_VARIABLE),
         description="Sensitive Terraform variable holding the bind password (never the password itself).",
     )
     attributes: AttributeMapping = Field(default=AttributeMapping(), description=AttributeMapping.__doc__)
@@ -710,14 +716,14 @@ class Directory(_Model):
 class Layer(_Model):
     """One group of identical servers for one role."""
 
-    count: Int = Field(default=2, ge=1, le=500, description="Number of servers.")
-    flavor: FlavorName = Field(default="m1.medium", description="Nova flavor of the servers. Its name, not its ID.")
+    count: Int = Field(default=defaults.LAYER_COUNT, ge=1, le=500, description="Number of servers.")
+    flavor: FlavorName = Field(default=defaults.FLAVOR, description="Nova flavor of the servers. Its name, not its ID.")
     image: ImageName = Field(
-        default="CentOS-7-x86_64-GenericCloud-2009", description="Glance image of the servers. Its name, not its ID."
+        default=defaults.IMAGE, description="Glance image of the servers. Its name, not its ID."
     )
     key_pair: Text | None = Field(default=None, description="Nova key pair for SSH. Default: no key pair.")
     affinity: Affinity = Field(
-        default=Affinity.ANTI_AFFINITY,
+        default=defaults.AFFINITY,
         description="Server-group policy. anti-affinity: never two servers of the layer on one hypervisor. "
         "soft-anti-affinity: spread when possible, still boot when not.",
     )
@@ -785,9 +791,6 @@ class ListenerOverride(_Model):
 
     def _effective(self) -> tuple[Role, ListenerProtocol | None, PoolProtocol]:
         """The role, and the protocols this listener ends up with (its own, else the platform's for the port)."""
-        # Imported here: the stacks package loads cdktf, which validation alone never needs.
-        from mailstrata.stacks.defaults import DEFAULT_LISTENERS
-
         role = Role(self.layer)
         default = next((d for d in DEFAULT_LISTENERS[role] if d.port == self.port), None)
         protocol = self.protocol or (default.protocol if default else None)
@@ -796,8 +799,6 @@ class ListenerOverride(_Model):
 
     @_rule
     def _protocols(self) -> list[Problem]:
-        from mailstrata.stacks.defaults import DEFAULT_LISTENERS, PROXY_CAPABLE
-
         role, protocol, pool = self._effective()
         problems = []
         if protocol is None:
@@ -868,7 +869,7 @@ class Storage(_Model):
         "volume (the seed's setup). existing: a NAS that already exports the mail volume.",
     )
     size_gb: Int = Field(
-        default=2000, ge=1, le=MAX_SIZE_GB,
+        default=defaults.STORAGE_SIZE_GB, ge=1, le=MAX_SIZE_GB,
         description="manila and cinder_server: size of the share, in GB (Cinder and Manila take at most 2147483647).",
     )
     share_network_id: ShareNetworkId | None = Field(
@@ -878,7 +879,7 @@ class Storage(_Model):
     export: NfsExport | None = Field(
         default=None, description="existing: the NAS export as host:/path. Required when mode is existing."
     )
-    flavor: FlavorName = Field(default="m1.medium", description="cinder_server: flavor of the NFS server.")
+    flavor: FlavorName = Field(default=defaults.FLAVOR, description="cinder_server: flavor of the NFS server.")
     image: ImageName | None = Field(
         default=None, description="cinder_server: image (its name). Default: layers.mailstore.image."
     )
@@ -998,18 +999,26 @@ def _live_dnsbls(items: Items) -> list[Problem]:
 class Spam(_Model):
     """Amavis and SpamAssassin on smtp-in, and the DNSBLs Postfix asks."""
 
-    tag2_level: Float = Field(default=9.0, description="SpamAssassin score at which a message is marked as spam.")
+    tag2_level: Float = Field(
+        default=defaults.SPAM_TAG2_LEVEL, description="SpamAssassin score at which a message is marked as spam."
+    )
     kill_level: Float = Field(
-        default=12.0,
+        default=defaults.SPAM_KILL_LEVEL,
         description="Score at which a message is rejected (quarantined). Above tag2_level, at most dsn_cutoff_level.",
     )
-    dsn_cutoff_level: Float = Field(default=15.0, description="Score above which no bounce is sent.")
-    amavis_processes: Int = Field(default=16, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc.")
+    dsn_cutoff_level: Float = Field(
+        default=defaults.SPAM_DSN_CUTOFF_LEVEL, description="Score above which no bounce is sent."
+    )
+    amavis_processes: Int = Field(
+        default=defaults.AMAVIS_PROCESSES, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc."
+    )
     dnsbls: Annotated[tuple[Domain, ...], _ListChecks(_unique("dnsbls", "DNSBL"), _live_dnsbls)] = Field(
-        default=("zen.spamhaus.org", "bl.spamcop.net"),
+        default=defaults.DNSBLS,
         description="DNSBL zones. Spamhaus refuses queries through public resolvers: use your own resolver or DQS.",
     )
-    spf_reject_softfail: Bool = Field(default=False, description="Reject SPF softfail too, not only fail.")
+    spf_reject_softfail: Bool = Field(
+        default=defaults.SPF_REJECT_SOFTFAIL, description="Reject SPF softfail too, not only fail."
+    )
 
     @_rule
     def _levels(self) -> list[Problem]:
@@ -1026,11 +1035,17 @@ class Spam(_Model):
 class Quota(_Model):
     """Mailbox quotas (Dovecot); a user's own quota comes from the directory's quota attribute."""
 
-    default_storage: Size = Field(default="2G", description="Storage quota of users without a quota attribute.")
-    default_messages: Int = Field(default=100000, ge=0, description="Message-count quota; 0 means no limit.")
-    trash_extra: Size = Field(default="100M", description="Extra room in Trash, so users can still delete.")
+    default_storage: Size = Field(
+        default=defaults.QUOTA_STORAGE, description="Storage quota of users without a quota attribute."
+    )
+    default_messages: Int = Field(
+        default=defaults.QUOTA_MESSAGES, ge=0, description="Message-count quota; 0 means no limit."
+    )
+    trash_extra: Size = Field(
+        default=defaults.QUOTA_TRASH_EXTRA, description="Extra room in Trash, so users can still delete."
+    )
     over_quota: OverQuota = Field(
-        default=OverQuota.DEFER,
+        default=defaults.OVER_QUOTA,
         description="defer: keep the message queued until the user frees space. bounce: return it to the sender.",
     )
 
@@ -1041,12 +1056,13 @@ class Mail(_Model):
     spam: Spam = Field(default=Spam(), description=Spam.__doc__)
     quota: Quota = Field(default=Quota(), description=Quota.__doc__)
     fts: FtsBackend = Field(
-        default=FtsBackend.LUCENE,
+        default=defaults.FTS,
         description="Dovecot full-text search. lucene: indexes inside each mailbox on NFS. solr: indexes in Solr.",
     )
-    solr_url: Url = Field(default="http://127.0.0.1:8983/solr/dovecot", description="fts solr: Solr core URL.")
+    solr_url: Url = Field(default=defaults.SOLR_URL, description="fts solr: Solr core URL.")
     message_size_limit: Int = Field(
-        default=26214400, ge=1048576, description="Largest message accepted, in bytes (at least 1 MiB)."
+        default=defaults.MESSAGE_SIZE_LIMIT, ge=1048576,
+        description="Largest message accepted, in bytes (at least 1 MiB).",
     )
     dkim_selector: DnsLabel = Field(default="mail", description="DKIM selector, the same for every domain and server.")
 
@@ -1062,7 +1078,7 @@ class Tls(_Model):
     """The certificate of the platform's TLS endpoints (SMTP, IMAP, POP3, ManageSieve, webmail)."""
 
     source: TlsSource = Field(
-        default=TlsSource.SELF_SIGNED,
+        default=defaults.TLS_SOURCE,
         description="self_signed: made at first boot on each server; replace before production. provided: "
         "certificate and private_key from sensitive Terraform variables.",
     )
@@ -1113,9 +1129,15 @@ class WebmailSettings(_Model):
         description="Variable with the password of database_host's sogo user. Default: a generated password "
         "(local database only).",
     )
-    timezone: TimeZone = Field(default="UTC", description="SOGo's default time zone (an IANA name).")
-    prefork: Int = Field(default=20, ge=1, le=512, description="SOGo worker processes per server (WOWorkersCount).")
-    vmem_limit_mb: Int = Field(default=1024, ge=128, description="Memory a SOGo worker may use (SxVMemLimit).")
+    timezone: TimeZone = Field(
+        default=defaults.WEBMAIL_TIMEZONE, description="SOGo's default time zone (an IANA name)."
+    )
+    prefork: Int = Field(
+        default=defaults.SOGO_PREFORK, ge=1, le=512, description="SOGo worker processes per server (WOWorkersCount)."
+    )
+    vmem_limit_mb: Int = Field(
+        default=defaults.SOGO_VMEM_LIMIT_MB, ge=128, description="Memory a SOGo worker may use (SxVMemLimit)."
+    )
 
     @_rule
     def _external_database(self) -> list[Problem]:
@@ -1284,7 +1306,7 @@ class PlatformConfig(_Model):
     model_config = ConfigDict(title="mailstrata platform config")
 
     name: StackName = Field(default="mail", description="Stack name and prefix of every OpenStack resource name.")
-    os: OsChoice = Field(default=OsChoice.CENTOS7, description="Operating system of every server.")
+    os: OsChoice = Field(default=OsChoice(defaults.OS), description="Operating system of every server.")
     region: Text | None = Field(
         default=None, description="OpenStack region. Default: from clouds.yaml or OS_REGION_NAME."
     )
@@ -1316,6 +1338,11 @@ class PlatformConfig(_Model):
     def _cross_sections(self) -> PlatformConfig:
         _raise_if_any(cross_section_problems({name: getattr(self, name) for name in CROSS_SECTIONS}))
         return self
+
+    @property
+    def state_path(self) -> str:
+        """Where a local backend keeps the state, relative to the folder that holds the output folder."""
+        return self.backend.path if self.backend.path is not None else f"{defaults.STATE_DIR}/{self.name}.tfstate"
 
     def directory_settings(self, *, bind_password: str) -> DirectorySettings:
         """The typed directory settings, with `bind_password` (a reference, or a real value for check-ad)."""
