@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mailstrata.constructs._validate import secrets_in
 from mailstrata.constructs.ad_binding import AdBinding
 from mailstrata.constructs.lbaas_vip import LbaasVip
 from mailstrata.errors import Problems
@@ -48,7 +49,8 @@ def platform_context(
     `webmail`: SOGo's settings, required with a webmail layer. Default: none.
 
     A `MailLayer` fills in its own role, PROXY ports and NFS mount. Raises `ConfigError` listing every missing
-    piece, e.g. ``platform_context.vips: has no mailstore VIP, which the smtp_in layer talks to; ...``.
+    piece, e.g. ``platform_context.vips: has no mailstore VIP, which the smtp_in layer talks to; ...``, and every
+    secret that is not a `Secret` holding a Terraform reference (`platform_context.dkim.private_key`).
     """
     p = Problems()
     for role in layers:
@@ -67,6 +69,8 @@ def platform_context(
         p.add("platform_context.dkim", "is required with an smtp_out layer; give the platform's DkimKey")
     if not admin_cidrs:
         p.add("platform_context.admin_cidrs", "must list at least one admin network for SSH")
+    secrets_in(p, "platform_context.dkim", dkim)  # a Secret holding a Terraform reference, never a plain str
+    secrets_in(p, "platform_context.webmail", webmail)
     p.raise_if_any()
 
     def address(role: Role) -> str:

@@ -5,6 +5,8 @@ Unresolved Terraform tokens (`${...}`) are skipped, not guessed at.
 `check_props` is the first check of every construct: the type of each prop (enums, construct objects,
 tuples, whole numbers), so a Python mistake gets the same one-exception grammar as a config mistake
 (`props.role: must be a Role, got 'smtp_in'; use Role.SMTP_IN`) instead of an AttributeError deep inside.
+Every field typed `Secret`, in the props or in a value object they hold (`PlatformContext.tls.private_key`),
+must be a `Secret` holding a Terraform reference: a plain str is refused, and its text is never shown.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 from constructs import Construct
 
 from mailstrata.errors import Problems
+from mailstrata.types import Secret
 
 # Terraform identifiers the constructs build from a prop (variable and local names).
 NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -49,18 +52,22 @@ def at_most(p: Problems, path: str, value: int, maximum: int, minimum: int = 1) 
         p.add(path, f"must be at most {maximum}, got {value}; use a whole number from {minimum} to {maximum}")
 
 
+def cidr(p: Problems, path: str, v: str) -> None:
+    if is_token(v):
+        return
+    if "/" not in v:  # ipaddress would read a bare address as a /32
+        p.add(path, f"has no prefix length, got {v!r}; write the network with its prefix, e.g. 10.0.0.0/24, or "
+                    f"{v}/32 for this one address")
+        return
+    try:
+        ipaddress.ip_network(v, strict=True)
+    except ValueError:
+        p.add(path, f"must be a CIDR such as 10.0.0.0/24, got {v!r}")
+
+
 def cidrs(p: Problems, path: str, values: tuple[str, ...]) -> None:
     for i, v in enumerate(values):
-        if is_token(v):
-            continue
-        if "/" not in v:  # ipaddress would read a bare address as a /32
-            p.add(f"{path}[{i}]", f"has no prefix length, got {v!r}; write the network with its prefix, e.g. "
-                                  f"10.0.0.0/24, or {v}/32 for this one address")
-            continue
-        try:
-            ipaddress.ip_network(v, strict=True)
-        except ValueError:
-            p.add(f"{path}[{i}]", f"must be a CIDR such as 10.0.0.0/24, got {v!r}")
+        cidr(p, f"{path}[{i}]", v)
 
 
 def non_empty(p: Problems, path: str, value: str | None, *, optional: bool = False) -> None:
@@ -189,6 +196,8 @@ def _check(p: Problems, path: str, value: object, tp: Any) -> bool:
         return False
     if tp is Any:
         return False
+    if tp is Secret:
+        return secret(p, path, value)
     if not isinstance(tp, type):
         return False  # an annotation this checker does not know: leave it to the construct
     if tp is float:
@@ -202,9 +211,47 @@ def _check(p: Problems, path: str, value: object, tp: Any) -> bool:
             before = len(p)
             check_props(p, value, tp, path)  # type: ignore[arg-type]
             return len(p) > before
+        if dataclasses.is_dataclass(tp):  # a value object (PlatformContext, ...): only its secrets are checked
+            before = len(p)
+            secrets_in(p, path, value)
+            return len(p) > before
         return False
     p.add(path, f"must be {_name(tp)}, got {describe(value)}; {_fix(value, tp)}")
     return True
+
+
+def secret(p: Problems, path: str, value: object) -> bool:
+    """`value` is a `Secret` holding a Terraform reference; add a problem (never showing the text) if not."""
+    fix = ('keep the value in a sensitive Terraform variable and write Secret(ref="${var.<name>}") (from '
+           "mailstrata.types import Secret)")
+    if isinstance(value, str):
+        p.add(path, f"must be a Secret, never a plain str, got a text (not shown); {fix}")
+    elif not isinstance(value, Secret):
+        p.add(path, f"must be a Secret, got {describe(value)}; {fix}")
+    elif not isinstance(value.ref, str) or not is_token(value.ref):
+        got = "a literal text (not shown)" if isinstance(value.ref, str) else describe(value.ref)
+        p.add(f"{path}.ref", f"must be a Terraform reference such as ${{var.<name>}}, got {got}; {fix}")
+    else:
+        return False
+    return True
+
+
+def _mentions_secret(tp: Any) -> bool:
+    return tp is Secret or (get_origin(tp) in (Union, types.UnionType) and Secret in get_args(tp))
+
+
+def secrets_in(p: Problems, path: str, value: object) -> None:
+    """Check every `Secret` field of the dataclass `value`, and of the dataclasses it holds."""
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        return
+    hints = _hints(type(value))
+    for f in dataclasses.fields(value):
+        item, tp = getattr(value, f.name), hints.get(f.name)
+        if _mentions_secret(tp):
+            if item is not None or type(None) not in get_args(tp):
+                secret(p, f"{path}.{f.name}", item)
+        else:
+            secrets_in(p, f"{path}.{f.name}", item)
 
 
 # Props types a user does not write by hand: the public helper that builds one.

@@ -185,6 +185,22 @@ class MailLayer(Construct):
     def allow(self, port: int, cidr: str | None, why: str, *, id_suffix: str,
               remote_group_id: str | None = None, protocol: str = "tcp") -> NetworkingSecgroupRuleV2:
         """Open `port` on this layer's servers to `cidr` (or to another security group)."""
+        p = Problems()
+        if not isinstance(port, int) or isinstance(port, bool):
+            p.add("allow.port", f"must be a whole number (int), got {v.describe(port)}; write e.g. 25")
+        else:
+            v.network_port(p, "allow.port", port)
+        if (cidr is None) == (remote_group_id is None):
+            p.add("allow.cidr", "give exactly one of cidr and remote_group_id, got "
+                                f"{'both' if cidr is not None else 'neither'}")
+        elif cidr is not None:
+            v.cidr(p, "allow.cidr", cidr)
+        if protocol not in ("tcp", "udp"):
+            p.add("allow.protocol", f"must be 'tcp' or 'udp', got {v.describe(protocol)}")
+        if self.node.try_find_child(f"rule-{id_suffix}") is not None:
+            p.add("allow.id_suffix", f"is already used by a rule of this layer, got {id_suffix!r}; give each rule its "
+                                     "own suffix")
+        p.raise_if_any()
         return NetworkingSecgroupRuleV2(
             self,
             f"rule-{id_suffix}",

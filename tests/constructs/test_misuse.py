@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from cdktf import TerraformStack
 from mailstrata.constructs import (
     AdBinding,
     AdBindingProps,
+    CinderServerProps,
     LbaasVip,
     LbaasVipProps,
     ListenerProps,
@@ -24,6 +26,8 @@ from mailstrata.constructs import (
 )
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
+from mailstrata.types import Secret, TlsSource
+from mailstrata.userdata.context import Database, DkimKey, Tls, Webmail
 from tests.support.contexts import new_stack, platform_context
 from tests.support.ids import NETWORK, SUBNET, VIP_SUBNET
 
@@ -174,6 +178,33 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         lambda s: LbaasVip(None, "vip", props=LbaasVipProps(name="t-mx", role=Role.SMTP_IN,  # type: ignore[arg-type]
                                                             vip_subnet_id=VIP_SUBNET)),
         "scope: must be a Construct (your stack), got None; pass the stack, usually self"),
+    "a port Neutron cannot open, for allow": (
+        lambda s: layer(s).allow(70000, "10.0.0.0/8", "monitoring", id_suffix="mon"),
+        "allow.port: must be a TCP port between 1 and 65535, got 70000"),
+    "one rule suffix twice, for allow": (
+        lambda s: [(built := layer(s)).allow(9100, "10.0.0.0/8", "metrics", id_suffix="mon"),
+                   built.allow(9101, "10.0.0.0/8", "metrics", id_suffix="mon")],
+        "allow.id_suffix: is already used by a rule of this layer, got 'mon'; give each rule its own suffix"),
+    "a plain str for the provided TLS key": (
+        lambda s: layer(s, platform=replace(platform_context(), tls=Tls(
+            source=TlsSource.PROVIDED, certificate=Secret(ref="${var.tls_cert}"),
+            private_key="-----BEGIN PRIVATE KEY-----"))),  # type: ignore[arg-type]
+        "props.platform.tls.private_key: must be a Secret, never a plain str, got a text (not shown); keep the value "
+        'in a sensitive Terraform variable and write Secret(ref="${var.<name>}") (from mailstrata.types import '
+        "Secret)"),
+    "a literal password inside a Secret": (
+        lambda s: layer(s, platform=replace(platform_context(), webmail=Webmail(
+            database=Database(password=Secret(ref="hunter2"))))),
+        "props.platform.webmail.database.password.ref: must be a Terraform reference such as ${var.<name>}, got a "
+        'literal text (not shown); keep the value in a sensitive Terraform variable and write Secret(ref="${var.'
+        '<name>}") (from mailstrata.types import Secret)'),
+    "a plain str for the DKIM key of the NFS server's platform": (
+        lambda s: share(s, mode=StorageMode.CINDER_SERVER, export=None, server=CinderServerProps(
+            platform=replace(platform_context(), dkim=DkimKey(selector="mail", private_key="${var.dkim}")),  # type: ignore[arg-type]
+            network_id=NETWORK, subnet_id=SUBNET, admin_cidrs=("10.99.0.0/24",))),
+        "props.server.platform.dkim.private_key: must be a Secret, never a plain str, got a text (not shown); keep "
+        'the value in a sensitive Terraform variable and write Secret(ref="${var.<name>}") (from mailstrata.types '
+        "import Secret)"),
     "attributes as a dict": (
         lambda s: ad(s, attributes={"login": "uid"}),
         "props.attributes: must be an AttributeMap, got a dict; write AttributeMap(...) with these values as keyword "
@@ -208,3 +239,25 @@ def test_given_a_refused_construct_when_refused_then_nothing_was_added_to_the_st
         vip(stack, role="smtp_in")
 
     assert [c.node.id for c in stack.node.children] == []
+
+
+def test_given_a_plain_str_secret_when_refused_then_the_error_never_shows_it() -> None:
+    stack = new_stack()
+    ctx = replace(platform_context(), tls=Tls(source=TlsSource.PROVIDED, certificate=Secret(ref="${var.tls_cert}"),
+                                              private_key="s3cr3t-key-material"))  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigError) as caught:
+        layer(stack, platform=ctx)
+
+    assert [p.path for p in caught.value.problems] == ["props.platform.tls.private_key"]
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_given_secrets_as_terraform_references_when_the_layer_is_built_then_they_are_accepted() -> None:
+    stack = new_stack()
+    ctx = replace(platform_context(), tls=Tls(source=TlsSource.PROVIDED, certificate=Secret(ref="${var.tls_cert}"),
+                                              private_key=Secret(ref="${var.tls_key}")))
+
+    built = layer(stack, platform=ctx)
+
+    assert built.context.tls.private_key == Secret(ref="${var.tls_key}")

@@ -26,6 +26,7 @@ from mailstrata.constructs import (
 )
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
+from mailstrata.userdata.context import DkimKey
 from tests.support.contexts import new_stack, of_type, synth
 from tests.support.contexts import platform_context as lab_platform_context
 from tests.support.ids import NETWORK, SUBNET, VIP_SUBNET
@@ -110,6 +111,21 @@ def test_given_an_smtp_in_layer_without_the_mailstore_vip_when_platform_context_
         "platform_context.webmail: is required with a webmail layer; give Webmail(database=...)",
         "platform_context.admin_cidrs: must list at least one admin network for SSH",
     ]
+
+
+def test_given_a_dkim_key_as_plain_text_when_platform_context_is_built_then_the_secret_is_refused_unshown() -> None:
+    stack = new_stack("org")
+    with pytest.raises(ConfigError) as err:
+        platform_context(name="org", directory=_ad(stack), dns_zone="mail.example.com",
+                         layers={Role.SMTP_OUT: ("10.50.0.0/24",)},
+                         vips={Role.SMTP_OUT: "10.50.0.11", Role.MAILSTORE: "10.20.0.12"},
+                         vip_subnet_cidr="10.50.0.0/24", admin_cidrs=("10.99.0.0/24",),
+                         dkim=DkimKey(selector="mail", private_key="-----BEGIN RSA PRIVATE KEY-----"))  # type: ignore[arg-type]
+    assert [str(p) for p in err.value.problems] == [
+        "platform_context.dkim.private_key: must be a Secret, never a plain str, got a text (not shown); keep the "
+        'value in a sensitive Terraform variable and write Secret(ref="${var.<name>}") (from mailstrata.types import '
+        "Secret)"]
+    assert "BEGIN RSA" not in str(err.value)
 
 
 def test_given_the_org_stack_example_when_run_then_it_synthesizes_with_every_variable_declared(
