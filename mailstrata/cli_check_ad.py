@@ -155,7 +155,7 @@ def _settings(args: argparse.Namespace) -> DirectorySettings:
         default_tls = (
             LdapTls.LDAPS if all(u.lower().startswith("ldaps://") for u in urls) else LdapTls.STARTTLS
         )
-        settings = DirectorySettings(
+        settings = DirectorySettings.build(
             urls=urls,
             tls=LdapTls(args.tls) if args.tls is not None else default_tls,
             base_dn=args.base_dn,

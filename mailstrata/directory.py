@@ -2,13 +2,16 @@
 
 `DirectorySettings` is the one typed object that `AdBinding` hands to every layer's templates and that
 `mailstrata check-ad` and the local twin use. It holds no cdktf objects, so it can be imported without
-the jsii runtime.
+the jsii runtime. `DirectorySettings.build` is its one constructor from the config-level fields: the config
+model, `AdBinding`, `check-ad` and the twin all call it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -49,6 +52,42 @@ class DirectorySettings:
     domains: tuple[str, ...]
     attributes: AttributeMap = field(default_factory=AttributeMap)
     ca_cert_pem: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        urls: Iterable[str],
+        tls: LdapTls,
+        base_dn: str,
+        bind_dn: str,
+        bind_password: str,
+        domains: Iterable[str],
+        attributes: AttributeMap | None = None,
+        ca_cert_file: str | Path | None = None,
+        ca_cert_pem: str | None = None,
+    ) -> DirectorySettings:
+        """The settings from the fields a config's `directory` section holds, plus the served `domains` and the
+        `bind_password` (a Terraform reference such as ``${var.ad_bind_password}``, or the real value in
+        `check-ad` and the twin).
+
+        The CA is `ca_cert_pem`, or the PEM file `ca_cert_file` (read here, as UTF-8), not both. Default: no
+        CA (the servers' system trust store). `attributes` default: Microsoft AD's (`AttributeMap()`).
+        """
+        if ca_cert_file is not None and ca_cert_pem is not None:
+            raise TypeError("DirectorySettings.build: give ca_cert_file or ca_cert_pem, not both")
+        if ca_cert_file is not None:
+            ca_cert_pem = Path(ca_cert_file).read_text(encoding="utf-8")
+        return cls(
+            urls=tuple(urls),
+            tls=tls,
+            base_dn=base_dn,
+            bind_dn=bind_dn,
+            bind_password=bind_password,
+            domains=tuple(domains),
+            attributes=attributes if attributes is not None else AttributeMap(),
+            ca_cert_pem=ca_cert_pem,
+        )
 
     @property
     def hosts(self) -> tuple[str, ...]:

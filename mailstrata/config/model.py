@@ -661,6 +661,11 @@ class AttributeMapping(_Model):
     )
     member: Text = Field(default=defaults.AD_ATTRIBUTES.member, description="Attribute listing a group's members.")
 
+    def attribute_map(self) -> AttributeMap:
+        """The typed map the templates read (its `display_name` keeps AD's; the config does not offer it)."""
+        return AttributeMap(login=self.login, mail=self.mail, quota=self.quota, person_class=self.person_class,
+                            group_class=self.group_class, member=self.member)
+
 
 class Directory(_Model):
     """The existing Active Directory (or LDAP / Samba 4 AD) every layer authenticates against."""
@@ -1347,20 +1352,9 @@ class PlatformConfig(_Model):
     def directory_settings(self, *, bind_password: str) -> DirectorySettings:
         """The typed directory settings, with `bind_password` (a reference, or a real value for check-ad)."""
         d = self.directory
-        a = d.attributes
-        return DirectorySettings(
-            urls=d.urls,
-            tls=d.tls,
-            base_dn=d.base_dn,
-            bind_dn=d.bind_dn,
-            bind_password=bind_password,
-            domains=self.domains,
-            attributes=AttributeMap(
-                login=a.login, mail=a.mail, quota=a.quota, person_class=a.person_class,
-                group_class=a.group_class, member=a.member,
-            ),
-            ca_cert_pem=Path(d.ca_cert_file).read_text(encoding="utf-8") if d.ca_cert_file else None,
-        )
+        return DirectorySettings.build(urls=d.urls, tls=d.tls, base_dn=d.base_dn, bind_dn=d.bind_dn,
+                                       bind_password=bind_password, domains=self.domains,
+                                       attributes=d.attributes.attribute_map(), ca_cert_file=d.ca_cert_file)
 
 
 # The top-level sections the cross-section rules read, and their types (the loader validates each alone).
