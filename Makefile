@@ -67,7 +67,7 @@ schema: .venv/.installed ## regenerate docs/config-schema.json and the key table
 	b=t.index('<!-- BEGIN GENERATED'); e=t.index('<!-- END GENERATED -->'); s=t.index('\n', b)+1; d.write_text(t[:s]+g+t[e:])"
 	rm -f .schema.md
 
-bench: .venv/.installed ## synth and checkov timings (prints numbers; see docs/benchmarks.md)
+bench: .venv/.installed deps-node ## synth against a bare cdktf app (paired ratio), synth and checkov timings (prints numbers; docs/benchmarks.md)
 	$(PY) benchmarks/bench_synth.py
 
 twin-test: install deps-apt ## the local twin: start it, run tests/twin, stop it (root)
