@@ -280,7 +280,7 @@ def _head(os: OsProfile) -> tuple[Setting, ...]:
         if level else ()
     return (
         *head,
-        Setting("inet_interfaces", "all"),
+        Setting("inet_interfaces", str(os.values.inet_interfaces)),
         Setting("inet_protocols", "ipv4", "The platform's networks are IPv4; no IPv6 listener that mynetworks "
                                           "would have to cover."),
         Setting("alias_maps", f"hash:{os.paths.aliases}", "Only the local aliases file: Postfix 2.10's "

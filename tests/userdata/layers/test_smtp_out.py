@@ -40,8 +40,8 @@ from mailstrata.roles import Role
 from mailstrata.terraform_eval import StandIns, evaluate
 from mailstrata.userdata import limits
 from mailstrata.userdata.context import PlatformContext, Secret, Tls, TlsSource
-from mailstrata.userdata.layers import smtp_out
-from mailstrata.userdata.layers.smtp_out import SUBMISSION_PORT
+from mailstrata.userdata.daemons import postfix
+from mailstrata.userdata.daemons.postfix import SUBMISSION_PORT
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import escape
@@ -133,21 +133,21 @@ def test_postconf_prints_no_warnings(postconf_n: subprocess.CompletedProcess[str
 
 @pytest.mark.daemons
 def test_mynetworks_is_this_host_webmail_and_mailstores(main_cf: dict[str, str]) -> None:
-    assert main_cf["mynetworks"] == "127.0.0.0/8 10.10.3.0/24 10.10.4.0/24"
+    assert main_cf["mynetworks"] == "127.0.0.0/8, 10.10.3.0/24, 10.10.4.0/24"
 
 
 @pytest.mark.daemons
 def test_mynetworks_never_holds_the_load_balancers_addresses(main_cf: dict[str, str]) -> None:
     # Defect 1: with the LB's subnet in mynetworks, the whole Internet would relay through the LB.
     vip_subnets = [ipaddress.ip_network(c) for c in _sample.context(ROLE).networks.vip_subnet]
-    trusted = [ipaddress.ip_network(c) for c in main_cf["mynetworks"].split()]
+    trusted = [ipaddress.ip_network(c) for c in main_cf["mynetworks"].split(", ")]
     assert [(t, v) for t in trusted for v in vip_subnets if t.overlaps(v)] == []
 
 
 @pytest.mark.daemons
 def test_relay_is_for_mynetworks_and_authenticated_users_only(main_cf: dict[str, str]) -> None:
     assert main_cf["smtpd_relay_restrictions"] == (
-        "permit_mynetworks permit_sasl_authenticated reject_unauth_destination"
+        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
     )
 
 
@@ -564,7 +564,7 @@ def test_postfix_milter_addresses_match_the_milters_sockets(files: dict[str, str
     milter = table_rows(files["/etc/mail/clamav-milter.conf"])
     dkim = table_rows(files["/etc/opendkim.conf"])
     sockets = [next(r[1] for r in milter if r[0] == "MilterSocket"), next(r[1] for r in dkim if r[0] == "Socket")]
-    assert [smtp_out.postfix_milter(s) for s in sockets] == ["inet:127.0.0.1:7357", "inet:127.0.0.1:8891"]
+    assert [postfix.postfix_milter(s) for s in sockets] == ["inet:127.0.0.1:7357", "inet:127.0.0.1:8891"]
 
 
 # ---- the role script ----------------------------------------------------------------------------------
@@ -839,7 +839,7 @@ class LiveOut:
             proc = v.run(cmd, netns=ns, tty=True)
             assert proc.returncode == 0, proc.stdout + proc.stderr + self._maillog()
         wanted = {"127.0.0.1:7357", "127.0.0.1:8891", "127.0.0.1:25", "127.0.0.1:587", f"{DELIVERY_VIP}:25"}
-        wait_for(lambda: self._listening(wanted) and mux.exists(), "listeners", 90, log=self._maillog)
+        wait_for(lambda: self._listening(wanted) and mux.exists(), "listeners", 90, log=lambda: self._maillog() + str(subprocess.run(["ip", "netns", "exec", self.netns, "ss", "-Hltnx"], capture_output=True, text=True).stdout) + "".join(self._log(n) for n in ("clamav-milter", "opendkim", "saslauthd")))
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         with (self.base / f"{name}.log").open("wb") as out:
