@@ -839,7 +839,7 @@ class LiveOut:
             proc = v.run(cmd, netns=ns, tty=True)
             assert proc.returncode == 0, proc.stdout + proc.stderr + self._maillog()
         wanted = {"127.0.0.1:7357", "127.0.0.1:8891", "127.0.0.1:25", "127.0.0.1:587", f"{DELIVERY_VIP}:25"}
-        wait_for(lambda: self._listening(wanted) and mux.exists(), "listeners", 90, log=lambda: self._maillog() + str(subprocess.run(["ip", "netns", "exec", self.netns, "ss", "-Hltnx"], capture_output=True, text=True).stdout) + "".join(self._log(n) for n in ("clamav-milter", "opendkim", "saslauthd")))
+        wait_for(lambda: self._listening(wanted) and mux.exists(), "listeners", 90, log=self._diagnosis)
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         with (self.base / f"{name}.log").open("wb") as out:
@@ -854,6 +854,12 @@ class LiveOut:
 
     def _log(self, name: str) -> str:
         return (self.base / f"{name}.log").read_text(errors="replace")
+
+    def _diagnosis(self) -> str:
+        """What a start that timed out shows: Postfix's log, the TCP listeners, and the other daemons' logs."""
+        ss = subprocess.run(["ip", "netns", "exec", self.netns, "ss", "-Hltn"], capture_output=True, text=True).stdout
+        others = "".join(f"--- {n}\n{self._log(n)}" for n in ("clamav-milter", "opendkim", "saslauthd"))
+        return f"{self._maillog()}--- listening\n{ss}{others}"
 
     def _maillog(self) -> str:
         return self.maillog.read_text(errors="replace") if self.maillog.exists() else "(no maillog)"
