@@ -1,18 +1,18 @@
 """The one entry point that turns a layer's context into its `#cloud-config` document.
 
-Flow: the role's module (`layers/<role>.py`) lists the files it needs as `FileSpec`s with a typed
-context each; every template is rendered by one Jinja environment (`StrictUndefined`); the files, the
-OS profile's repositories, packages and the setup script are assembled into one deterministic
-cloud-config body. The per-server part (host name) is added by `MailLayer` in Terraform.
+Flow: the role's module (`roles/<role>.py`, found in the `ROLES` registry) lists the files its daemons
+need as `FileSpec`s with a typed context each; every template is rendered by one Jinja environment
+(`StrictUndefined`); the files, the OS profile's repositories, packages and the setup script are
+assembled into one deterministic cloud-config body. The per-server part (host name) is added by
+`MailLayer` in Terraform.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 import jinja2
 
@@ -20,6 +20,7 @@ from mailstrata.roles import Role
 from mailstrata.userdata.context import PlatformContext
 from mailstrata.userdata.files import FileSpec, RenderedFile
 from mailstrata.userdata.profiles import OsProfile, load_profile
+from mailstrata.userdata.roles import ROLES
 
 BANNER_PREFIX = "Managed by mailstrata"
 
@@ -110,12 +111,6 @@ def _block(prefix: str, content: str) -> list[str]:
     return [f"{prefix}|2{chomp}", *(("      " + ln) if ln else "" for ln in lines)]
 
 
-class LayerModule(Protocol):
-    def files(self, ctx: PlatformContext, os: OsProfile) -> list[FileSpec]: ...
-
-    def packages(self, ctx: PlatformContext, os: OsProfile) -> list[str]: ...
-
-
 # ---- Jinja ----------------------------------------------------------------------------------------
 
 
@@ -147,14 +142,10 @@ def render_template(template: str, context: Mapping[str, Any], *, comment: str =
     return env.get_template(template).render({**context, "banner": banner(template, comment)})
 
 
-def _layer_module(role: Role) -> LayerModule:
-    return importlib.import_module(f"mailstrata.userdata.layers.{role.value}")  # type: ignore[return-value]
-
-
 def render_layer(ctx: PlatformContext, os_name: str = "centos7", *, os: OsProfile | None = None) -> LayerUserData:
     """Render every file of `ctx.role` and assemble the layer's cloud-config body."""
     profile = os or load_profile(os_name, ctx.role)
-    module = _layer_module(ctx.role)
+    module = ROLES[ctx.role]
     specs: list[FileSpec] = [
         FileSpec(dest=r.path, template=r.template, context={"os": profile}) for r in profile.repositories
     ]

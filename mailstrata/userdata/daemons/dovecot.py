@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from mailstrata.errors import Problems
 from mailstrata.userdata.context import FtsBackend, OverQuota, PlatformContext
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
+from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
-from mailstrata.userdata.render import FileSpec
 
 # Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are configured apart by OpenSSL); the same
 # names are understood by CentOS 7's OpenSSL 1.0.2 and by Debian's 3.0.

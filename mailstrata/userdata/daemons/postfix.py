@@ -606,8 +606,9 @@ def relay(ctx: PlatformContext, os: OsProfile, sub: Submission) -> Postfix:
             *tls_sections(TlsPaths.of(os), server_why="Opportunistic on 25 (the platform's own servers); master.cf "
                                                       "makes it mandatory on submission.",
                           client_why="Opportunistic, towards the Internet and the delivery VIP.", internet_client=True),
-            limits_section(ctx.limits, (LOOPBACK_NET,), "With PROXY on the pools the per-client limits apply to "
-                                                         "real clients, not to the LB."),
+            limits_section(ctx.limits, sub.mynetworks, "With PROXY on the pools the per-client limits apply to real "
+                                                       "clients, not to the LB;\nthe platform's own servers "
+                                                       "(mynetworks, Postfix's default) are exempt."),
         ),
     )
     submission = (

@@ -3,7 +3,7 @@
 Debian 12's memcached.service runs `/usr/share/memcached/scripts/systemd-memcached-wrapper
 /etc/memcached.conf`, which turns the file's lines into memcached's command line; the live test runs that
 very wrapper on the rendered file (memcached 1.6 here). CentOS 7's shell-variable format is checked by
-tests/userdata/layers/test_webmail.py.
+tests/userdata/roles/test_webmail.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Debian 12's nfs-utils 2.6 daemons (rpc.mountd, rpc.statd) take their options from /etc/nfs.conf and
 /etc/nfs.conf.d/*.conf only (Debian ignores /etc/default/nfs-kernel-server's options under systemd since
 1:2.6.1-1). `nfsconf` reads them with the same parser (conffile.c) as the daemons. CentOS 7's
-/etc/sysconfig/nfs is checked by tests/userdata/layers/test_nfs_server.py.
+/etc/sysconfig/nfs is checked by tests/userdata/roles/test_nfs_server.py.
 """
 
 from __future__ import annotations
