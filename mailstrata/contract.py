@@ -1,5 +1,6 @@
-"""What the layers must agree on: the ports each layer listens on, the ports whose daemons read the PROXY
-protocol, and the load balancer's listeners in front of them (protocols, algorithms, timeouts), with why.
+"""What the layers and their daemons must agree on: the ports each layer listens on, the ports whose daemons
+read the PROXY protocol, the load balancer's listeners in front of them (protocols, algorithms, timeouts),
+the TLS floor and cipher lists every daemon uses, and the mail folders both Dovecot and SOGo name, with why.
 
 Plain data below the config, the stacks, the constructs and the templates alike: it imports nothing from
 mailstrata but the roles and the shared types, and never the jsii runtime. The config validates listener
@@ -14,12 +15,51 @@ from dataclasses import dataclass, field
 from mailstrata.roles import Role
 from mailstrata.types import Algorithm, ListenerProtocol, MonitorType, Persistence, PoolProtocol
 
+# ---- ports -----------------------------------------------------------------------------------------
+SMTP = 25
+POP3 = 110
+IMAP = 143
+HTTP = 80
+HTTPS = 443
+SUBMISSION = 587
+IMAPS = 993
+POP3S = 995
+MANAGESIEVE = 4190
+LOOPBACK = "127.0.0.1"  # what a daemon that only its own server talks to listens on
+LOOPBACK_NET = "127.0.0.0/8"  # "this server", as a network
+
+# ---- TLS ---------------------------------------------------------------------------------------------
+# The floor for every daemon and every hop: TLS 1.2. Daemons that take a minimum version write
+# TLS_MIN_VERSION; those that only know an exclusion list (Postfix 2.10, Dovecot 2.2) exclude TLS_BELOW_FLOOR.
+TLS_MIN_VERSION = "TLSv1.2"
+TLS_BELOW_FLOOR = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
+# Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are configured apart by OpenSSL); the same names
+# are understood by CentOS 7's OpenSSL 1.0.2 and by Debian's 3.0. OpenSSL skips suites it lacks.
+ECDHE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+)
+# With DH parameters at hand (Dovecot generates its own; Postfix gets RFC 7919 ffdhe2048), also these.
+DHE_CIPHERS = ("DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384")
+# Postfix's cipher grades take no list: "high", minus what must never be offered.
+EXCLUDED_CIPHERS = ("aNULL", "eNULL", "MD5", "RC4", "3DES")
+
+# ---- mail folders --------------------------------------------------------------------------------
+# The special-use folders the mailstore creates (Dovecot's `inbox` namespace, separator '/'), which SOGo
+# names as its Drafts, Sent and Trash, and into which the global sieve files spam.
+DRAFTS, SENT, TRASH, JUNK = "Drafts", "Sent", "Trash", "Junk"
+
+# ---- PROXY protocol and listeners -----------------------------------------------------------------
 # Ports on which a layer's daemons can read the PROXY protocol (Postfix smtpd_upstream_proxy_protocol,
 # Dovecot `haproxy = yes`). SOGo's nginx on CentOS 7 is not built for it, so webmail takes none.
 PROXY_CAPABLE: dict[Role, frozenset[int]] = {
-    Role.SMTP_IN: frozenset({25}),
-    Role.SMTP_OUT: frozenset({25, 587}),
-    Role.MAILSTORE: frozenset({25, 110, 143, 993, 995, 4190}),
+    Role.SMTP_IN: frozenset({SMTP}),
+    Role.SMTP_OUT: frozenset({SMTP, SUBMISSION}),
+    Role.MAILSTORE: frozenset({SMTP, POP3, IMAP, IMAPS, POP3S, MANAGESIEVE}),
     Role.WEBMAIL: frozenset(),
 }
 

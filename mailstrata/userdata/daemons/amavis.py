@@ -22,14 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailstrata import contract
 from mailstrata.errors import Problems
 from mailstrata.userdata.context import PlatformContext, SpamPolicy
 from mailstrata.userdata.daemons.spamassassin import score
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
-LOOPBACK = "127.0.0.1"  # amavisd and the re-injection smtpd listen here only
-LOOPBACK_NET = "127.0.0.0/8"  # amavisd's @mynetworks: only Postfix on this server talks to it
+LOOPBACK = contract.LOOPBACK  # amavisd and the re-injection smtpd listen here only
+LOOPBACK_NET = contract.LOOPBACK_NET  # amavisd's @mynetworks: only Postfix on this server talks to it
 AMAVIS_PORT = 10024  # amavisd's SMTP listener (the content filter)
 REINJECT_PORT = 10025  # Postfix's re-injection smtpd, where amavisd hands back clean mail
 

@@ -22,26 +22,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from mailstrata import contract
 from mailstrata.errors import Problems
 from mailstrata.userdata.context import FtsBackend, OverQuota, PlatformContext
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
-# Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are configured apart by OpenSSL); the same
-# names are understood by CentOS 7's OpenSSL 1.0.2 and by Debian's 3.0.
-TLS12_CIPHERS = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        "DHE-RSA-AES128-GCM-SHA256",
-        "DHE-RSA-AES256-GCM-SHA384",
-    )
-)
+TLS12_CIPHERS = ":".join((*contract.ECDHE_CIPHERS, *contract.DHE_CIPHERS))  # Dovecot makes its own DH
 GLOBAL_SIEVE = "spam-to-junk.sieve"  # runs before every user's own script
 TEMPLATES = "dovecot"  # this daemon's folder under templates/
 
@@ -139,8 +127,8 @@ def _trusted_proxies(ctx: PlatformContext) -> tuple[str, ...]:
 def _tls_floor(os: OsProfile) -> tuple[str, str]:
     # Dovecot 2.3 replaced ssl_protocols by ssl_min_protocol; 2.2 only knows the exclusion list.
     if os.version_at_least("dovecot", "2.3"):
-        return "ssl_min_protocol", "TLSv1.2"
-    return "ssl_protocols", "!SSLv2 !SSLv3 !TLSv1 !TLSv1.1"
+        return "ssl_min_protocol", contract.TLS_MIN_VERSION
+    return "ssl_protocols", " ".join(f"!{p}" for p in contract.TLS_BELOW_FLOOR)
 
 
 def _login_services(ctx: PlatformContext) -> tuple[LoginService, ...]:
@@ -148,9 +136,11 @@ def _login_services(ctx: PlatformContext) -> tuple[LoginService, ...]:
         return Listener(name=name, port=port, ssl=ssl, haproxy=port in ctx.proxy_ports)
 
     return (
-        LoginService(name="imap-login", listeners=(listener("imap", 143, False), listener("imaps", 993, True))),
-        LoginService(name="pop3-login", listeners=(listener("pop3", 110, False), listener("pop3s", 995, True))),
-        LoginService(name="managesieve-login", listeners=(listener("sieve", 4190, False),)),
+        LoginService(name="imap-login",
+                     listeners=(listener("imap", contract.IMAP, False), listener("imaps", contract.IMAPS, True))),
+        LoginService(name="pop3-login",
+                     listeners=(listener("pop3", contract.POP3, False), listener("pop3s", contract.POP3S, True))),
+        LoginService(name="managesieve-login", listeners=(listener("sieve", contract.MANAGESIEVE, False),)),
     )
 
 
@@ -202,10 +192,8 @@ def dovecot_conf(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> Do
         postfix_user=str(os.users.postfix),
         postmaster_address=f"postmaster@{ctx.primary_domain}",
         mailboxes=(
-            Mailbox(name="Drafts", special_use="\\Drafts"),
-            Mailbox(name="Junk", special_use="\\Junk"),
-            Mailbox(name="Trash", special_use="\\Trash"),
-            Mailbox(name="Sent", special_use="\\Sent"),
+            *(Mailbox(name=f, special_use=f"\\{f}")
+              for f in (contract.DRAFTS, contract.JUNK, contract.TRASH, contract.SENT)),
             Mailbox(name="Sent Messages", special_use="\\Sent"),
         ),
         mail_plugins=f"acl quota fts {fts_plugin}",

@@ -10,25 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailstrata import contract
 from mailstrata.userdata.context import PlatformContext
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
-HTTP_PORT = 80
-HTTPS_PORT = 443
+HTTP_PORT = contract.HTTP
+HTTPS_PORT = contract.HTTPS
 HEALTH_PATH = "/healthz"  # the load balancer's HTTP health monitor; answered by sogod
-# Mozilla "intermediate" (ECDHE only: no dhparam file to manage); OpenSSL skips suites it lacks.
-TLS_CIPHERS = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-    )
-)
-TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
+# Mozilla "intermediate", ECDHE only: no dhparam file to manage.
+TLS_CIPHERS = ":".join(contract.ECDHE_CIPHERS)
+TLS_PROTOCOLS = f"{contract.TLS_MIN_VERSION} TLSv1.3"  # every version from the floor up
 # ActiveSync keeps Ping/Sync requests open; nginx must wait at least as long as SOGo may hold one.
 EAS_PROXY_TIMEOUT_S = 3600
 HSTS_MAX_AGE_S = 31536000  # one year

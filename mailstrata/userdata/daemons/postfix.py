@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mailstrata import contract
 from mailstrata.directory import DirectorySettings
 from mailstrata.errors import Problems
 from mailstrata.roles import Role
@@ -30,17 +31,15 @@ from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
-SMTP_PORT = 25
-SUBMISSION_PORT = 587
-LOOPBACK = "127.0.0.1"
-LOOPBACK_NET = "127.0.0.0/8"
-# The TLS floor for every Postfix listener and for the platform's own hops: TLS 1.2 and later (Postfix 2.10
-# knows every name listed here).
-TLS_FLOOR = ("!SSLv2", "!SSLv3", "!TLSv1", "!TLSv1.1")
+SMTP_PORT = contract.SMTP
+SUBMISSION_PORT = contract.SUBMISSION
+LOOPBACK = contract.LOOPBACK
+LOOPBACK_NET = contract.LOOPBACK_NET
+# The platform's TLS floor in Postfix 2.10's exclusion syntax (it knows every name listed here).
+TLS_FLOOR = tuple(f"!{p}" for p in contract.TLS_BELOW_FLOOR)
 # Towards the Internet (SMTP-out's opportunistic client): refusing old TLS there only makes those
 # deliveries fall back to cleartext, so only SSL is refused.
 INTERNET_CLIENT_PROTOCOLS = ("!SSLv2", "!SSLv3")
-EXCLUDED_CIPHERS = ("aNULL", "eNULL", "MD5", "RC4", "3DES")
 PROXY_OPTION = ("smtpd_upstream_proxy_protocol", "haproxy")  # Postfix 2.10 speaks PROXY v1 only
 DH_PARAMS_FILE = "ffdhe2048.pem"
 
@@ -215,7 +214,7 @@ def tls_sections(paths: TlsPaths, *, server_why: str, client_why: str, internet_
         Setting("smtpd_tls_mandatory_protocols", floor),
         Setting("smtpd_tls_ciphers", "high"),
         Setting("smtpd_tls_mandatory_ciphers", "high"),
-        Setting("smtpd_tls_exclude_ciphers", EXCLUDED_CIPHERS),
+        Setting("smtpd_tls_exclude_ciphers", contract.EXCLUDED_CIPHERS),
         Setting("tls_preempt_cipherlist", "yes"),
         Setting("smtpd_tls_dh1024_param_file", paths.dh_params,
                 "RFC 7919 ffdhe2048 instead of the 1024-bit group Postfix 2.10 has built in (Logjam)."),

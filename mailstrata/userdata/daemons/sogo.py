@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailstrata import contract
 from mailstrata.directory import DirectorySettings
 from mailstrata.userdata.context import PlatformContext
 from mailstrata.userdata.daemons.ldap import LdapConnection, directory_ca_file
@@ -19,11 +20,10 @@ from mailstrata.userdata.profiles import OsProfile
 
 LISTEN = "127.0.0.1:20000"  # sogod's own default; only nginx on the same host talks to it
 MIN_MAJOR = 5  # the templates use SOGo 5's URL syntax (smtp://...?tls=YES, tlsVerifyMode)
-IMAPS_PORT = 993
-SIEVE_PORT = 4190
-SUBMISSION_PORT = 587
-# The special-use folder names the mailstore creates (Dovecot namespace `inbox`, separator '/').
-DRAFTS, SENT, TRASH, JUNK = "Drafts", "Sent", "Trash", "Junk"
+IMAPS_PORT = contract.IMAPS
+SIEVE_PORT = contract.MANAGESIEVE
+SUBMISSION_PORT = contract.SUBMISSION
+DRAFTS, SENT, TRASH, JUNK = contract.DRAFTS, contract.SENT, contract.TRASH, contract.JUNK  # the mailstore's
 SESSION_MINUTES = 60  # web sessions idle longer are dropped by the cron job
 # The MariaDB tables SOGo keeps its state in, by the sogo.conf key that names each one's URL.
 TABLES = (
