@@ -8,8 +8,9 @@ from cdktf import TerraformStack, TerraformVariable, TerraformVariableValidation
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs._names import names_of
 from mailstrata.constructs._validate import check_props, unique_id
-from mailstrata.constructs._variables import declared_variables
+from mailstrata.constructs._variables import is_declared
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problems
 
@@ -60,7 +61,8 @@ class AdBinding(Construct):
     def __init__(self, scope: Construct, id: str, *, props: AdBindingProps) -> None:
         check_props(unique_id(Problems(), scope, id), props, AdBindingProps).raise_if_any()  # `v`: a local below
         p = validate(props)
-        if props.password_variable in declared_variables(TerraformStack.of(scope)):
+        stack = TerraformStack.of(scope)
+        if is_declared(stack, props.password_variable):
             p.add("props.password_variable", f"is already declared in this stack, got {props.password_variable!r}; "
                                              "give each secret its own variable, and build the AdBinding before the "
                                              "layers that reference it")
@@ -87,6 +89,7 @@ class AdBinding(Construct):
             ],
         )
         self.password.override_logical_id(props.password_variable)
+        names_of(stack).claim("var", "bind-password", logical=props.password_variable, under=self.node.path)
         self.settings = DirectorySettings(
             urls=props.urls,
             tls=props.tls,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cdktf import Fn, Token
+from cdktf import Fn, TerraformStack, Token
 from cdktf_cdktf_provider_openstack.compute_instance_v2 import (
     ComputeInstanceV2,
     ComputeInstanceV2Network,
@@ -18,6 +18,7 @@ from cdktf_cdktf_provider_openstack.networking_secgroup_v2 import NetworkingSecg
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs._names import logical_id, resource_type
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
 from mailstrata.constructs._variables import declare_variables
@@ -26,7 +27,7 @@ from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
-from mailstrata.userdata.context import NfsMount, PlatformContext
+from mailstrata.userdata.context import LayerContext, NfsMount, Platform
 
 if TYPE_CHECKING:
     from mailstrata.constructs.lbaas_vip import LbaasVip
@@ -48,7 +49,7 @@ class MailLayerProps:
 
     name_prefix: str
     role: Role
-    platform: PlatformContext
+    platform: Platform
     network_id: str
     subnet_id: str
     lb_source_cidrs: tuple[str, ...]
@@ -106,11 +107,11 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     return p
 
 
-def layer_context(props: MailLayerProps, nfs: NfsMount | None) -> PlatformContext:
+def layer_context(props: MailLayerProps, nfs: NfsMount | None) -> LayerContext:
     """The context this layer's templates render from: the platform, with this layer's role, the PROXY ports
     its VIPs send to, and how it mounts the storage."""
     proxy = frozenset(p for vip in props.vips for p in vip.proxy_ports)
-    return replace(props.platform, role=props.role, proxy_ports=proxy, nfs=nfs)
+    return LayerContext(platform=props.platform, role=props.role, proxy_ports=proxy, nfs=nfs)
 
 
 class MailLayer(Construct):
@@ -139,6 +140,7 @@ class MailLayer(Construct):
                 self.allow(member_port, cidr, f"from the load balancers ({cidr})", id_suffix=f"{member_port}-lb{j}")
         allow_ssh_from_admins(self, self.security_group.id, role, props.admin_cidrs)
         self.server_group = ComputeServergroupV2(self, "group", name=prefix, policies=[props.affinity.value])
+        security_group_id, server_group_id = self.security_group.id, self.server_group.id  # one round trip each
         ports: list[tuple[str, NetworkingPortV2]] = []
         for i in range(1, props.count + 1):
             name = f"{prefix}-{i:02d}"
@@ -148,17 +150,17 @@ class MailLayer(Construct):
                 name=name,
                 network_id=props.network_id,
                 fixed_ip=[NetworkingPortV2FixedIp(subnet_id=props.subnet_id)],
-                security_group_ids=[self.security_group.id],
+                security_group_ids=[security_group_id],
                 admin_state_up=True,
             )
             ports.append((name, port))
-        self._addresses = [Token.as_string(Fn.element(port.all_fixed_ips, 0)) for _, port in ports]
+        self._addresses = self._port_addresses([port for _, port in ports])
         # Security group and ports are made: what storage needs from this layer is final.
         self.storage_client = StorageClient(client_id=id, role=role, security_group_id=self.security_group.id,
                                             addresses=tuple(self._addresses))
         nfs: NfsMount | None = props.storage.grant_mount(self.storage_client) if props.storage is not None else None
         ctx = layer_context(props, nfs)
-        self.context: PlatformContext = ctx  # what the templates saw; the local twin renders from it again
+        self.context: LayerContext = ctx  # what the templates saw; the local twin renders from it again
         self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
         declare_variables(self, self.user_data.rendered.body_text())
         self.servers: list[Server] = []
@@ -171,7 +173,7 @@ class MailLayer(Construct):
                 flavor_name=props.flavor,
                 key_pair=props.key_pair,
                 network=[ComputeInstanceV2Network(port=port.id)],
-                scheduler_hints=[ComputeInstanceV2SchedulerHints(group=self.server_group.id)],
+                scheduler_hints=[ComputeInstanceV2SchedulerHints(group=server_group_id)],
                 user_data=self.user_data.expression(name),
                 metadata={"mailstrata_role": role.value, "mailstrata_stack": props.name_prefix},
             )
@@ -181,6 +183,28 @@ class MailLayer(Construct):
                                         members=tuple(Member(name=s.name, address=s.address) for s in self.servers))
         for vip in props.vips:
             vip.add_members(self.member_group)
+
+    def _port_addresses(self, ports: list[NetworkingPortV2]) -> list[str]:
+        """Each port's first fixed IP, `${element(<port>.all_fixed_ips, 0)}`: the text cdktf writes for
+        `Token.as_string(Fn.element(port.all_fixed_ips, 0))`, built here from the ports' logical ids instead of
+        three round trips to cdktf per port (issue 8). Tokens where plain text could differ: when the stack names
+        elements its own way (checked on the first port), or when a VIP or the storage that use the addresses is
+        in another stack (cdktf turns a token into a cross-stack output; plain text it would leave as is)."""
+        def tokens() -> list[str]:
+            return [Token.as_string(Fn.element(port.all_fixed_ips, 0)) for port in ports]
+
+        if not ports:
+            return []
+        stack = TerraformStack.of(self)
+        users = [*self.props.vips, *([self.props.storage] if self.props.storage is not None else [])]
+        if any(TerraformStack.of(user) is not stack for user in users):
+            return tokens()
+        below_stack = self.node.path.split("/")[len(stack.node.path.split("/")):]
+        lids = [logical_id(*below_stack, f"port-{i:02d}") for i in range(1, len(ports) + 1)]
+        if lids[0] != ports[0].friendly_unique_id:
+            return tokens()
+        rtype = resource_type(NetworkingPortV2)
+        return [f"${{element({rtype}.{lid}.all_fixed_ips, 0)}}" for lid in lids]
 
     def allow(self, port: int, cidr: str | None, why: str, *, id_suffix: str,
               remote_group_id: str | None = None, protocol: str = "tcp") -> NetworkingSecgroupRuleV2:

@@ -7,6 +7,7 @@ below it never read YAML or the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import Fn, LocalBackend, S3Backend, TerraformOutput, TerraformStack, TerraformVariable
 from cdktf_cdktf_provider_openstack.dns_recordset_v2 import DnsRecordsetV2
@@ -19,7 +20,7 @@ from cdktf_cdktf_provider_tls.provider import TlsProvider
 from constructs import Construct
 
 from mailstrata.config.model import BackendType, PlatformConfig
-from mailstrata.constructs._names import refuse_name_collisions
+from mailstrata.constructs._names import names_of, refuse_name_collisions, resource_type
 from mailstrata.constructs._validate import describe
 from mailstrata.constructs.ad_binding import AdBinding, AdBindingProps
 from mailstrata.constructs.lbaas_vip import FloatingIpProps, LbaasVip, LbaasVipProps, ListenerProps, MonitorProps
@@ -30,7 +31,7 @@ from mailstrata.errors import ConfigError, Problem
 from mailstrata.roles import Role
 from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import Platform
 from mailstrata.userdata.from_config import DKIM_KEY_ID, WEBMAIL_DB_PASSWORD_ID, platform_context
 
 # Host names published in the platform zone for each VIP (the seed's LB names and public aliases).
@@ -76,6 +77,9 @@ class MailPlatformStack(TerraformStack):
         _check_arguments(id, config)
         super().__init__(scope, id)
         self.config = cfg = config
+        # Every element this stack adds at its top level, or under an id of its choosing, is claimed here as it
+        # is made: `refuse_name_collisions` checks them without asking cdktf about each construct (`_names.py`).
+        self._names = names_of(self)
         OpenstackProvider(self, "openstack", cloud=cfg.cloud, region=cfg.region)
         TlsProvider(self, "tls")
         RandomProvider(self, "random")
@@ -212,28 +216,32 @@ class MailPlatformStack(TerraformStack):
             ))
         return tuple(out)
 
-    def _platform_context(self) -> PlatformContext:
+    def _platform_context(self) -> Platform:
         cfg = self.config
         # A key per domain put 2.2 KB of incompressible PEM per domain into smtp-out's user-data: 30 domains
         # went over Nova's limit. One key signs for every domain (`from_config.platform_context`).
         self.dkim_key = PrivateKey(self, "dkim", algorithm="RSA", rsa_bits=2048)
         self.dkim_key.override_logical_id(DKIM_KEY_ID)
+        self._names.claim(resource_type(PrivateKey), "dkim", logical=DKIM_KEY_ID)
         if cfg.layers.webmail is not None:
             w = cfg.webmail
             if w.database_password is not None:
                 var = TerraformVariable(self, w.database_password.variable, type="string", sensitive=True,
                                         nullable=False, description=f"Password of the sogo user on {w.database_host}")
                 var.override_logical_id(w.database_password.variable)
+                self._names.claim("var", w.database_password.variable, logical=w.database_password.variable)
             else:
                 # Local database: Terraform makes the password; letters and digits only, because SOGo's
                 # database URLs and the setup script carry it unquoted.
                 db = Password(self, "webmail-db-password", length=32, special=False)
                 db.override_logical_id(WEBMAIL_DB_PASSWORD_ID)
+                self._names.claim(resource_type(Password), "webmail-db-password", logical=WEBMAIL_DB_PASSWORD_ID)
         if cfg.tls.certificate is not None and cfg.tls.private_key is not None:
             for ref in (cfg.tls.certificate, cfg.tls.private_key):
                 var = TerraformVariable(self, ref.variable, type="string", sensitive=True, nullable=False,
                                         description="PEM for the platform's TLS endpoints")
                 var.override_logical_id(ref.variable)
+                self._names.claim("var", ref.variable, logical=ref.variable)
         return platform_context(cfg, vips={r: v.vip_address for r, v in self.vips.items()},
                                 directory=self.directory.settings)
 
@@ -270,11 +278,13 @@ class MailPlatformStack(TerraformStack):
         dns = self.config.dns
         zone = DnsZoneV2(self, "zone", name=f"{dns.zone}.", email=dns.email, ttl=dns.ttl,
                          description="mailstrata: the platform's host names")
+        self._names.claim(resource_type(DnsZoneV2), "zone")
         zones = {f"{dns.zone}.": zone}
         if dns.mail_domain_zones:
             for domain in self.config.domains:
                 zones[f"{domain}."] = DnsZoneV2(self, f"zone-{domain}", name=f"{domain}.", email=dns.email,
                                                 ttl=dns.ttl, description="mailstrata: mail domain")
+                self._names.claim(resource_type(DnsZoneV2), f"zone-{domain}")
         by_name: dict[tuple[str, str], list[str]] = {}
         for rec in self.published:
             by_name.setdefault((rec.name, rec.type), []).append(rec.value)
@@ -282,17 +292,22 @@ class MailPlatformStack(TerraformStack):
             zone_name = next((z for z in sorted(zones, key=len, reverse=True) if name.endswith(z)), None)
             if zone_name is None:
                 continue
-            DnsRecordsetV2(self, f"record-{rtype}-{name.rstrip('.')}", zone_id=zones[zone_name].id, name=name,
-                           type=rtype, records=values, ttl=dns.ttl)
+            record_id = f"record-{rtype}-{name.rstrip('.')}"
+            DnsRecordsetV2(self, record_id, zone_id=zones[zone_name].id, name=name, type=rtype, records=values,
+                           ttl=dns.ttl)
+            self._names.claim(resource_type(DnsRecordsetV2), record_id)
 
     def _outputs(self) -> None:
+        def output(output_id: str, **kwargs: Any) -> None:
+            TerraformOutput(self, output_id, **kwargs)
+            self._names.claim("output", output_id)
+
         for role, vip in self.vips.items():
-            TerraformOutput(self, f"vip_{role.value}", value=vip.vip_address,
-                            description=f"VIP address of the {role.slug} load balancer")
+            output(f"vip_{role.value}", value=vip.vip_address,
+                   description=f"VIP address of the {role.slug} load balancer")
             if vip.floating_ip_address is not None:
-                TerraformOutput(self, f"public_{role.value}", value=vip.floating_ip_address,
-                                description=f"Floating IP of the {role.slug} VIP")
-        TerraformOutput(self, "mailbox_export", value=self.storage.export_location,
-                        description="NFS export holding the mailboxes")
-        TerraformOutput(self, "dns_records", description="Records to publish (also created in Designate when enabled)",
-                        value=[{"name": r.name, "type": r.type, "value": r.value} for r in self.published])
+                output(f"public_{role.value}", value=vip.floating_ip_address,
+                       description=f"Floating IP of the {role.slug} VIP")
+        output("mailbox_export", value=self.storage.export_location, description="NFS export holding the mailboxes")
+        output("dns_records", description="Records to publish (also created in Designate when enabled)",
+               value=[{"name": r.name, "type": r.type, "value": r.value} for r in self.published])
