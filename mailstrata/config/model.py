@@ -309,11 +309,24 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def _timezone(value: str) -> str:
+def _is_time_zone(value: str) -> bool:
+    """`value` names a zone of this machine's time zone database: one file lookup (`ZoneInfo`); the whole
+    database (`available_timezones`, a scan of every file) only when that fails (issue 8). The names the scan
+    leaves out, and so refuses, are refused without the lookup."""
+    if not value.startswith(("posix/", "right/")) and value not in ("posixrules", "localtime"):
+        try:
+            zoneinfo.ZoneInfo(value)
+            return True
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
     zones = _time_zones()
     # Without a time zone database on this machine, only the shape can be checked.
-    known = value in zones if zones else re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", value) is not None
-    if not known:
+    return value in zones if zones else re.match(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$", value) is not None
+
+
+def _timezone(value: str) -> str:
+    if not _is_time_zone(value):
+        zones = _time_zones()
         near = difflib.get_close_matches(value, sorted(zones), n=1, cutoff=0.6)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ValueError(f"is not a time zone, got {value!r}; use an IANA name such as Europe/Madrid or UTC{hint}")
