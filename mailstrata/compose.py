@@ -1,6 +1,6 @@
 """`platform_context`: what `MailLayerProps.platform` needs, for a stack of your own.
 
-`MailPlatformStack` builds the `PlatformContext` its layers render from out of the YAML config. A stack that
+`MailPlatformStack` builds the `Platform` its layers render from out of the YAML config. A stack that
 composes the constructs itself builds it with this helper from constructs it already has: the `AdBinding`
 (which declares the sensitive bind-password variable the templates reference), the VIPs (`LbaasVip` objects,
 or the address of a VIP outside the stack) and the networks' CIDRs.
@@ -15,7 +15,7 @@ from mailstrata.constructs.ad_binding import AdBinding
 from mailstrata.constructs.lbaas_vip import LbaasVip
 from mailstrata.errors import Problems
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
-from mailstrata.userdata.context import DkimKey, Networks, PlatformContext, Vips, Webmail
+from mailstrata.userdata.context import DkimKey, Networks, Platform, Vips, Webmail
 
 # The other layers' VIPs each layer's daemons talk to (smtp-in hands clean mail to the mailstore, ...).
 NEEDS: Mapping[Role, tuple[Role, ...]] = {
@@ -38,7 +38,7 @@ def platform_context(
     client_cidrs: tuple[str, ...] = (),
     dkim: DkimKey | None = None,
     webmail: Webmail | None = None,
-) -> PlatformContext:
+) -> Platform:
     """The platform as the templates of every layer in `layers` see it.
 
     `name`: the stack's name in the servers' metadata. `directory`: the AD binding; its mail domains are the
@@ -78,8 +78,7 @@ def platform_context(
         return vip.vip_address if isinstance(vip, LbaasVip) else vip
 
     settings = directory.settings
-    return PlatformContext(
-        role=next(iter(layers), Role.SMTP_IN),  # each MailLayer sets its own
+    return Platform(
         stack_name=name,
         domains=settings.domains,
         dns_zone=dns_zone,
@@ -88,7 +87,6 @@ def platform_context(
                   mailstore=address(Role.MAILSTORE), webmail=address(Role.WEBMAIL)),
         networks=Networks(servers=dict(layers), vip_subnet=(vip_subnet_cidr,), clients=client_cidrs,
                           admin=admin_cidrs),
-        proxy_ports=frozenset(),
         dkim=dkim,
         webmail=webmail,
     )

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from mailstrata.errors import ConfigError
 from mailstrata.userdata import limits
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.limits import NOVA_USER_DATA_LIMIT
 from mailstrata.userdata.render import LayerUserData, render_layer
 from mailstrata.userdata.terraform_text import escape, user_data_expression
@@ -40,7 +40,7 @@ class AttachedUserData:
         return user_data_expression(head, self.local_name, gzip_it=self.gzip)
 
 
-def attach_user_data(scope: Construct, ctx: PlatformContext, os: str, name_prefix: str, where: str) -> AttachedUserData:
+def attach_user_data(scope: Construct, ctx: LayerContext, os: str, name_prefix: str, where: str) -> AttachedUserData:
     """Render `ctx.role`'s cloud-config and store its body as a Terraform local (a list of lines)."""
     rendered = render_layer(ctx, os)
     body = rendered.body_text()
@@ -51,4 +51,4 @@ def attach_user_data(scope: Construct, ctx: PlatformContext, os: str, name_prefi
         raise ConfigError([limits.too_big(where, size, ctx, os)])
     local = TerraformLocal(scope, "user-data", escape(body).rstrip("\n").split("\n"))
     local.override_logical_id(local_name)
-    return AttachedUserData(rendered, local_name, gzip, size, ctx.dns_zone)
+    return AttachedUserData(rendered, local_name, gzip, size, ctx.platform.dns_zone)

@@ -5,7 +5,7 @@ Unresolved Terraform tokens (`${...}`) are skipped, not guessed at.
 `check_props` is the first check of every construct: the type of each prop (enums, construct objects,
 tuples, whole numbers), so a Python mistake gets the same one-exception grammar as a config mistake
 (`props.role: must be a Role, got 'smtp_in'; use Role.SMTP_IN`) instead of an AttributeError deep inside.
-Every field typed `Secret`, in the props or in a value object they hold (`PlatformContext.tls.private_key`),
+Every field typed `Secret`, in the props or in a value object they hold (`Platform.tls.private_key`),
 must be a `Secret` holding a Terraform reference: a plain str is refused, and its text is never shown.
 """
 
@@ -211,7 +211,7 @@ def _check(p: Problems, path: str, value: object, tp: Any) -> bool:
             before = len(p)
             check_props(p, value, tp, path)  # type: ignore[arg-type]
             return len(p) > before
-        if dataclasses.is_dataclass(tp):  # a value object (PlatformContext, ...): only its secrets are checked
+        if dataclasses.is_dataclass(tp):  # a value object (Platform, ...): only its secrets are checked
             before = len(p)
             secrets_in(p, path, value)
             return len(p) > before
@@ -255,7 +255,7 @@ def secrets_in(p: Problems, path: str, value: object) -> None:
 
 
 # Props types a user does not write by hand: the public helper that builds one.
-_BUILT_BY = {"PlatformContext": "mailstrata.compose.platform_context(directory=<your AdBinding>, vips=..., ...)"}
+_BUILT_BY = {"Platform": "mailstrata.compose.platform_context(directory=<your AdBinding>, vips=..., ...)"}
 
 
 def _fix(value: object, tp: type) -> str:

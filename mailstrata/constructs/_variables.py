@@ -1,6 +1,6 @@
 """A construct that writes a reference to a Terraform variable declares the variable.
 
-A `MailLayer` built from a `PlatformContext` of the user's own (not from an `AdBinding`, which declares
+A `MailLayer` built from a `Platform` of the user's own (not from an `AdBinding`, which declares
 `ad_bind_password` with its validation) would otherwise reference `var.ad_bind_password` in user-data with
 no `variable` block, and `terraform init`/`plan` would fail with "Reference to undeclared input variable".
 

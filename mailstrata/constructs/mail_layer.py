@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cdktf import Fn, TerraformStack, Token
@@ -27,7 +27,7 @@ from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
-from mailstrata.userdata.context import NfsMount, PlatformContext
+from mailstrata.userdata.context import LayerContext, NfsMount, Platform
 
 if TYPE_CHECKING:
     from mailstrata.constructs.lbaas_vip import LbaasVip
@@ -49,7 +49,7 @@ class MailLayerProps:
 
     name_prefix: str
     role: Role
-    platform: PlatformContext
+    platform: Platform
     network_id: str
     subnet_id: str
     lb_source_cidrs: tuple[str, ...]
@@ -107,11 +107,11 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     return p
 
 
-def layer_context(props: MailLayerProps, nfs: NfsMount | None) -> PlatformContext:
+def layer_context(props: MailLayerProps, nfs: NfsMount | None) -> LayerContext:
     """The context this layer's templates render from: the platform, with this layer's role, the PROXY ports
     its VIPs send to, and how it mounts the storage."""
     proxy = frozenset(p for vip in props.vips for p in vip.proxy_ports)
-    return replace(props.platform, role=props.role, proxy_ports=proxy, nfs=nfs)
+    return LayerContext(platform=props.platform, role=props.role, proxy_ports=proxy, nfs=nfs)
 
 
 class MailLayer(Construct):
@@ -160,7 +160,7 @@ class MailLayer(Construct):
                                             addresses=tuple(self._addresses))
         nfs: NfsMount | None = props.storage.grant_mount(self.storage_client) if props.storage is not None else None
         ctx = layer_context(props, nfs)
-        self.context: PlatformContext = ctx  # what the templates saw; the local twin renders from it again
+        self.context: LayerContext = ctx  # what the templates saw; the local twin renders from it again
         self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
         declare_variables(self, self.user_data.rendered.body_text())
         self.servers: list[Server] = []

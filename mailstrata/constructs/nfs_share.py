@@ -3,7 +3,7 @@ an existing NAS."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cdktf import Fn, Token
 from cdktf_cdktf_provider_openstack.blockstorage_volume_v3 import BlockstorageVolumeV3
@@ -25,7 +25,7 @@ from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import Role
 from mailstrata.types import StorageMode
-from mailstrata.userdata.context import NfsMount, NfsServer, PlatformContext
+from mailstrata.userdata.context import LayerContext, NfsMount, NfsServer, Platform
 
 
 def nfs_ports(s: NfsServer) -> tuple[tuple[str, int], ...]:
@@ -40,9 +40,10 @@ def nfs_ports(s: NfsServer) -> tuple[tuple[str, int], ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class CinderServerProps:
-    """The NFS server of `CINDER_SERVER` mode. `platform` feeds its user-data (role set here)."""
+    """The NFS server of `CINDER_SERVER` mode. `platform` feeds its user-data; `server` is the NFS server's
+    own settings (filesystem, export path, pinned ports; the attached volume's device is set here)."""
 
-    platform: PlatformContext
+    platform: Platform
     network_id: str
     subnet_id: str
     admin_cidrs: tuple[str, ...]
@@ -51,6 +52,7 @@ class CinderServerProps:
     key_pair: str | None = None
     volume_type: str | None = None
     os: str = "centos7"
+    server: NfsServer = field(default_factory=NfsServer)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,7 +121,7 @@ class NfsShare(Construct):
         self.security_group: NetworkingSecgroupV2 | None = None
         self.server: ComputeInstanceV2 | None = None
         self.user_data: AttachedUserData | None = None
-        self.context: PlatformContext | None = None
+        self.context: LayerContext | None = None
         self._granted: list[str] = []
         if props.mode is StorageMode.MANILA:
             self.share = SharedfilesystemShareV2(
@@ -166,8 +168,7 @@ class NfsShare(Construct):
         # The volume by its ID (virtio serials keep the first 20 characters), not /dev/vdb, which depends
         # on attachment order.
         device = "/dev/disk/by-id/virtio-" + Token.as_string(Fn.substr(volume.id, 0, 20))
-        ctx = replace(srv.platform, role=Role.NFS_SERVER, proxy_ports=frozenset(), nfs=None,
-                      nfs_server=replace(srv.platform.nfs_server, device=device))
+        ctx = LayerContext(platform=srv.platform, role=Role.NFS_SERVER, nfs_server=replace(srv.server, device=device))
         self.context = ctx
         self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
         declare_variables(self, self.user_data.rendered.body_text())

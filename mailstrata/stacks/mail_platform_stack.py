@@ -31,7 +31,7 @@ from mailstrata.errors import ConfigError, Problem
 from mailstrata.roles import Role
 from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import Platform
 from mailstrata.userdata.from_config import DKIM_KEY_ID, WEBMAIL_DB_PASSWORD_ID, platform_context
 
 # Host names published in the platform zone for each VIP (the seed's LB names and public aliases).
@@ -216,7 +216,7 @@ class MailPlatformStack(TerraformStack):
             ))
         return tuple(out)
 
-    def _platform_context(self) -> PlatformContext:
+    def _platform_context(self) -> Platform:
         cfg = self.config
         # A key per domain put 2.2 KB of incompressible PEM per domain into smtp-out's user-data: 30 domains
         # went over Nova's limit. One key signs for every domain (`from_config.platform_context`).

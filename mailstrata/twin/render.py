@@ -33,7 +33,7 @@ from mailstrata.roles import Role
 from mailstrata.twin.addresses import AddressPlan
 from mailstrata.twin.platform import Synthesized, TwinServer
 from mailstrata.twin.terraform import Values
-from mailstrata.userdata.context import Networks, PlatformContext
+from mailstrata.userdata.context import LayerContext, Networks
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import LayerUserData, RenderedFile, render_layer
 
@@ -86,16 +86,16 @@ def _is_system(value: str) -> bool:
     return value.startswith(SYSTEM_PREFIXES) and not value.startswith(LOCAL_PREFIX)
 
 
-def twin_context(ctx: PlatformContext, plan: AddressPlan, directory: TwinDirectory, server: TwinServer,
-                 shared_root: Path) -> PlatformContext:
-    n = ctx.networks
+def twin_context(ctx: LayerContext, plan: AddressPlan, directory: TwinDirectory, server: TwinServer,
+                 shared_root: Path) -> LayerContext:
+    n = ctx.platform.networks
     networks = Networks(
         servers={role: plan.cidrs(cidrs) for role, cidrs in n.servers.items()},
         vip_subnet=plan.cidrs(n.vip_subnet),
         clients=plan.cidrs(n.clients),
         admin=plan.cidrs(n.admin),
     )
-    d: DirectorySettings = ctx.directory
+    d: DirectorySettings = ctx.platform.directory
     twin_dir = replace(
         d,
         urls=(_url(directory.host, d.tls),),
@@ -106,7 +106,7 @@ def twin_context(ctx: PlatformContext, plan: AddressPlan, directory: TwinDirecto
     # The share is mounted at the same path on every mailstore, as in production: Dovecot keeps absolute
     # paths (homes, the active sieve script's symlink) on the share itself.
     nfs = replace(ctx.nfs, mount_point=str(shared_root) + ctx.nfs.mount_point) if ctx.nfs is not None else None
-    return replace(ctx, networks=networks, directory=twin_dir, nfs=nfs)
+    return replace(ctx.with_platform(networks=networks, directory=twin_dir), nfs=nfs)
 
 
 def localize(text: str) -> str:
@@ -123,7 +123,7 @@ class TwinFile:
     rendered: RenderedFile
 
 
-def render_server(syn: Synthesized, values: Values, ctx: PlatformContext, profile: OsProfile,
+def render_server(syn: Synthesized, values: Values, ctx: LayerContext, profile: OsProfile,
                   server: TwinServer) -> tuple[LayerUserData, tuple[TwinFile, ...]]:
     """The server's cloud-config body and its files with every reference evaluated."""
     ud = render_layer(ctx, os=profile)

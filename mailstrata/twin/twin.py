@@ -326,16 +326,16 @@ class Twin:
     @staticmethod
     def _external_database_host(syn: Synthesized) -> str | None:
         layer = syn.stack.layers.get(Role.WEBMAIL)
-        if layer is None or layer.context.webmail is None:
+        if layer is None or layer.context.platform.webmail is None:
             return None
-        host = layer.context.webmail.database.external_host
+        host = layer.context.platform.webmail.database.external_host
         return str(host) if host is not None else None
 
     def _start_external_db(self, sup: process.Supervisor, syn: Synthesized, plan: AddressPlan,
                            values: Values) -> None:
         """The database the config points SOGo at (a Galera cluster in production): one MariaDB of the twin's
         own, with SOGo's database and account made with the password the twin gave the variable."""
-        webmail = syn.stack.layers[Role.WEBMAIL].context.webmail
+        webmail = syn.stack.layers[Role.WEBMAIL].context.platform.webmail
         db = webmail.database
         password = values.substitute(db.password.ref, syn.resolve)
         base = self.root / "infra" / "sogo-db"
@@ -424,7 +424,7 @@ class Twin:
         self._prepare(sup, s, profile, ctx.nfs.mount_point if ctx.nfs else None)
         env = {"MAIL_CONFIG": str(profile.paths["postfix_dir"])} if "postfix_dir" in profile.paths else {}
         svc = ServiceContext(server=s, profile=profile, logs=logs, timeout=SERVER_TIMEOUT)
-        webmail = syn.stack.layers[s.role].context.webmail
+        webmail = syn.stack.layers[s.role].context.platform.webmail
         if s.role is Role.WEBMAIL and webmail is not None and webmail.database.external_host is None:
             env["MYSQL_UNIX_PORT"] = str(self._mariadb(sup, svc))
         sup.run(f"{s.name}/mailstrata-setup", ["bash", str(profile.paths.setup_script)], host=s.fqdn,

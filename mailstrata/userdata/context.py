@@ -8,8 +8,10 @@ or cdktf tokens that resolve to them). The twin builds the same objects with rea
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from mailstrata import defaults as D
 from mailstrata.directory import DirectorySettings
 from mailstrata.roles import Role
 from mailstrata.types import Filesystem, FtsBackend, OverQuota, Secret, TlsSource
@@ -46,7 +48,7 @@ class Limits:
     """Postfix limits used on every Postfix layer (the seed's values)."""
 
     recipient_limit: int = 200
-    message_size_limit: int = 26214400
+    message_size_limit: int = D.MESSAGE_SIZE_LIMIT
     error_sleep_time: str = "1s"
     soft_error_limit: int = 10
     hard_error_limit: int = 20
@@ -62,21 +64,22 @@ class SpamPolicy:
     """amavisd-new / SpamAssassin thresholds and the SMTP-in filters."""
 
     tag_level: float = -999.0
-    tag2_level: float = 9.0
-    kill_level: float = 12.0
-    dsn_cutoff_level: float = 15.0
-    amavis_processes: int = 16  # one value: master.cf process limit and $max_servers
-    dnsbls: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net")
-    spf_mail_from_reject: str = "Fail"  # Fail, or SPF_Not_Pass to also reject softfail
+    tag2_level: float = D.SPAM_TAG2_LEVEL
+    kill_level: float = D.SPAM_KILL_LEVEL
+    dsn_cutoff_level: float = D.SPAM_DSN_CUTOFF_LEVEL
+    amavis_processes: int = D.AMAVIS_PROCESSES  # one value: master.cf process limit and $max_servers
+    dnsbls: tuple[str, ...] = D.DNSBLS
+    # Fail, or SPF_Not_Pass to also reject softfail
+    spf_mail_from_reject: str = "SPF_Not_Pass" if D.SPF_REJECT_SOFTFAIL else "Fail"
     quarantine_days: int = 14  # discarded viruses and spam stay this long in amavis's quarantine, then go
 
 
 @dataclass(frozen=True, kw_only=True)
 class QuotaPolicy:
-    default_storage: str = "2G"
-    default_messages: int = 100000
-    trash_extra: str = "100M"
-    over_quota: OverQuota = OverQuota.DEFER
+    default_storage: str = D.QUOTA_STORAGE
+    default_messages: int = D.QUOTA_MESSAGES
+    trash_extra: str = D.QUOTA_TRASH_EXTRA
+    over_quota: OverQuota = D.OVER_QUOTA
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +93,7 @@ class DkimKey:
 
 @dataclass(frozen=True, kw_only=True)
 class Tls:
-    source: TlsSource = TlsSource.SELF_SIGNED
+    source: TlsSource = D.TLS_SOURCE
     certificate: Secret | None = None  # PEM chain, when source is PROVIDED
     private_key: Secret | None = None
 
@@ -100,7 +103,7 @@ class NfsMount:
     """How mailstore servers mount the shared mailbox storage."""
 
     source: str  # "server:/export" (may hold a Terraform reference)
-    mount_point: str = "/MAILBOXES"
+    mount_point: str = D.MAILBOX_MOUNT_POINT
     options: str = "rw,hard,intr,vers=3,tcp,nordirplus,rsize=32768,wsize=32768,_netdev"
     vmail_subdir: str = "vmail"
 
@@ -137,36 +140,49 @@ class Database:
 class Webmail:
     database: Database
     sogo_repo_url: str | None = None  # RHEL 7 SOGo packages are not freely published: give a repository
-    timezone: str = "UTC"
-    prefork: int = 20
-    vmem_limit_mb: int = 1024
+    timezone: str = D.WEBMAIL_TIMEZONE
+    prefork: int = D.SOGO_PREFORK
+    vmem_limit_mb: int = D.SOGO_VMEM_LIMIT_MB
     sogo_repo_gpg_key: str | None = None  # URL of the key signing sogo_repo_url's packages; None: unchecked
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlatformContext:
-    """Everything a layer's templates may use. One object per layer; every value typed."""
+class Platform:
+    """The platform's facts, the same for every layer: what the templates may use. Every value typed."""
 
-    role: Role
     stack_name: str
     domains: tuple[str, ...]
     dns_zone: str
     directory: DirectorySettings
     vips: Vips
     networks: Networks
-    proxy_ports: frozenset[int]  # this layer's ports whose LB pool sends the PROXY protocol
     limits: Limits = field(default_factory=Limits)
     spam: SpamPolicy = field(default_factory=SpamPolicy)
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
-    fts: FtsBackend = FtsBackend.LUCENE
-    solr_url: str = "http://127.0.0.1:8983/solr/dovecot"
+    fts: FtsBackend = D.FTS
+    solr_url: str = D.SOLR_URL
     dkim: DkimKey | None = None  # required by smtp_out, the layer that signs
     tls: Tls = field(default_factory=Tls)
-    nfs: NfsMount | None = None
     webmail: Webmail | None = None
     vmail_uid: int = 5000
-    nfs_server: NfsServer = field(default_factory=NfsServer)  # used by the nfs_server role only
 
     @property
     def primary_domain(self) -> str:
         return self.domains[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerContext:
+    """One layer's view: the platform's facts, and what only this layer has (its role, the ports its load
+    balancer sends PROXY on, the share it mounts). `MailLayer` and `NfsShare` build it; nothing else is
+    per layer."""
+
+    platform: Platform
+    role: Role
+    proxy_ports: frozenset[int] = frozenset()  # this layer's ports whose LB pool sends the PROXY protocol
+    nfs: NfsMount | None = None  # the mailbox share, on mailstores
+    nfs_server: NfsServer = field(default_factory=NfsServer)  # used by the nfs_server role only
+
+    def with_platform(self, **changes: Any) -> LayerContext:
+        """This layer's view of a platform with `changes` (e.g. another directory)."""
+        return replace(self, platform=replace(self.platform, **changes))

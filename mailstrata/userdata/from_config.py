@@ -1,4 +1,4 @@
-"""The one place a `PlatformConfig` becomes the `PlatformContext` the templates render from.
+"""The one place a `PlatformConfig` becomes the `Platform` (the facts) the templates render from.
 
 `MailPlatformStack` calls it with the addresses of its VIPs (cdktf tokens) and its `AdBinding`'s settings;
 `mailstrata validate` calls it with placeholder references of the same kinds, to measure user-data before
@@ -18,7 +18,7 @@ from mailstrata.userdata.context import (
     DkimKey,
     Limits,
     Networks,
-    PlatformContext,
+    Platform,
     QuotaPolicy,
     Secret,
     SpamPolicy,
@@ -43,8 +43,8 @@ def webmail_db_password_ref(cfg: PlatformConfig) -> str:
     return f"${{random_password.{WEBMAIL_DB_PASSWORD_ID}.result}}"
 
 
-def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory: DirectorySettings) -> PlatformContext:
-    """Every layer's shared context (`role` is set per layer by `MailLayer`); `vips`: role -> VIP address."""
+def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory: DirectorySettings) -> Platform:
+    """The platform's facts every layer renders from (`MailLayer` adds its own part); `vips`: role -> VIP address."""
     mail, net = cfg.mail, cfg.network
     webmail = None
     if cfg.layers.webmail is not None:
@@ -62,8 +62,7 @@ def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory
         tls = Tls(source=cfg.tls.source,
                   certificate=Secret(ref=variable_ref(cfg.tls.certificate.variable)),
                   private_key=Secret(ref=variable_ref(cfg.tls.private_key.variable)))
-    return PlatformContext(
-        role=Role.SMTP_IN,  # set per layer by MailLayer
+    return Platform(
         stack_name=cfg.name,
         domains=cfg.domains,
         dns_zone=cfg.dns.zone,
@@ -77,7 +76,6 @@ def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory
             clients=net.client_cidrs,
             admin=net.admin_cidrs,
         ),
-        proxy_ports=frozenset(),
         limits=Limits(message_size_limit=mail.message_size_limit),
         spam=SpamPolicy(
             tag2_level=mail.spam.tag2_level,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from mailstrata.errors import Problem
 from mailstrata.roles import Role
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.terraform_text import escape
 
 if TYPE_CHECKING:
@@ -121,16 +121,16 @@ def needs_gzip(text: str) -> bool:
 _HEAD = "#cloud-config\nhostname: " + "h" * 40 + "\nfqdn: " + "h" * 80 + "\n"
 
 
-def secret_kinds(ctx: PlatformContext) -> dict[str, Kind]:
+def secret_kinds(ctx: LayerContext) -> dict[str, Kind]:
     """What each secret variable `ctx` refers to is, by bare expression (`var.x`); generated keys and
     passwords are recognised by their resource type (`kind_of`)."""
-    kinds = {_bare(ctx.directory.bind_password): PASSWORD}
-    if ctx.webmail is not None:
-        kinds[_bare(ctx.webmail.database.password.ref)] = PASSWORD
-    if ctx.tls.certificate is not None:
-        kinds[_bare(ctx.tls.certificate.ref)] = TLS_CHAIN_PEM
-    if ctx.tls.private_key is not None:
-        kinds[_bare(ctx.tls.private_key.ref)] = TLS_KEY_PEM
+    kinds = {_bare(ctx.platform.directory.bind_password): PASSWORD}
+    if ctx.platform.webmail is not None:
+        kinds[_bare(ctx.platform.webmail.database.password.ref)] = PASSWORD
+    if ctx.platform.tls.certificate is not None:
+        kinds[_bare(ctx.platform.tls.certificate.ref)] = TLS_CHAIN_PEM
+    if ctx.platform.tls.private_key is not None:
+        kinds[_bare(ctx.platform.tls.private_key.ref)] = TLS_KEY_PEM
     return {k: v for k, v in kinds.items() if not k.startswith("random_password.")}
 
 
@@ -138,23 +138,23 @@ def _bare(ref: str) -> str:
     return ref[2:-1] if ref.startswith("${") and ref.endswith("}") else ref
 
 
-def estimate(body: str, ctx: PlatformContext) -> tuple[int, bool]:
+def estimate(body: str, ctx: LayerContext) -> tuple[int, bool]:
     """(bytes Nova will count, whether to gzip) for a layer whose cloud-config body is `body` (unescaped)."""
     text = fill_in(_HEAD + escape(body), secret_kinds(ctx))
     gzip_it = needs_gzip(text)
     return nova_size(text, gzip_it=gzip_it), gzip_it
 
 
-def rendered_size(ctx: PlatformContext, os: str) -> int:
+def rendered_size(ctx: LayerContext, os: str) -> int:
     from mailstrata.userdata.render import render_layer
 
     return estimate(render_layer(ctx, os).body_text(), ctx)[0]
 
 
-def with_domains(ctx: PlatformContext, domains: Sequence[str]) -> PlatformContext:
+def with_domains(ctx: LayerContext, domains: Sequence[str]) -> LayerContext:
     """`ctx` serving only `domains` (everywhere the templates list them)."""
     ds = tuple(domains)
-    return replace(ctx, domains=ds, directory=replace(ctx.directory, domains=ds))
+    return ctx.with_platform(domains=ds, directory=replace(ctx.platform.directory, domains=ds))
 
 
 def most_domains_that_fit(size_of: Callable[[int], int], count: int) -> int:
@@ -194,11 +194,11 @@ def most_domains_that_fit(size_of: Callable[[int], int], count: int) -> int:
     return lo
 
 
-def too_big(where: str, size: int, ctx: PlatformContext, os: str) -> Problem:
+def too_big(where: str, size: int, ctx: LayerContext, os: str) -> Problem:
     """The problem for a layer whose user-data is `size` bytes, over the limit: it names `domains` and
     the count that fits when fewer domains would fit, else the layer."""
-    n = len(ctx.domains)
-    fit = most_domains_that_fit(lambda k: rendered_size(with_domains(ctx, ctx.domains[:k]), os), n)
+    n = len(ctx.platform.domains)
+    fit = most_domains_that_fit(lambda k: rendered_size(with_domains(ctx, ctx.platform.domains[:k]), os), n)
     return _problem(where, size, n, fit)
 
 
@@ -216,10 +216,10 @@ def _problem(where: str, size: int, count: int, fit: int) -> Problem:
 # ---- the whole config, before synth (for `mailstrata validate`) ---------------------------------------
 
 
-def estimate_contexts(cfg: PlatformConfig) -> list[tuple[str, PlatformContext]]:
+def estimate_contexts(cfg: PlatformConfig) -> list[tuple[str, LayerContext]]:
     """(YAML path, context) of each mail layer, as `MailPlatformStack` builds them, with placeholder
     references of the same kinds where the stack has Terraform references. jsii-free and quick."""
-    from mailstrata.stacks.defaults import PROXY_CAPABLE
+    from mailstrata.contract import PROXY_CAPABLE
     from mailstrata.userdata.context import NfsMount
     from mailstrata.userdata.from_config import platform_context, variable_ref
 
@@ -228,8 +228,8 @@ def estimate_contexts(cfg: PlatformConfig) -> list[tuple[str, PlatformContext]]:
     base = platform_context(cfg, vips=vips, directory=directory)
     nfs = NfsMount(source="${openstack_sharedfilesystem_share_v2.mailboxes.export_locations}")
     return [
-        (f"layers.{role.value}", replace(base, role=role, proxy_ports=PROXY_CAPABLE[role],
-                                         nfs=nfs if role is Role.MAILSTORE else None))
+        (f"layers.{role.value}", LayerContext(platform=base, role=role, proxy_ports=PROXY_CAPABLE[role],
+                                              nfs=nfs if role is Role.MAILSTORE else None))
         for role, _ in cfg.layers.items()
     ]
 

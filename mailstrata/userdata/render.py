@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from mailstrata.roles import Role
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec, RenderedFile
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.roles import ROLES
@@ -142,7 +142,7 @@ def render_template(template: str, context: Mapping[str, Any], *, comment: str =
     return env.get_template(template).render({**context, "banner": banner(template, comment)})
 
 
-def render_layer(ctx: PlatformContext, os_name: str = "centos7", *, os: OsProfile | None = None) -> LayerUserData:
+def render_layer(ctx: LayerContext, os_name: str = "centos7", *, os: OsProfile | None = None) -> LayerUserData:
     """Render every file of `ctx.role` and assemble the layer's cloud-config body."""
     profile = os or load_profile(os_name, ctx.role)
     module = ROLES[ctx.role]
@@ -150,10 +150,10 @@ def render_layer(ctx: PlatformContext, os_name: str = "centos7", *, os: OsProfil
         FileSpec(dest=r.path, template=r.template, context={"os": profile}) for r in profile.repositories
     ]
     specs.extend(module.files(ctx, profile))
-    if ctx.directory.ca_cert_pem is not None and ctx.role is not Role.NFS_SERVER:
+    if ctx.platform.directory.ca_cert_pem is not None and ctx.role is not Role.NFS_SERVER:
         # The CA that verifies the directory's certificate, where every layer's LDAP client looks for it.
         specs.append(FileSpec(dest=profile.paths.directory_ca, template="common/etc/pki/mailstrata/ad-ca.pem.j2",
-                              context={"pem": ctx.directory.ca_cert_pem.strip()}))
+                              context={"pem": ctx.platform.directory.ca_cert_pem.strip()}))
     files: list[RenderedFile] = []
     for spec in specs:
         if spec.secret is not None:

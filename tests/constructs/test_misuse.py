@@ -112,11 +112,11 @@ MISUSES: dict[str, tuple[Callable[[TerraformStack], object], str]] = {
         "e.g. 10.0.0.0/24, or 10.99.0.5/32 for this one address"),
     "no platform": (
         lambda s: layer(s, platform=None),
-        "props.platform: must be a PlatformContext, got None; build it with mailstrata.compose.platform_context("
+        "props.platform: must be a Platform, got None; build it with mailstrata.compose.platform_context("
         "directory=<your AdBinding>, vips=..., ...)"),
     "a dict for the platform": (
         lambda s: layer(s, platform={"name": "t"}),
-        "props.platform: must be a PlatformContext, got a dict; build it with mailstrata.compose.platform_context("
+        "props.platform: must be a Platform, got a dict; build it with mailstrata.compose.platform_context("
         "directory=<your AdBinding>, vips=..., ...)"),
     "an affinity as text": (
         lambda s: layer(s, affinity="soft-anti-affinity"),
@@ -260,4 +260,4 @@ def test_given_secrets_as_terraform_references_when_the_layer_is_built_then_they
 
     built = layer(stack, platform=ctx)
 
-    assert built.context.tls.private_key == Secret(ref="${var.tls_key}")
+    assert built.context.platform.tls.private_key == Secret(ref="${var.tls_key}")

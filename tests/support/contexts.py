@@ -9,7 +9,7 @@ from cdktf import App, TerraformStack, Testing
 
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.roles import Role
-from mailstrata.userdata.context import Database, Networks, PlatformContext, Secret, Vips, Webmail
+from mailstrata.userdata.context import Database, Networks, Platform, Secret, Vips, Webmail
 
 DIRECTORY = DirectorySettings(
     urls=("ldaps://dc1.domain01.dom:636",),
@@ -21,9 +21,8 @@ DIRECTORY = DirectorySettings(
 )
 
 
-def platform_context(vips: Vips | None = None) -> PlatformContext:
-    return PlatformContext(
-        role=Role.SMTP_IN,
+def platform_context(vips: Vips | None = None) -> Platform:
+    return Platform(
         stack_name="t",
         domains=DIRECTORY.domains,
         dns_zone="cloud0.example.dom",
@@ -35,7 +34,6 @@ def platform_context(vips: Vips | None = None) -> PlatformContext:
             clients=("10.0.0.0/8",),
             admin=("10.99.0.0/24",),
         ),
-        proxy_ports=frozenset(),
         webmail=Webmail(database=Database(password=Secret(ref="${random_password.webmail_db.result}"))),
     )
 

@@ -20,9 +20,10 @@ from mailstrata.terraform_eval import StandIns, evaluate, nova_user_data, refere
 from mailstrata.userdata.context import (
     Database,
     DkimKey,
+    LayerContext,
     Networks,
     NfsMount,
-    PlatformContext,
+    Platform,
     Secret,
     Vips,
     Webmail,
@@ -53,9 +54,8 @@ DIRECTORY = DirectorySettings(
 )
 
 
-def context(role: Role) -> PlatformContext:
-    return PlatformContext(
-        role=role,
+def context(role: Role) -> LayerContext:
+    platform = Platform(
         stack_name="mail",
         domains=DIRECTORY.domains,
         dns_zone="cloud0.hc.mycompany.dom",
@@ -78,16 +78,20 @@ def context(role: Role) -> PlatformContext:
             clients=("10.0.0.0/8",),
             admin=("10.99.0.0/24",),
         ),
+        dkim=DkimKey(selector="mail2026", private_key=Secret(ref="${tls_private_key.dkim.private_key_pem}")),
+        webmail=Webmail(database=Database(password=Secret(ref="${random_password.webmail_db.result}")))
+        if role is Role.WEBMAIL
+        else None,
+    )
+    return LayerContext(
+        platform=platform,
+        role=role,
         proxy_ports={
             Role.SMTP_IN: frozenset({25}),
             Role.SMTP_OUT: frozenset({25, 587}),
             Role.MAILSTORE: frozenset({25, 110, 143, 993, 995, 4190}),
         }.get(role, frozenset()),
-        dkim=DkimKey(selector="mail2026", private_key=Secret(ref="${tls_private_key.dkim.private_key_pem}")),
         nfs=NfsMount(source=SAMPLE_VALUES["nfs.export"]) if role is Role.MAILSTORE else None,
-        webmail=Webmail(database=Database(password=Secret(ref="${random_password.webmail_db.result}")))
-        if role is Role.WEBMAIL
-        else None,
     )
 
 

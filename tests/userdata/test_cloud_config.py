@@ -132,11 +132,13 @@ def test_user_data_fits_novas_limit_with_real_sized_secrets(role: Role) -> None:
 
 
 def test_same_input_gives_byte_identical_user_data() -> None:
+    from mailstrata.roles import Role
+    from mailstrata.userdata.context import LayerContext
     from mailstrata.userdata.render import render_layer
     from tests.support.contexts import platform_context
 
-    first = render_layer(platform_context()).body_text()
-    assert render_layer(platform_context()).body_text() == first
+    first = render_layer(LayerContext(platform=platform_context(), role=Role.SMTP_IN)).body_text()
+    assert render_layer(LayerContext(platform=platform_context(), role=Role.SMTP_IN)).body_text() == first
 
 
 # ---- sizes with many mail domains, real keys, as Terraform hands them to Nova -------------------------

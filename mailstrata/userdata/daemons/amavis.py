@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from mailstrata import contract
 from mailstrata.errors import Problems
-from mailstrata.userdata.context import PlatformContext, SpamPolicy
+from mailstrata.userdata.context import LayerContext, SpamPolicy
 from mailstrata.userdata.daemons.spamassassin import score
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -87,15 +87,15 @@ def check(spam: SpamPolicy, problems: Problems) -> None:
         problems.add("spam.quarantine_days", f"must be at least 1, got {spam.quarantine_days}")
 
 
-def settings(ctx: PlatformContext, os: OsProfile, *, clamd_socket: str) -> Amavis:
+def settings(ctx: LayerContext, os: OsProfile, *, clamd_socket: str) -> Amavis:
     """amavisd's settings; `clamd_socket`: the socket of amavisd's own clamd instance."""
     return Amavis(
         version=str(os.versions.amavisd),
         user=os.users.amavis,
         group=os.users.amavis_group,
-        max_servers=processes(ctx.spam),
-        mydomain=ctx.primary_domain,
-        local_domains=ctx.domains,
+        max_servers=processes(ctx.platform.spam),
+        mydomain=ctx.platform.primary_domain,
+        local_domains=ctx.platform.domains,
         home=os.paths.amavis_home,
         tmp_dir=os.paths.amavis_tmp_dir,
         db_dir=os.paths.amavis_db_dir,
@@ -105,11 +105,11 @@ def settings(ctx: PlatformContext, os: OsProfile, *, clamd_socket: str) -> Amavi
         listen_port=AMAVIS_PORT,
         forward_method=forward_method(),
         mynetworks=(LOOPBACK_NET,),
-        tag_level=ctx.spam.tag_level,
-        tag2_level=ctx.spam.tag2_level,
-        kill_level=ctx.spam.kill_level,
-        dsn_cutoff_level=ctx.spam.dsn_cutoff_level,
-        quarantine_days=ctx.spam.quarantine_days,
+        tag_level=ctx.platform.spam.tag_level,
+        tag2_level=ctx.platform.spam.tag2_level,
+        kill_level=ctx.platform.spam.kill_level,
+        dsn_cutoff_level=ctx.platform.spam.dsn_cutoff_level,
+        quarantine_days=ctx.platform.spam.quarantine_days,
         clamd_socket=clamd_socket,
         syslog=bool(os.values.syslog),
         log_file=os.paths.amavis_log,

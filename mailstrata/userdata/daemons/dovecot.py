@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from mailstrata import contract
 from mailstrata.errors import Problems
-from mailstrata.userdata.context import FtsBackend, OverQuota, PlatformContext
+from mailstrata.userdata.context import FtsBackend, LayerContext, OverQuota
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -107,18 +107,19 @@ class DovecotLdap:
 # ---- helpers ----------------------------------------------------------------------------------------
 
 
-def _trusted_proxies(ctx: PlatformContext) -> tuple[str, ...]:
+def _trusted_proxies(ctx: LayerContext) -> tuple[str, ...]:
     """Where PROXY headers may come from: Octavia's amphorae.
 
     An amphora talks to its members from its port on the member subnet (the layer's own subnet) when the
     pool member names a subnet, else from the VIP network: both are trusted, nothing else is. A /0
     would let any client forge its address, so it is refused.
     """
-    nets = tuple(dict.fromkeys([*ctx.networks.vip_subnet, *ctx.networks.of(ctx.role)]))
+    nets = tuple(dict.fromkeys([*ctx.platform.networks.vip_subnet, *ctx.platform.networks.of(ctx.role)]))
     problems = Problems()
     for n in nets:
         if ipaddress.ip_network(n, strict=False).prefixlen == 0:
-            where = "networks.vip_subnet" if n in ctx.networks.vip_subnet else f"networks.servers.{ctx.role.value}"
+            where = ("networks.vip_subnet" if n in ctx.platform.networks.vip_subnet
+                     else f"networks.servers.{ctx.role.value}")
             problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets")
     problems.raise_if_any()
     return nets
@@ -131,7 +132,7 @@ def _tls_floor(os: OsProfile) -> tuple[str, str]:
     return "ssl_protocols", " ".join(f"!{p}" for p in contract.TLS_BELOW_FLOOR)
 
 
-def _login_services(ctx: PlatformContext) -> tuple[LoginService, ...]:
+def _login_services(ctx: LayerContext) -> tuple[LoginService, ...]:
     def listener(name: str, port: int, ssl: bool) -> Listener:
         return Listener(name=name, port=port, ssl=ssl, haproxy=port in ctx.proxy_ports)
 
@@ -149,9 +150,9 @@ def _solr_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def quota_rules(ctx: PlatformContext) -> tuple[str, ...]:
+def quota_rules(ctx: LayerContext) -> tuple[str, ...]:
     """The default rule for every mailbox, and the extra room Trash gets so that deleting still works."""
-    q = ctx.quota
+    q = ctx.platform.quota
     return (f"*:storage={q.default_storage}:messages={q.default_messages}", f"Trash:storage=+{q.trash_extra}")
 
 
@@ -163,14 +164,14 @@ def global_sieve(os: OsProfile) -> str:
 # ---- per-file contexts ------------------------------------------------------------------------------
 
 
-def dovecot_conf(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> DovecotConf:
+def dovecot_conf(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> DovecotConf:
     """`lmtp_socket`: the LMTP socket, relative to Postfix's queue directory (where its lmtp client runs)."""
     services = _login_services(ctx)
     proxied = any(lst.haproxy for s in services for lst in s.listeners)
     floor_key, floor_value = _tls_floor(os)
     vmail = str(os.paths.vmail_home)
-    if ctx.fts is FtsBackend.SOLR:
-        fts_plugin, fts_key, fts_value = "fts_solr", "fts_solr", f"url={_solr_url(ctx.solr_url)}"
+    if ctx.platform.fts is FtsBackend.SOLR:
+        fts_plugin, fts_key, fts_value = "fts_solr", "fts_solr", f"url={_solr_url(ctx.platform.solr_url)}"
     else:
         # "@" and "." split words too, so a search for a part of an address finds it (the seed's choice).
         fts_plugin, fts_key, fts_value = "fts_lucene", "fts_lucene", "whitespace_chars=@."
@@ -179,7 +180,7 @@ def dovecot_conf(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> Do
         state_dir=str(os.paths.dovecot_state_dir),
         log_path=str(os.paths.dovecot_log),
         protocols="imap pop3 lmtp sieve",
-        vmail_uid=ctx.vmail_uid,
+        vmail_uid=ctx.platform.vmail_uid,
         ldap_conf=f"{os.paths.dovecot_dir}/dovecot-ldap.conf.ext",
         ssl_cert=f"{os.paths.tls_dir}/server.crt",
         ssl_key=f"{os.paths.tls_dir}/server.key",
@@ -190,25 +191,25 @@ def dovecot_conf(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> Do
         haproxy_trusted_networks=" ".join(_trusted_proxies(ctx)) if proxied else "",
         lmtp_socket=f"{os.paths.postfix_queue_dir}/{lmtp_socket}",
         postfix_user=str(os.users.postfix),
-        postmaster_address=f"postmaster@{ctx.primary_domain}",
+        postmaster_address=f"postmaster@{ctx.platform.primary_domain}",
         mailboxes=(
             *(Mailbox(name=f, special_use=f"\\{f}")
               for f in (contract.DRAFTS, contract.JUNK, contract.TRASH, contract.SENT)),
             Mailbox(name="Sent Messages", special_use="\\Sent"),
         ),
         mail_plugins=f"acl quota fts {fts_plugin}",
-        fts=ctx.fts.value,
+        fts=ctx.platform.fts.value,
         fts_key=fts_key,
         fts_value=fts_value,
         quota_rules=quota_rules(ctx),
-        quota_full_tempfail=ctx.quota.over_quota is OverQuota.DEFER,
+        quota_full_tempfail=ctx.platform.quota.over_quota is OverQuota.DEFER,
         acl_shared_dict=f"file:{vmail}/shared-mailboxes.db",
         sieve_before=global_sieve(os),
     )
 
 
-def dovecot_ldap(ctx: PlatformContext, os: OsProfile) -> DovecotLdap:
-    d = ctx.directory
+def dovecot_ldap(ctx: LayerContext, os: OsProfile) -> DovecotLdap:
+    d = ctx.platform.directory
     a = d.attributes
     filters = Filters(d)
     vmail = str(os.paths.vmail_home)
@@ -230,7 +231,7 @@ def dovecot_ldap(ctx: PlatformContext, os: OsProfile) -> DovecotLdap:
 # ---- the daemon's files -----------------------------------------------------------------------------
 
 
-def files(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> list[FileSpec]:
     """Dovecot's files on a mailbox server.
 
     `lmtp_socket`: where the local Postfix delivers over LMTP, relative to its queue directory (the

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 from mailstrata.errors import Problems
 from mailstrata.roles import Role
-from mailstrata.userdata.context import NfsServer, PlatformContext
+from mailstrata.userdata.context import LayerContext, NfsServer
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -72,9 +72,9 @@ class Ports:
         )
 
 
-def exports(ctx: PlatformContext) -> Exports:
+def exports(ctx: LayerContext) -> Exports:
     """The mailbox volume, exported to the mailstore subnets only."""
-    clients = ctx.networks.of(Role.MAILSTORE)
+    clients = ctx.platform.networks.of(Role.MAILSTORE)
     problems = Problems()
     if not clients:
         problems.add("networks.servers.mailstore", "the NFS export needs the mailstore subnets, got none")
@@ -82,7 +82,7 @@ def exports(ctx: PlatformContext) -> Exports:
     return Exports(path=ctx.nfs_server.export_path, clients=clients, options=EXPORT_OPTIONS)
 
 
-def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     """/etc/exports, the pinned ports (in the OS's format), lockd's module options and the unit drop-in."""
     s = ctx.nfs_server
     ports = Ports.of(s)

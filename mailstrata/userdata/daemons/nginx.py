@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailstrata import contract
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -48,7 +48,7 @@ class NginxConf:
     health_path: str
 
 
-def nginx_conf(ctx: PlatformContext, os: OsProfile, *, sogo_listen: str) -> NginxConf:
+def nginx_conf(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> NginxConf:
     """nginx's settings for SOGo listening on `sogo_listen` (host:port) on this server."""
     proxy = ctx.proxy_ports
 
@@ -63,7 +63,7 @@ def nginx_conf(ctx: PlatformContext, os: OsProfile, *, sogo_listen: str) -> Ngin
         mime_types=os.paths.nginx_mime_types,
         http_listen=listen(HTTP_PORT, "default_server"),
         https_listen=listen(HTTPS_PORT, "ssl", "http2", "default_server"),
-        real_ip_from=ctx.networks.vip_subnet if proxy & {HTTP_PORT, HTTPS_PORT} else (),
+        real_ip_from=ctx.platform.networks.vip_subnet if proxy & {HTTP_PORT, HTTPS_PORT} else (),
         certificate=f"{os.paths.tls_dir}/server.crt",
         certificate_key=f"{os.paths.tls_dir}/server.key",
         ssl_protocols=TLS_PROTOCOLS,
@@ -72,13 +72,13 @@ def nginx_conf(ctx: PlatformContext, os: OsProfile, *, sogo_listen: str) -> Ngin
         sogo_upstream=f"http://{sogo_listen}",
         web_resources=os.paths.sogo_web_resources,
         # A message with attachments may be as large as Postfix's message_size_limit, no larger.
-        client_max_body_size=ctx.limits.message_size_limit,
+        client_max_body_size=ctx.platform.limits.message_size_limit,
         eas_timeout=EAS_PROXY_TIMEOUT_S,
         health_path=HEALTH_PATH,
     )
 
 
-def conf_file(ctx: PlatformContext, os: OsProfile, *, sogo_listen: str) -> FileSpec:
+def conf_file(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> FileSpec:
     return FileSpec(
         dest=os.paths.nginx_conf,
         template="nginx/etc/nginx/nginx.conf.j2",

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailstrata.errors import Problems
-from mailstrata.userdata.context import DkimKey, PlatformContext
+from mailstrata.userdata.context import DkimKey, LayerContext
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -87,25 +87,25 @@ def settings(os: OsProfile, *, originating_daemon_name: str) -> OpenDkim:
     )
 
 
-def dkim_tables(ctx: PlatformContext, os: OsProfile) -> DkimTables:
+def dkim_tables(ctx: LayerContext, os: OsProfile) -> DkimTables:
     """The platform key, signing mail from every served domain (d= the sender's domain)."""
     key = _dkim_key(ctx)
     return DkimTables(
         key_name=KEY_NAME,
         selector=key.selector,
         key_file=f"{os.paths.opendkim_keys_dir}/{key.selector}.private",
-        domains=ctx.domains,
+        domains=ctx.platform.domains,
     )
 
 
-def _dkim_key(ctx: PlatformContext) -> DkimKey:
-    if ctx.dkim is None:
+def _dkim_key(ctx: LayerContext) -> DkimKey:
+    if ctx.platform.dkim is None:
         problems = Problems()
         problems.add("dkim", "smtp_out signs every served domain's mail with the platform's DKIM key, got none; "
                              "give the context a DkimKey")
         problems.raise_if_any()
-    assert ctx.dkim is not None
-    return ctx.dkim
+    assert ctx.platform.dkim is not None
+    return ctx.platform.dkim
 
 
 def _tpl(path: str) -> str:
@@ -113,7 +113,7 @@ def _tpl(path: str) -> str:
 
 
 def files(
-    ctx: PlatformContext, os: OsProfile, *, internal_hosts: Sequence[str], originating_daemon_name: str
+    ctx: LayerContext, os: OsProfile, *, internal_hosts: Sequence[str], originating_daemon_name: str
 ) -> list[FileSpec]:
     """opendkim.conf and its three tables (the private key is `key_file`'s).
 
@@ -134,7 +134,7 @@ def files(
     ]
 
 
-def key_file(ctx: PlatformContext, os: OsProfile) -> FileSpec:
+def key_file(ctx: LayerContext, os: OsProfile) -> FileSpec:
     """The platform's private key, readable by OpenDKIM only.
 
     One key for every domain, the same on every server: Terraform makes it, cloud-init writes it (base64).

@@ -26,7 +26,7 @@ from mailstrata import contract
 from mailstrata.directory import DirectorySettings
 from mailstrata.errors import Problems
 from mailstrata.roles import Role
-from mailstrata.userdata.context import Limits, PlatformContext, Tls, TlsSource
+from mailstrata.userdata.context import LayerContext, Limits, Tls, TlsSource
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -154,7 +154,7 @@ def stock_services(os: OsProfile) -> tuple[MasterService, ...]:
     return stock
 
 
-def smtpd_listener(name: str, port: int, ctx: PlatformContext, *, options: Sequence[tuple[str, str]] = (),
+def smtpd_listener(name: str, port: int, ctx: LayerContext, *, options: Sequence[tuple[str, str]] = (),
                    why: str) -> MasterService:
     """An `smtpd` on `port`; when the port's LB pool sends the PROXY protocol, the listener expects it."""
     proxy = port in ctx.proxy_ports
@@ -237,12 +237,12 @@ def tls_sections(paths: TlsPaths, *, server_why: str, client_why: str, internet_
     return Section("TLS (server side)", server), Section("TLS (client side)", client)
 
 
-def tls_files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def tls_files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     """The DH parameters, and the configured certificate and key (read by Postfix as root); without a
     provided certificate the setup script makes a self-signed one at first boot."""
     paths = TlsPaths.of(os)
     specs = [FileSpec(dest=paths.dh_params, template="postfix/etc/postfix/ffdhe2048.pem.j2")]
-    return specs + provided_tls(ctx.tls, paths.cert_file, paths.key_file)
+    return specs + provided_tls(ctx.platform.tls, paths.cert_file, paths.key_file)
 
 
 def provided_tls(tls: Tls, cert_file: str, key_file: str) -> list[FileSpec]:
@@ -318,7 +318,7 @@ class Postfix:
     ldap_tables: dict[str, LdapTable] = field(default_factory=dict)  # file name in postfix_dir -> table
     tables: dict[str, Table] = field(default_factory=dict)  # hash tables: file name -> entries
 
-    def files(self, ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+    def files(self, ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         pdir = str(os.paths.postfix_dir)
         specs = [
             FileSpec(dest=f"{pdir}/main.cf", template="postfix/etc/postfix/main.cf.j2", context={"main": self.main}),
@@ -335,10 +335,10 @@ class Postfix:
         return specs + tls_files(ctx, os)
 
 
-def _routes_to_delivery(ctx: PlatformContext) -> Table:
+def _routes_to_delivery(ctx: LayerContext) -> Table:
     return Table(purpose="every served domain goes to the delivery (mailstore) VIP, never out to the Internet "
                          "(brackets: no MX lookup)",
-                 entries=tuple((d, f"smtp:[{ctx.vips.mailstore}]:{SMTP_PORT}") for d in ctx.domains))
+                 entries=tuple((d, f"smtp:[{ctx.platform.vips.mailstore}]:{SMTP_PORT}") for d in ctx.platform.domains))
 
 
 def _people_and_groups(d: DirectorySettings, os: OsProfile, *, groups_expand: bool) -> dict[str, LdapTable]:
@@ -415,25 +415,25 @@ class Spawned:
     spawn: str  # the spawn service's `user=... argv=...`
 
 
-def mx(ctx: PlatformContext, os: OsProfile, *, content_filter: ContentFilter, spf: Spawned) -> Postfix:
+def mx(ctx: LayerContext, os: OsProfile, *, content_filter: ContentFilter, spf: Spawned) -> Postfix:
     """SMTP-in's Postfix: accepts mail for the served domains only, checks it, hands it to amavisd and
     forwards what survives to the delivery VIP."""
     pdir = str(os.paths.postfix_dir)
     proxy = SMTP_PORT in ctx.proxy_ports
-    tables = _people_and_groups(ctx.directory, os, groups_expand=False)
+    tables = _people_and_groups(ctx.platform.directory, os, groups_expand=False)
     recipient = (
         "reject_invalid_helo_hostname",
         "reject_unknown_sender_domain",
         "reject_unauth_pipelining",
         "permit_mynetworks",
         "reject_unlisted_recipient",
-        *dnsbl_restrictions(ctx.spam.dnsbls),
+        *dnsbl_restrictions(ctx.platform.spam.dnsbls),
         f"check_policy_service unix:private/{spf.service}",
         "permit",
     )
     cf = content_filter
     relay = (
-        Setting("relay_domains", ctx.domains, "The served domains are relayed (to the delivery layer), never "
+        Setting("relay_domains", ctx.platform.domains, "The served domains are relayed (to the delivery layer), never "
                                               "delivered here."),
         Setting("relay_recipient_maps", tuple(f"proxy:ldap:{pdir}/{n}" for n in tables),
                 "Unknown recipients are rejected during the SMTP dialogue, not bounced later: people and "
@@ -456,7 +456,7 @@ def mx(ctx: PlatformContext, os: OsProfile, *, content_filter: ContentFilter, sp
                     "the\nre-injection smtpd in master.cf."),)
     exceptions, why_exc = ((LOOPBACK_NET,), "Per-client limits apply to the real clients (PROXY protocol on port "
                                             "25); only loopback is exempt.") if proxy else (
-        (LOOPBACK_NET, *ctx.networks.vip_subnet),
+        (LOOPBACK_NET, *ctx.platform.networks.vip_subnet),
         "No PROXY protocol on port 25: every client has the LB's address, so per-client limits would throttle\n"
         "the whole Internet as one client. The LB is exempt; enable PROXY on the pool to get the limits back.")
     main = MainCf(
@@ -469,7 +469,7 @@ def mx(ctx: PlatformContext, os: OsProfile, *, content_filter: ContentFilter, sp
             *tls_sections(TlsPaths.of(os), server_why="STARTTLS offered to every client (an MX cannot require it).",
                           client_why="Opportunistic TLS towards the delivery VIP: the hop crosses the tenant "
                                      "network.", internet_client=False),
-            limits_section(ctx.limits, exceptions, why_exc),
+            limits_section(ctx.platform.limits, exceptions, why_exc),
         ),
     )
     n = str(cf.processes)
@@ -549,16 +549,16 @@ class Submission:
     originating: str  # submission's milter_macro_daemon_name (OpenDKIM signs what comes from it)
 
 
-def relay(ctx: PlatformContext, os: OsProfile, sub: Submission) -> Postfix:
+def relay(ctx: LayerContext, os: OsProfile, sub: Submission) -> Postfix:
     """SMTP-out's Postfix: relays for authenticated users (submission, 587) and for the platform's own
     servers (25). Submission requires AUTH even from mynetworks (RFC 6409), and an authenticated user may
     only use an envelope sender whose directory entry is theirs (smtpd_sender_login_maps answers the login
     and the address, so both login forms work); port 25 offers no AUTH at all."""
     pdir = str(os.paths.postfix_dir)
-    d = ctx.directory
+    d = ctx.platform.directory
     sender_login = LdapTable(
         purpose="the logins that own an envelope sender address (the directory entry whose mail is that address)",
-        ldap=LdapConnection.of(d, os), domains=ctx.domains, query_filter=Filters(d).person_by_mail("%s"),
+        ldap=LdapConnection.of(d, os), domains=ctx.platform.domains, query_filter=Filters(d).person_by_mail("%s"),
         # both the login and the address: a user may log in as either
         result_attributes=(d.attributes.login, d.attributes.mail))
     relay_section = (
@@ -605,9 +605,9 @@ def relay(ctx: PlatformContext, os: OsProfile, sub: Submission) -> Postfix:
             *tls_sections(TlsPaths.of(os), server_why="Opportunistic on 25 (the platform's own servers); master.cf "
                                                       "makes it mandatory on submission.",
                           client_why="Opportunistic, towards the Internet and the delivery VIP.", internet_client=True),
-            limits_section(ctx.limits, sub.mynetworks, "With PROXY on the pools the per-client limits apply to real "
-                                                       "clients, not to the LB;\nthe platform's own servers "
-                                                       "(mynetworks, Postfix's default) are exempt."),
+            limits_section(ctx.platform.limits, sub.mynetworks,
+                           "With PROXY on the pools the per-client limits apply to real clients, not to the LB;\n"
+                           "the platform's own servers (mynetworks, Postfix's default) are exempt."),
         ),
     )
     submission = (
@@ -630,29 +630,29 @@ def relay(ctx: PlatformContext, os: OsProfile, sub: Submission) -> Postfix:
 # ---- the mailstore: delivery to Dovecot ---------------------------------------------------------------
 
 
-def delivery(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> Postfix:
+def delivery(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Postfix:
     """The mailstore's Postfix: accepts mail for the served domains from the other layers and hands it to
     Dovecot over LMTP (`lmtp_socket`, relative to the queue directory). Nobody relays through it."""
     pdir = str(os.paths.postfix_dir)
-    tables = _people_and_groups(ctx.directory, os, groups_expand=True)
+    tables = _people_and_groups(ctx.platform.directory, os, groups_expand=True)
     # Our own MTAs reach port 25 directly or through the delivery LB (whose amphorae use the VIP or the
     # member subnet): they are exempt from per-client limits, which would otherwise throttle every delivery
     # as one client. Exemption grants no relaying.
-    internal = tuple(dict.fromkeys([LOOPBACK_NET, *ctx.networks.vip_subnet,
-                                    *ctx.networks.of(Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE)]))
+    internal = tuple(dict.fromkeys([LOOPBACK_NET, *ctx.platform.networks.vip_subnet,
+                                    *ctx.platform.networks.of(Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE)]))
     virtual = (
         Setting("queue_directory", str(os.paths.postfix_queue_dir)),
         Setting("data_directory", str(os.paths.postfix_data_dir)),
         Setting("mydestination", ("$myhostname", "localhost.$mydomain", "localhost"),
                 "The mail domains are virtual: Postfix knows no users, LDAP says who exists and Dovecot stores "
                 "mail.\nOnly system mail (root, postmaster of this host) is local."),
-        Setting("virtual_mailbox_domains", ctx.domains),
+        Setting("virtual_mailbox_domains", ctx.platform.domains),
         Setting("virtual_mailbox_maps", f"proxy:ldap:{pdir}/ldap-people.cf"),
         Setting("virtual_alias_maps", f"proxy:ldap:{pdir}/ldap-groups.cf"),
         Setting("virtual_transport", f"lmtp:unix:{lmtp_socket}",
                 "Delivery through Dovecot's LMTP socket (the seed's mailbox_transport over 127.0.0.1:24)."),
         Setting("recipient_delimiter", "+"),
-        Setting("relayhost", f"[{ctx.vips.smtp_out}]:{SMTP_PORT}",
+        Setting("relayhost", f"[{ctx.platform.vips.smtp_out}]:{SMTP_PORT}",
                 "Bounces and anything else leaving the platform go out through the SMTP-out layer."),
         Setting("mailbox_size_limit", "0", "Dovecot enforces quotas; this only caps root's local mailbox and must "
                                            "not be below message_size_limit."),
@@ -671,8 +671,9 @@ def delivery(ctx: PlatformContext, os: OsProfile, *, lmtp_socket: str) -> Postfi
             Section("virtual delivery", virtual),
             *tls_sections(TlsPaths.of(os), server_why="Opportunistic TLS both ways on the platform's own hops.",
                           client_why="Towards SMTP-out (bounces).", internet_client=False),
-            limits_section(ctx.limits, internal, "The platform's own MTAs (directly or through the delivery LB) are "
-                                                 "not throttled as one client."),
+            limits_section(ctx.platform.limits, internal,
+                           "The platform's own MTAs (directly or through the delivery LB) are not throttled as one "
+                           "client."),
         ),
     )
     services = (smtpd_listener("smtp", SMTP_PORT, ctx, why="from SMTP-in and SMTP-out (the delivery LB)"),)

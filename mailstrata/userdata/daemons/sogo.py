@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mailstrata import contract
 from mailstrata.directory import DirectorySettings
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons.ldap import LdapConnection, directory_ca_file
 from mailstrata.userdata.daemons.mariadb import Account
 from mailstrata.userdata.files import FileSpec
@@ -139,13 +139,13 @@ def ldap_source(directory: DirectorySettings, os: OsProfile) -> SogoLdapSource:
     )
 
 
-def sogo_conf(ctx: PlatformContext, os: OsProfile, *, database: Account, memcached: str) -> SogoConf:
+def sogo_conf(ctx: LayerContext, os: OsProfile, *, database: Account, memcached: str) -> SogoConf:
     """sogo.conf's settings: SOGo's state in `database`, its cache at `memcached` (host:port)."""
-    wm = ctx.webmail
+    wm = ctx.platform.webmail
     if wm is None:
-        raise ValueError("webmail: the webmail layer needs ctx.webmail (database, SOGo repository, time zone)")
+        raise ValueError("webmail: the webmail layer needs ctx.platform.webmail (database, SOGo repository, time zone)")
     require_plist_safe("webmail.database.external_host", database.host)
-    ldap = ldap_source(ctx.directory, os)
+    ldap = ldap_source(ctx.platform.directory, os)
     base = f"mysql://{database.user}:{database.password}@{database.host}:{database.port}/{database.database}"
     # The VIPs answer with each backend server's own certificate (self-signed by default, or one for
     # the public names), never one naming the VIP address SOGo connects to: verification would fail.
@@ -161,17 +161,17 @@ def sogo_conf(ctx: PlatformContext, os: OsProfile, *, database: Account, memcach
         # user's credentials and the submission port only relays after AUTH.
         email_alarms=False,
         time_zone=require_plist_safe("webmail.timezone", wm.timezone),
-        mail_domain=ctx.primary_domain,
-        imap_server=f"imaps://{ctx.vips.mailstore}:{IMAPS_PORT}/?{internal_tls}",
-        sieve_server=f"sieve://{ctx.vips.mailstore}:{SIEVE_PORT}/?tls=YES&{internal_tls}",
-        smtp_server=f"smtp://{ctx.vips.smtp_out}:{SUBMISSION_PORT}/?tls=YES&{internal_tls}",
+        mail_domain=ctx.platform.primary_domain,
+        imap_server=f"imaps://{ctx.platform.vips.mailstore}:{IMAPS_PORT}/?{internal_tls}",
+        sieve_server=f"sieve://{ctx.platform.vips.mailstore}:{SIEVE_PORT}/?tls=YES&{internal_tls}",
+        smtp_server=f"smtp://{ctx.platform.vips.smtp_out}:{SUBMISSION_PORT}/?tls=YES&{internal_tls}",
         smtp_auth_type="PLAIN",
         drafts=DRAFTS,
         sent=SENT,
         trash=TRASH,
         junk=JUNK,
         # Postfix's message_size_limit caps what can be sent; larger uploads would only fail later.
-        max_upload_kb=ctx.limits.message_size_limit // 1024,
+        max_upload_kb=ctx.platform.limits.message_size_limit // 1024,
         ldap=ldap,
     )
 
@@ -196,7 +196,7 @@ class SogoCron:
     session_minutes: int
 
 
-def conf_file(ctx: PlatformContext, os: OsProfile, *, database: Account, memcached: str) -> FileSpec:
+def conf_file(ctx: LayerContext, os: OsProfile, *, database: Account, memcached: str) -> FileSpec:
     return FileSpec(
         dest=os.paths.sogo_conf,
         template="sogo/etc/sogo/sogo.conf.j2",
@@ -207,14 +207,14 @@ def conf_file(ctx: PlatformContext, os: OsProfile, *, database: Account, memcach
     )
 
 
-def sysconfig_file(ctx: PlatformContext, os: OsProfile, *, prefork: int) -> FileSpec:
+def sysconfig_file(ctx: LayerContext, os: OsProfile, *, prefork: int) -> FileSpec:
     """The unit's environment file (CentOS: /etc/sysconfig/sogo, Debian: /etc/default/sogo; same format)."""
     return FileSpec(
         dest=os.paths.sogo_sysconfig,
         template="sogo/etc/sysconfig/sogo.j2",
         context={
             "sysconfig": SogoSysconfig(
-                prefork=prefork, user=os.users.sogo, ldap_ca_file=directory_ca_file(ctx.directory, os)
+                prefork=prefork, user=os.users.sogo, ldap_ca_file=directory_ca_file(ctx.platform.directory, os)
             )
         },
     )

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from mailstrata.roles import Role
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 from mailstrata.userdata.roles import mailstore, nfs_server, smtp_in, smtp_out, webmail
@@ -27,9 +27,9 @@ from mailstrata.userdata.roles import mailstore, nfs_server, smtp_in, smtp_out, 
 class RoleModule(Protocol):
     """What a role module provides."""
 
-    def files(self, ctx: PlatformContext, os: OsProfile) -> list[FileSpec]: ...
+    def files(self, ctx: LayerContext, os: OsProfile) -> list[FileSpec]: ...
 
-    def packages(self, ctx: PlatformContext, os: OsProfile) -> list[str]: ...
+    def packages(self, ctx: LayerContext, os: OsProfile) -> list[str]: ...
 
 
 def _module(m: RoleModule) -> RoleModule:

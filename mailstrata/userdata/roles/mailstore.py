@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons import dovecot, postfix
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -34,10 +34,10 @@ class RoleScript:
     daemon_reload: str
 
 
-def role_script(ctx: PlatformContext, os: OsProfile) -> RoleScript:
+def role_script(ctx: LayerContext, os: OsProfile) -> RoleScript:
     nfs = ctx.nfs
     return RoleScript(
-        vmail_uid=ctx.vmail_uid,
+        vmail_uid=ctx.platform.vmail_uid,
         vmail_user=str(os.users.vmail),
         vmail_home=str(os.paths.vmail_home),
         mount_point=nfs.mount_point if nfs else None,
@@ -53,7 +53,7 @@ def role_script(ctx: PlatformContext, os: OsProfile) -> RoleScript:
 # ---- the layer --------------------------------------------------------------------------------------
 
 
-def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     specs = [
         # Postfix hands every accepted message to Dovecot over LMTP on this socket.
         *dovecot.files(ctx, os, lmtp_socket=LMTP_SOCKET),
@@ -71,5 +71,5 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     return specs
 
 
-def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
+def packages(ctx: LayerContext, os: OsProfile) -> list[str]:
     return []

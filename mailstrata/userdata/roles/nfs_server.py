@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons import nfs
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -29,7 +29,7 @@ class RoleScript:
     daemon_reload: str
 
 
-def role_script(ctx: PlatformContext, os: OsProfile) -> RoleScript:
+def role_script(ctx: LayerContext, os: OsProfile) -> RoleScript:
     s = ctx.nfs_server
     return RoleScript(
         device=s.device,
@@ -37,14 +37,14 @@ def role_script(ctx: PlatformContext, os: OsProfile) -> RoleScript:
         export_path=s.export_path,
         device_wait_seconds=s.device_wait_seconds,
         fstab=str(os.paths.fstab),
-        vmail_uid=ctx.vmail_uid,
+        vmail_uid=ctx.platform.vmail_uid,
         blkid=str(os.commands.blkid),
         exportfs=str(os.commands.exportfs),
         daemon_reload=str(os.commands.daemon_reload),
     )
 
 
-def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     return [
         *nfs.files(ctx, os),
         FileSpec(
@@ -56,5 +56,5 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     ]
 
 
-def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
+def packages(ctx: LayerContext, os: OsProfile) -> list[str]:
     return []

@@ -16,7 +16,7 @@ and amavisd's scanner address.
 from __future__ import annotations
 
 from mailstrata.errors import Problems
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons import amavis, clamav, policyd_spf, postfix, spamassassin
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -25,34 +25,34 @@ AMAVIS_TRANSPORT = "smtp-amavis"  # the master.cf service that talks to amavisd
 SPF_SERVICE = "policyd-spf"  # the master.cf spawn service of the SPF policy server
 
 
-def validate(ctx: PlatformContext) -> None:
+def validate(ctx: LayerContext) -> None:
     """Raise one ConfigError listing every smtp_in input the daemons would reject."""
     problems = Problems()
-    if not ctx.domains:
+    if not ctx.platform.domains:
         problems.add("domains", "must list at least one mail domain, got none; the MX relays only for these")
-    amavis.check(ctx.spam, problems)
-    policyd_spf.check(ctx.spam, problems)
-    postfix.check_dnsbls(ctx.spam.dnsbls, problems)
+    amavis.check(ctx.platform.spam, problems)
+    policyd_spf.check(ctx.platform.spam, problems)
+    postfix.check_dnsbls(ctx.platform.spam.dnsbls, problems)
     problems.raise_if_any()
 
 
-def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     validate(ctx)
-    scanner = clamav.clamd(clamav.for_amavis(os), ctx.limits, os)
+    scanner = clamav.clamd(clamav.for_amavis(os), ctx.platform.limits, os)
     amavis_ctx = amavis.settings(ctx, os, clamd_socket=scanner.socket)
     mta = postfix.mx(
         ctx, os,
         content_filter=postfix.ContentFilter(transport=AMAVIS_TRANSPORT, port=amavis.AMAVIS_PORT,
                                              reinject_port=amavis.REINJECT_PORT,
-                                             processes=amavis.processes(ctx.spam)),
+                                             processes=amavis.processes(ctx.platform.spam)),
         spf=postfix.Spawned(service=SPF_SERVICE, spawn=policyd_spf.spawn_argv(os)),
     )
     return [
         *mta.files(ctx, os),
-        *policyd_spf.files(ctx.spam, os),
+        *policyd_spf.files(ctx.platform.spam, os),
         amavis.conf_file(amavis_ctx, os),
         clamav.clamd_file(scanner),
-        *spamassassin.files(ctx.spam, os),
+        *spamassassin.files(ctx.platform.spam, os),
         amavis.cleanup_cron_file(amavis_ctx, os),
         FileSpec(
             dest=os.paths.role_script,
@@ -63,5 +63,5 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     ]
 
 
-def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
+def packages(ctx: LayerContext, os: OsProfile) -> list[str]:
     return []

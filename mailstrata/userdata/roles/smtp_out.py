@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailstrata.roles import Role
-from mailstrata.userdata.context import PlatformContext
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons import clamav, opendkim, postfix, saslauthd
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -51,15 +51,15 @@ class RoleScript:
     freshclam: str
 
 
-def internal_networks(ctx: PlatformContext) -> tuple[str, ...]:
+def internal_networks(ctx: LayerContext) -> tuple[str, ...]:
     """Who may relay without AUTH, and whose mail OpenDKIM signs: this host, webmail and the mailstores.
 
     Never the VIP subnet: the LB sends PROXY, so the LB's own address is never the client.
     """
-    return (postfix.LOOPBACK_NET, *ctx.networks.of(Role.WEBMAIL, Role.MAILSTORE))
+    return (postfix.LOOPBACK_NET, *ctx.platform.networks.of(Role.WEBMAIL, Role.MAILSTORE))
 
 
-def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     p, u = os.paths, os.users
     internal = internal_networks(ctx)
     milters = {"clamav": clamav.milter_socket(os), "opendkim": opendkim.milter_socket(os)}
@@ -72,8 +72,8 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     ))
     return [
         *mta.files(ctx, os),
-        *saslauthd.files(ctx.directory, os),
-        *clamav.milter_files(ctx.limits, os),
+        *saslauthd.files(ctx.platform.directory, os),
+        *clamav.milter_files(ctx.platform.limits, os),
         *opendkim.files(ctx, os, internal_hosts=internal, originating_daemon_name=ORIGINATING),
         FileSpec(
             dest=os.paths.role_script,
@@ -97,5 +97,5 @@ def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
     ]
 
 
-def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
+def packages(ctx: LayerContext, os: OsProfile) -> list[str]:
     return []

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstrata.userdata.context import PlatformContext, Webmail
+from mailstrata.userdata.context import LayerContext, Webmail
 from mailstrata.userdata.daemons import mariadb, memcached, nginx, sogo
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
 
-def _webmail(ctx: PlatformContext) -> Webmail:
-    if ctx.webmail is None:
-        raise ValueError("webmail: the webmail layer needs ctx.webmail (database, SOGo repository, time zone)")
-    return ctx.webmail
+def _webmail(ctx: LayerContext) -> Webmail:
+    if ctx.platform.webmail is None:
+        raise ValueError("webmail: the webmail layer needs ctx.platform.webmail (database, SOGo repository, time zone)")
+    return ctx.platform.webmail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +50,7 @@ class RoleScript:
     sogo_conf: str
 
 
-def files(ctx: PlatformContext, os: OsProfile) -> list[FileSpec]:
+def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     wm = _webmail(ctx)
     sogo.check_version(os)
     account = mariadb.Account.of(wm.database)
@@ -99,7 +99,7 @@ def _role_script(os: OsProfile, wm: Webmail, account: mariadb.Account) -> RoleSc
     )
 
 
-def packages(ctx: PlatformContext, os: OsProfile) -> list[str]:
+def packages(ctx: LayerContext, os: OsProfile) -> list[str]:
     wm = _webmail(ctx)
     out: list[str] = []
     # Without a repository yum cannot find SOGo; the role script then stops with a message that names

@@ -14,6 +14,7 @@ the PROXY sources there are 127.0.0.0/8, because the test client plays the load 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import imaplib
 import os
@@ -37,10 +38,10 @@ from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from mailstrata.userdata.context import (
     FtsBackend,
+    LayerContext,
     Networks,
     NfsMount,
     OverQuota,
-    PlatformContext,
     QuotaPolicy,
     Vips,
 )
@@ -97,12 +98,16 @@ def profile(*, dovecot: str = "2.3.19", postfix: str = "3.7.11", root: Path | No
 SAMPLE_VIPS = Vips(smtp_in="10.20.0.10", smtp_out="10.20.0.11", mailstore="10.20.0.12", webmail="10.20.0.13")
 
 
-def context(**changes: object) -> PlatformContext:
-    """The sample mailstore context, with the VIPs as literal addresses for direct rendering."""
-    return replace(_sample.context(Role.MAILSTORE), **{"vips": SAMPLE_VIPS, **changes})  # type: ignore[arg-type]
+def context(**changes: object) -> LayerContext:
+    """The sample mailstore context, with the VIPs as literal addresses for direct rendering; `changes` to
+    the layer's own fields (proxy_ports, nfs) or to the platform's."""
+    own = {k: v for k, v in changes.items() if k in ("proxy_ports", "nfs")}
+    facts = {k: v for k, v in changes.items() if k not in own}
+    ctx = _sample.context(Role.MAILSTORE).with_platform(**{"vips": SAMPLE_VIPS, **facts})
+    return dataclasses.replace(ctx, **own)  # type: ignore[arg-type]
 
 
-def render(ctx: PlatformContext, os_profile: OsProfile) -> dict[str, str]:
+def render(ctx: LayerContext, os_profile: OsProfile) -> dict[str, str]:
     return {f.path: f.content for f in render_layer(ctx, os=os_profile).files}
 
 
@@ -284,7 +289,7 @@ def test_no_proxy_pool_means_no_trusted_proxies() -> None:
 
 
 def test_proxy_source_of_the_whole_internet_is_refused() -> None:
-    nets = _sample.context(Role.MAILSTORE).networks
+    nets = _sample.context(Role.MAILSTORE).platform.networks
     wide = Networks(servers=nets.servers, vip_subnet=("0.0.0.0/0",), clients=nets.clients, admin=nets.admin)
     with pytest.raises(ConfigError) as err:
         render(context(networks=wide), profile())
@@ -720,7 +725,7 @@ def store() -> Iterator[Store]:
                 directory=directory,
                 vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
                 # The test client plays the LB: PROXY headers are trusted from loopback here.
-                networks=replace(_sample.context(Role.MAILSTORE).networks, vip_subnet=("127.0.0.0/8",)),
+                networks=replace(_sample.context(Role.MAILSTORE).platform.networks, vip_subnet=("127.0.0.0/8",)),
             )
             prof = profile(root=root, dovecot_log=str(tmp / "dovecot.log"))
             for path, text in render(ctx, prof).items():

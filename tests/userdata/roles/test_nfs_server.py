@@ -19,7 +19,7 @@ import pytest
 
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
-from mailstrata.userdata.context import Filesystem, Networks, NfsServer, PlatformContext
+from mailstrata.userdata.context import Filesystem, LayerContext, Networks, NfsServer
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
 from tests.support.requires import requires, unavailable
@@ -29,11 +29,15 @@ ROLE_SCRIPT = "/usr/local/sbin/mailstrata-setup-role"
 VOLUME_BYTES = 320 * 1024 * 1024  # mkfs.xfs wants at least 300 MiB
 
 
-def context(**changes: object) -> PlatformContext:
-    return replace(_sample.context(Role.NFS_SERVER), **changes)  # type: ignore[arg-type]
+def context(**changes: object) -> LayerContext:
+    """The sample NFS server context; `nfs_server` is the layer's own, anything else the platform's."""
+    ctx = _sample.context(Role.NFS_SERVER)
+    if "nfs_server" in changes:
+        ctx = replace(ctx, nfs_server=changes.pop("nfs_server"))  # type: ignore[arg-type]
+    return ctx.with_platform(**changes) if changes else ctx
 
 
-def render(ctx: PlatformContext, os_profile: OsProfile) -> dict[str, str]:
+def render(ctx: LayerContext, os_profile: OsProfile) -> dict[str, str]:
     return {f.path: f.content for f in render_layer(ctx, os=os_profile).files}
 
 
@@ -67,7 +71,7 @@ def test_export_goes_to_the_mailstore_subnet_only(files: dict[str, str]) -> None
 
 
 def test_export_lists_every_mailstore_subnet() -> None:
-    nets = _sample.context(Role.NFS_SERVER).networks
+    nets = _sample.context(Role.NFS_SERVER).platform.networks
     servers = {**nets.servers, Role.MAILSTORE: ("10.10.3.0/24", "10.10.6.0/24")}
     ctx = context(networks=replace(nets, servers=servers))
     text = render(ctx, load_profile("centos7", Role.NFS_SERVER))["/etc/exports"]
@@ -77,7 +81,7 @@ def test_export_lists_every_mailstore_subnet() -> None:
 
 
 def test_export_without_mailstore_subnets_is_refused() -> None:
-    nets = _sample.context(Role.NFS_SERVER).networks
+    nets = _sample.context(Role.NFS_SERVER).platform.networks
     servers: dict[Role, tuple[str, ...]] = {r: c for r, c in nets.servers.items() if r is not Role.MAILSTORE}
     ctx = context(
         networks=Networks(servers=servers, vip_subnet=nets.vip_subnet, clients=nets.clients, admin=nets.admin)

@@ -44,7 +44,7 @@ import pytest
 from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
-from mailstrata.userdata.context import PlatformContext, SpamPolicy
+from mailstrata.userdata.context import LayerContext, SpamPolicy
 from mailstrata.userdata.daemons import postfix
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
@@ -82,14 +82,14 @@ COMPAT_NOTICE = [
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
-def rendered(ctx: PlatformContext, os_profile: OsProfile = PROFILE) -> dict[str, str]:
+def rendered(ctx: LayerContext, os_profile: OsProfile = PROFILE) -> dict[str, str]:
     """{path: text} of a render before Terraform (secret files left out)."""
     return {f.path: f.content for f in render_layer(ctx, os=os_profile).files if not f.b64}
 
 
-def with_spam(**changes: Any) -> PlatformContext:
+def with_spam(**changes: Any) -> LayerContext:
     ctx = _sample.context(ROLE)
-    return dataclasses.replace(ctx, spam=dataclasses.replace(ctx.spam, **changes))
+    return ctx.with_platform(spam=dataclasses.replace(ctx.platform.spam, **changes))
 
 
 def profile_with(
@@ -726,7 +726,7 @@ class ProxySMTP(smtplib.SMTP):
         return sock
 
 
-def _prepare_root(root: Path, os_profile: OsProfile, ctx: PlatformContext) -> OsProfile:
+def _prepare_root(root: Path, os_profile: OsProfile, ctx: LayerContext) -> OsProfile:
     """Render `ctx` with the profile relocated under `root`, write the files with their owners and modes."""
     relocated = profile_with(os_profile.relocated(str(root)), values={"syslog": False})
     for f in render_layer(ctx, os=relocated).files:
@@ -745,7 +745,7 @@ def _prepare_root(root: Path, os_profile: OsProfile, ctx: PlatformContext) -> Os
 class LiveMx:
     ad: SambaAD
     ns: str
-    ctx: PlatformContext
+    ctx: LayerContext
     os_profile: OsProfile
     maillog: Path
     role_script: subprocess.CompletedProcess[str]
@@ -782,11 +782,11 @@ def live_mx() -> Iterator[LiveMx]:
         base = _sample.context(ROLE)
         srv = root / "srv"
         directory = dataclasses.replace(
-            base.directory, urls=(ad.ldaps_url,), bind_password=ad.bind_password, ca_cert_pem=ad.ca_cert_pem,
-        )  # fmt: skip
-        ctx = dataclasses.replace(
-            base, directory=directory, vips=dataclasses.replace(base.vips, mailstore="127.0.0.23")
+            base.platform.directory, urls=(ad.ldaps_url,), bind_password=ad.bind_password,
+            ca_cert_pem=ad.ca_cert_pem,
         )
+        ctx = base.with_platform(directory=directory,
+                                 vips=dataclasses.replace(base.platform.vips, mailstore="127.0.0.23"))
         os_profile = _prepare_root(srv, PROFILE, ctx)
         pdir = Path(os_profile.paths.postfix_dir)
         # Test-side additions: what the OS or the common setup script provides on a real server.
@@ -863,8 +863,8 @@ def test_ldap_groups_map_finds_a_distribution_list(live_mx: LiveMx) -> None:
 
 @pytest.mark.daemons
 def test_ldap_people_map_over_starttls_finds_a_directory_user(live_mx: LiveMx, tmp_path: Path) -> None:
-    directory = dataclasses.replace(live_mx.ctx.directory, urls=(live_mx.ad.ldap_url,), tls=LdapTls.STARTTLS)
-    text = rendered(dataclasses.replace(live_mx.ctx, directory=directory), live_mx.os_profile)[
+    directory = dataclasses.replace(live_mx.ctx.platform.directory, urls=(live_mx.ad.ldap_url,), tls=LdapTls.STARTTLS)
+    text = rendered(live_mx.ctx.with_platform(directory=directory), live_mx.os_profile)[
         f"{live_mx.os_profile.paths.postfix_dir}/ldap-people.cf"
     ]
     (tmp_path / "ldap-people.cf").write_text(text)

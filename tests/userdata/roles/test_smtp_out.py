@@ -39,7 +39,7 @@ from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
 from mailstrata.terraform_eval import StandIns, evaluate
 from mailstrata.userdata import limits
-from mailstrata.userdata.context import PlatformContext, Secret, Tls, TlsSource
+from mailstrata.userdata.context import LayerContext, Secret, Tls, TlsSource
 from mailstrata.userdata.daemons import postfix
 from mailstrata.userdata.daemons.postfix import SUBMISSION_PORT
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
@@ -70,7 +70,7 @@ SAMPLE = _sample.SAMPLE_VALUES
 _REF = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
 
 
-def server_files(ctx: PlatformContext, values: Mapping[str, str], os_profile: OsProfile = PROFILE) -> dict[str, str]:
+def server_files(ctx: LayerContext, values: Mapping[str, str], os_profile: OsProfile = PROFILE) -> dict[str, str]:
     """The files a server would get for `ctx`, references resolved with `values` (as Terraform would)."""
     text = escape(render_layer(ctx, os=os_profile).body_text())
 
@@ -139,7 +139,7 @@ def test_mynetworks_is_this_host_webmail_and_mailstores(main_cf: dict[str, str])
 @pytest.mark.daemons
 def test_mynetworks_never_holds_the_load_balancers_addresses(main_cf: dict[str, str]) -> None:
     # Defect 1: with the LB's subnet in mynetworks, the whole Internet would relay through the LB.
-    vip_subnets = [ipaddress.ip_network(c) for c in _sample.context(ROLE).networks.vip_subnet]
+    vip_subnets = [ipaddress.ip_network(c) for c in _sample.context(ROLE).platform.networks.vip_subnet]
     trusted = [ipaddress.ip_network(c) for c in main_cf["mynetworks"].split(", ")]
     assert [(t, v) for t in trusted for v in vip_subnets if t.overlaps(v)] == []
 
@@ -381,7 +381,7 @@ def test_saslauthd_binds_as_the_user_over_verified_ldaps(files: dict[str, str]) 
 
 def test_starttls_directory_turns_on_start_tls_in_saslauthd_and_the_map() -> None:
     directory = dataclasses.replace(_sample.DIRECTORY, urls=("ldap://dc1.domain01.dom",), tls=LdapTls.STARTTLS)
-    ctx = dataclasses.replace(_sample.context(ROLE), directory=directory)
+    ctx = _sample.context(ROLE).with_platform(directory=directory)
     files = server_files(ctx, {**SAMPLE, **_dkim_sample_values(ctx)})
     got = (
         "ldap_start_tls: yes" in files["/etc/saslauthd.conf"],
@@ -393,7 +393,7 @@ def test_starttls_directory_turns_on_start_tls_in_saslauthd_and_the_map() -> Non
 def test_a_configured_directory_ca_is_written_and_used() -> None:
     pem = "-----BEGIN CERTIFICATE-----\nTESTCA\n-----END CERTIFICATE-----"
     directory = dataclasses.replace(_sample.DIRECTORY, ca_cert_pem=pem)
-    ctx = dataclasses.replace(_sample.context(ROLE), directory=directory)
+    ctx = _sample.context(ROLE).with_platform(directory=directory)
     files = server_files(ctx, {**SAMPLE, **_dkim_sample_values(ctx)})
     ca = "/etc/pki/mailstrata/ad-ca.pem"
     got = (
@@ -410,7 +410,7 @@ def test_a_provided_certificate_is_written_from_references_root_only_for_the_key
         certificate=Secret(ref="${var.tls_certificate}"),
         private_key=Secret(ref="${var.tls_private_key}"),
     )
-    layer = render_layer(dataclasses.replace(_sample.context(ROLE), tls=tls))
+    layer = render_layer(_sample.context(ROLE).with_platform(tls=tls))
     got = {
         f.path: (f.content, f.owner, f.mode, f.b64) for f in layer.files if f.path.startswith("/etc/pki/mailstrata/")
     }
@@ -423,9 +423,9 @@ def test_a_provided_certificate_is_written_from_references_root_only_for_the_key
 # ---- OpenDKIM -----------------------------------------------------------------------------------------
 
 
-def _dkim_sample_values(ctx: PlatformContext, key: str = _sample.SAMPLE_DKIM_KEY) -> dict[str, str]:
-    assert ctx.dkim is not None
-    return {ctx.dkim.private_key.ref[2:-1]: key}
+def _dkim_sample_values(ctx: LayerContext, key: str = _sample.SAMPLE_DKIM_KEY) -> dict[str, str]:
+    assert ctx.platform.dkim is not None
+    return {ctx.platform.dkim.private_key.ref[2:-1]: key}
 
 
 @pytest.mark.daemons
@@ -502,7 +502,7 @@ def test_synthesized_body_holds_secret_references_not_values() -> None:
 
 def test_smtp_out_without_the_platform_dkim_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
-        render_layer(dataclasses.replace(_sample.context(ROLE), dkim=None))
+        render_layer(_sample.context(ROLE).with_platform(dkim=None))
     assert str(err.value.problems[0]) == (
         "dkim: smtp_out signs every served domain's mail with the platform's DKIM key, got none; "
         "give the context a DkimKey"
@@ -611,7 +611,7 @@ def _samba_directory(ad: SambaAD, tls: LdapTls) -> DirectorySettings:
 
 def _samba_files(ad: SambaAD, tls: LdapTls) -> dict[str, str]:
     """The layer rendered for the test directory: its URL, CA and bind password are the inputs."""
-    ctx = dataclasses.replace(_sample.context(ROLE), directory=_samba_directory(ad, tls))
+    ctx = _sample.context(ROLE).with_platform(directory=_samba_directory(ad, tls))
     return server_files(ctx, {**SAMPLE, **_dkim_sample_values(ctx), "var.ad_bind_password": ad.bind_password})
 
 
@@ -788,9 +788,7 @@ class LiveOut:
         (self.run_dir / "clamdb" / "eicar.ndb").write_text(f"Mailstrata-Test-EICAR:0:*:{EICAR.encode().hex()}\n")
         self.key = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, text=True, check=True).stdout
         ctx = _sample.context(ROLE)
-        ctx = dataclasses.replace(
-            ctx,
-            vips=dataclasses.replace(ctx.vips, mailstore=DELIVERY_VIP),
+        ctx = ctx.with_platform(vips=dataclasses.replace(ctx.platform.vips, mailstore=DELIVERY_VIP),
             directory=_samba_directory(ad, LdapTls.LDAPS),
         )
         values = {

@@ -33,7 +33,7 @@ import pytest
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.roles import Role
 from mailstrata.userdata import profiles as profiles_mod
-from mailstrata.userdata.context import Database, PlatformContext, Secret
+from mailstrata.userdata.context import Database, LayerContext, Secret
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import LayerUserData, render_layer
 from mailstrata.userdata.terraform_text import escape, references, substitute
@@ -66,13 +66,13 @@ def delivered(text: str) -> str:
     return substitute(text, {expr: _sample.resolve(expr) for expr in references(text)})
 
 
-def sample_context(**webmail_changes: Any) -> PlatformContext:
+def sample_context(**webmail_changes: Any) -> LayerContext:
     ctx = _sample.context(ROLE)
-    assert ctx.webmail is not None
-    return replace(ctx, webmail=replace(ctx.webmail, **webmail_changes)) if webmail_changes else ctx
+    assert ctx.platform.webmail is not None
+    return ctx.with_platform(webmail=replace(ctx.platform.webmail, **webmail_changes)) if webmail_changes else ctx
 
 
-def render(ctx: PlatformContext, os_profile: OsProfile | None = None) -> LayerUserData:
+def render(ctx: LayerContext, os_profile: OsProfile | None = None) -> LayerUserData:
     return render_layer(ctx, os=os_profile) if os_profile is not None else render_layer(ctx)
 
 
@@ -252,12 +252,12 @@ def test_profile_older_than_sogo_5_is_refused() -> None:
 
 def test_database_name_must_be_a_plain_identifier() -> None:
     ctx = _sample.context(ROLE)
-    assert ctx.webmail is not None
-    bad = replace(ctx.webmail, database=replace(ctx.webmail.database, name="sogo-db"))
+    assert ctx.platform.webmail is not None
+    bad = replace(ctx.platform.webmail, database=replace(ctx.platform.webmail.database, name="sogo-db"))
     with pytest.raises(
         ValueError, match=r"^webmail.database.name: must be letters, digits and '_' only, got 'sogo-db'$"
     ):
-        render(replace(ctx, webmail=bad))
+        render(ctx.with_platform(webmail=bad))
 
 
 # ---- sogo.conf ---------------------------------------------------------------------------------------
@@ -304,8 +304,8 @@ def test_sogo_ldap_source_is_ad_with_indirect_bind(files: dict[str, str], tmp_pa
 
 def test_sogo_ldap_source_uses_starttls_when_configured() -> None:
     ctx = _sample.context(ROLE)
-    d = replace(ctx.directory, urls=("ldap://dc1.domain01.dom:389",), tls=LdapTls.STARTTLS)
-    conf = render(replace(ctx, directory=d)).file(SOGO_CONF).content
+    d = replace(ctx.platform.directory, urls=("ldap://dc1.domain01.dom:389",), tls=LdapTls.STARTTLS)
+    conf = render(ctx.with_platform(directory=d)).file(SOGO_CONF).content
     assert re.findall(r"^ +(hostname|encryption) = (.*);$", conf, re.M) == [
         ("hostname", '"ldap://dc1.domain01.dom:389"'),
         ("encryption", "STARTTLS"),
@@ -383,7 +383,7 @@ def test_sogo_sysconfig_prefork_equals_workers(files: dict[str, str], tmp_path: 
 @pytest.fixture(scope="module")
 def with_ad_ca() -> LayerUserData:
     ctx = _sample.context(ROLE)
-    return render(replace(ctx, directory=replace(ctx.directory, ca_cert_pem=SAMPLE_CA)))
+    return render(ctx.with_platform(directory=replace(ctx.platform.directory, ca_cert_pem=SAMPLE_CA)))
 
 
 SAMPLE_CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
@@ -404,9 +404,9 @@ def test_sogo_verifies_the_directory_with_its_ca(with_ad_ca: LayerUserData) -> N
 @pytest.fixture(scope="module")
 def external() -> LayerUserData:
     ctx = _sample.context(ROLE)
-    assert ctx.webmail is not None
+    assert ctx.platform.webmail is not None
     db = Database(external_host="galera.db.internal", password=Secret(ref=DB_REF))
-    return render(replace(ctx, webmail=replace(ctx.webmail, database=db)))
+    return render(ctx.with_platform(webmail=replace(ctx.platform.webmail, database=db)))
 
 
 def test_external_database_installs_no_server(external: LayerUserData) -> None:
@@ -711,7 +711,7 @@ def test_proxy_protocol_pool_gives_nginx_the_client_address() -> None:
 @pytest.fixture(scope="module")
 def context_vips() -> dict[str, str]:
     ctx = _sample.context(ROLE)
-    return {"mailstore": delivered(ctx.vips.mailstore), "smtp_out": delivered(ctx.vips.smtp_out)}
+    return {"mailstore": delivered(ctx.platform.vips.mailstore), "smtp_out": delivered(ctx.platform.vips.smtp_out)}
 
 
 def _stubs(root: Path) -> Path:
@@ -819,7 +819,7 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
             ca_cert_pem=ad.ca_cert_pem,
         )
         profile = machine_profile(root, mariadb="10.11")
-        ud = render(replace(_sample.context(ROLE), directory=directory), profile)
+        ud = render(_sample.context(ROLE).with_platform(directory=directory), profile)
         tree = resolved_files(ud, {BIND_REF[2:-1]: ad.bind_password})
         write_tree(tree, Path("/"))
 
