@@ -44,7 +44,7 @@ import pytest
 from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
-from mailstrata.userdata.context import LayerContext, SpamPolicy
+from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons import postfix
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
@@ -650,10 +650,6 @@ def test_softfail_rejection_is_a_config_choice(tmp_path: Path) -> None:
 
 
 # ==== DNSBLs ==========================================================================================
-
-
-def test_default_dnsbls_do_not_include_sorbs() -> None:
-    assert [z for z in SpamPolicy().dnsbls if "sorbs" in z.lower()] == []
 
 
 def test_rendered_main_cf_names_no_sorbs(files: dict[str, str]) -> None:
