@@ -51,8 +51,6 @@ from mailstrata.userdata.render import render_layer
 from tests.support.daemons import (
     ServerView,
     listening,
-    parse_postconf,
-    quiet,
     restrictions,
     scratch_dir,
     server_view,
@@ -156,21 +154,6 @@ def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
             text = text.replace("${" + ref + "}", SAMPLE[ref])
         out[path] = text
     return out
-
-
-@pytest.fixture(scope="module")
-def view(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> ServerView:
-    return server_view(files, tmp_path_factory.mktemp("smtp_in"))
-
-
-@pytest.fixture(scope="module")
-def postconf_n(view: ServerView) -> subprocess.CompletedProcess[str]:
-    return view_run_postconf(view, "-n")
-
-
-@pytest.fixture(scope="module")
-def main_cf(postconf_n: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    return parse_postconf(quiet(postconf_n))
 
 
 @pytest.fixture(scope="module")

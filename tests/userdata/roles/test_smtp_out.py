@@ -47,9 +47,6 @@ from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import escape
 from tests.support.daemons import (
     ServerView,
-    parse_postconf,
-    quiet,
-    server_view,
     view_postconf,
     view_run_postconf,
     wait_for,
@@ -101,21 +98,6 @@ def warnings_in(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def files(layer_files: Callable[[Role], dict[str, str]]) -> dict[str, str]:
     return layer_files(ROLE)
-
-
-@pytest.fixture(scope="module")
-def view(files: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> ServerView:
-    return server_view(files, tmp_path_factory.mktemp("smtp_out"))
-
-
-@pytest.fixture(scope="module")
-def postconf_n(view: ServerView) -> subprocess.CompletedProcess[str]:
-    return view_run_postconf(view, "-n")
-
-
-@pytest.fixture(scope="module")
-def main_cf(postconf_n: subprocess.CompletedProcess[str]) -> dict[str, str]:
-    return parse_postconf(quiet(postconf_n))
 
 
 @pytest.fixture(scope="module")
