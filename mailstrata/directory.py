@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import urlsplit
 
 
 class LdapTls(StrEnum):
@@ -90,21 +89,5 @@ class DirectorySettings:
         )
 
     @property
-    def hosts(self) -> tuple[str, ...]:
-        """Host names (or host:port) of the URLs, for daemons that want hosts rather than URLs."""
-        return tuple(urlsplit(u).netloc for u in self.urls)
-
-    @property
     def uses_tls(self) -> bool:
         return self.tls is not LdapTls.PLAIN
-
-    def mail_filter(self, value: str) -> str:
-        """An LDAP filter matching `value` against the mail attribute in any served domain."""
-        a = self.attributes
-        return f"(&(objectClass={a.person_class})({a.mail}={value}))"
-
-    def login_filter(self, login: str) -> str:
-        """The seed's user filter: the login name whose mail is login@<any served domain>."""
-        a = self.attributes
-        alts = "".join(f"(&({a.login}={login})({a.mail}={login}@{d}))" for d in self.domains)
-        return f"(|{alts})" if len(self.domains) > 1 else alts

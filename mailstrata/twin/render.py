@@ -96,11 +96,9 @@ def twin_context(ctx: LayerContext, plan: AddressPlan, directory: TwinDirectory,
         admin=plan.cidrs(n.admin),
     )
     d: DirectorySettings = ctx.platform.directory
-    twin_dir = replace(
-        d,
-        urls=(_url(directory.host, d.tls),),
-        base_dn=directory.base_dn,
-        bind_dn=directory.bind_dn,
+    twin_dir = DirectorySettings.build(
+        urls=(_url(directory.host, d.tls),), tls=d.tls, base_dn=directory.base_dn, bind_dn=directory.bind_dn,
+        bind_password=d.bind_password, domains=d.domains, attributes=d.attributes,
         ca_cert_pem=directory.ca_cert_pem if d.uses_tls else None,
     )
     # The share is mounted at the same path on every mailstore, as in production: Dovecot keeps absolute

@@ -10,6 +10,7 @@ import pytest
 from mailstrata.constructs import AdBinding, AdBindingProps
 from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
+from mailstrata.userdata.daemons.ldap import Filters
 from tests.support.contexts import new_stack, synth
 from tests.terraform.support import init_diagnostics, plan_variables, validation_failure
 from tests.terraform.validation_cases import AD_BIND_PASSWORD, CASES
@@ -44,7 +45,7 @@ def test_settings_carry_a_reference_never_a_value() -> None:
 def test_login_filter_matches_the_seed() -> None:
     stack = new_stack()
     ad = AdBinding(stack, "directory", props=PROPS)
-    assert ad.settings.login_filter("%n") == (
+    assert Filters(ad.settings).person_by_login("%n") == (
         "(|(&(sAMAccountName=%n)(mail=%n@domain01.dom))(&(sAMAccountName=%n)(mail=%n@domain02.dom)))"
     )
 
