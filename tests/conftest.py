@@ -8,9 +8,16 @@ that is expected even in CI needs `@pytest.mark.skip_allowed("reason")`.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-import mailstrata  # noqa: F401  (sets jsii's quiet-banner variables before any test imports cdktf)
+# Compiled templates go inside the clone, which `make clean-caches` (and so every CI run) empties: the suite
+# starts cold and never reads a cache another checkout wrote (docs/testing.md).
+os.environ.setdefault("MAILSTRATA_TEMPLATE_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "templates"))
+
+import mailstrata  # noqa: F401,E402  (sets jsii's quiet-banner variables before any test imports cdktf)
 from tests.support.requires import pytest_make_collect_report, pytest_runtest_makereport
 
 __all__ = ["pytest_make_collect_report", "pytest_runtest_makereport"]

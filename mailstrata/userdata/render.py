@@ -9,9 +9,12 @@ assembled into one deterministic cloud-config body. The per-server part (host na
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -118,19 +121,52 @@ def _postfix_list(values: Sequence[str], sep: str = ", ") -> str:
     return sep.join(values)
 
 
-@cache
-def environment() -> jinja2.Environment:
-    """The one Jinja environment: strict, no autoescape (these are config files, not HTML)."""
+# The one environment's options; they are part of the template cache's folder name, as the compiled code
+# depends on them (Jinja keys its bytecode by template name and source only).
+ENV_OPTIONS: Mapping[str, bool] = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True}
+TEMPLATE_CACHE_ENV = "MAILSTRATA_TEMPLATE_CACHE"  # a folder for compiled templates, or "off"
+
+
+def template_cache_dir() -> Path | None:
+    """Where compiled templates are kept between runs: `$MAILSTRATA_TEMPLATE_CACHE`, else
+    `$XDG_CACHE_HOME/mailstrata` (`~/.cache/mailstrata`); None when it is "off" or cannot be written.
+
+    Compiling the ~50 templates costs about a quarter of a second per synth; Jinja's bytecode cache keys each
+    template by its name and a checksum of its source (and Python's version), and the folder's name carries
+    Jinja's version and the environment's options, so a cached template can never differ from a fresh one.
+    """
+    given = os.environ.get(TEMPLATE_CACHE_ENV)
+    if given == "off":
+        return None
+    base = Path(given) if given else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mailstrata"
+    tag = hashlib.sha256(repr((jinja2.__version__, sorted(ENV_OPTIONS.items()))).encode()).hexdigest()[:12]
+    folder = base / f"templates-{tag}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def make_environment(cache_dir: Path | None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("mailstrata.userdata", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache_dir)) if cache_dir is not None else None,
+        keep_trailing_newline=ENV_OPTIONS["keep_trailing_newline"],
+        trim_blocks=ENV_OPTIONS["trim_blocks"],
+        lstrip_blocks=ENV_OPTIONS["lstrip_blocks"],
     )
     env.filters["postfix_list"] = _postfix_list
     return env
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The one Jinja environment: strict, no autoescape (these are config files, not HTML), templates
+    compiled once (`template_cache_dir`)."""
+    return make_environment(template_cache_dir())
 
 
 def banner(template: str, comment: str) -> str:
