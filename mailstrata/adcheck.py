@@ -130,7 +130,7 @@ def run_check(settings: DirectorySettings, *, timeout: float = 10.0, verify_tls:
         found.problems.append("no directory URL given")
     if not settings.domains:
         found.problems.append("no mail domain given")
-    if not settings.bind_password:
+    if not settings.bind_password.ref:
         found.problems.append(f"no bind password for {settings.bind_dn}")
     if found.problems:
         return found.report()
@@ -187,7 +187,7 @@ def _connect_and_bind(
     conn = Connection(
         server,
         user=settings.bind_dn,
-        password=settings.bind_password,
+        password=settings.bind_password.ref,
         auto_referrals=False,  # AD refers to partitions that are not users and often do not resolve
         read_only=True,
         receive_timeout=math.ceil(timeout),  # ldap3 packs it into SO_RCVTIMEO as whole seconds: an int

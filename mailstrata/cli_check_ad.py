@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailstrata.adcheck import run_check
 from mailstrata.directory import DirectorySettings, LdapTls
+from mailstrata.types import Secret
 
 if TYPE_CHECKING:
     from mailstrata.config.model import PlatformConfig
@@ -160,7 +161,7 @@ def _settings(args: argparse.Namespace) -> DirectorySettings:
             tls=LdapTls(args.tls) if args.tls is not None else default_tls,
             base_dn=args.base_dn,
             bind_dn=args.bind_dn,
-            bind_password=password,
+            bind_password=Secret(ref=password),
             domains=tuple(args.domain),
         )
     if args.ca_cert is not None:

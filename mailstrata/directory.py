@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from mailstrata.types import Secret
+
 
 class LdapTls(StrEnum):
     """How the servers protect the LDAP connection to the directory."""
@@ -39,15 +41,15 @@ class AttributeMap:
 class DirectorySettings:
     """Everything a template or a preflight check needs to talk to the directory.
 
-    `bind_password` is a Terraform reference (``${var.ad_bind_password}``) at synth time and a real value
-    only inside the local twin or `check-ad`; it is never a literal in the synthesized JSON.
+    `bind_password` is a `Secret`: a Terraform reference (``${var.ad_bind_password}``) at synth time, the real
+    value only inside `check-ad`; it is never a literal in the synthesized JSON.
     """
 
     urls: tuple[str, ...]
     tls: LdapTls
     base_dn: str
     bind_dn: str
-    bind_password: str = field(repr=False)
+    bind_password: Secret = field(repr=False)
     domains: tuple[str, ...]
     attributes: AttributeMap = field(default_factory=AttributeMap)
     ca_cert_pem: str | None = field(default=None, repr=False)
@@ -60,7 +62,7 @@ class DirectorySettings:
         tls: LdapTls,
         base_dn: str,
         bind_dn: str,
-        bind_password: str,
+        bind_password: Secret,
         domains: Iterable[str],
         attributes: AttributeMap | None = None,
         ca_cert_file: str | Path | None = None,

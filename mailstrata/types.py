@@ -84,7 +84,8 @@ class Filesystem(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class Secret:
-    """A secret value as a Terraform reference; never a literal in the synthesized JSON."""
+    """A secret: a Terraform reference (``${var.x}``, ``${random_password.y.result}``) at synth time, never a
+    literal in the synthesized JSON; `mailstrata check-ad` alone holds a real value in one."""
 
     ref: str = field(repr=False)
 

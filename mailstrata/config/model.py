@@ -57,6 +57,7 @@ from mailstrata.types import (
     StorageMode,
     TlsSource,
 )
+from mailstrata.types import Secret as SecretValue
 
 
 class SubProblems(ValueError):
@@ -1366,7 +1367,7 @@ class PlatformConfig(_Model):
         """The typed directory settings, with `bind_password` (a reference, or a real value for check-ad)."""
         d = self.directory
         return DirectorySettings.build(urls=d.urls, tls=d.tls, base_dn=d.base_dn, bind_dn=d.bind_dn,
-                                       bind_password=bind_password, domains=self.domains,
+                                       bind_password=SecretValue(ref=bind_password), domains=self.domains,
                                        attributes=d.attributes.attribute_map(), ca_cert_file=d.ca_cert_file)
 
 

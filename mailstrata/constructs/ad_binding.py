@@ -13,6 +13,7 @@ from mailstrata.constructs._validate import check_props, unique_id
 from mailstrata.constructs._variables import is_declared
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problems
+from mailstrata.types import Secret
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +96,7 @@ class AdBinding(Construct):
             tls=props.tls,
             base_dn=props.base_dn,
             bind_dn=props.bind_dn,
-            bind_password="${var." + props.password_variable + "}",
+            bind_password=Secret(ref="${var." + props.password_variable + "}"),
             domains=props.domains,
             attributes=props.attributes,
             ca_cert_pem=props.ca_cert_pem,

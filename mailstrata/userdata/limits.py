@@ -124,7 +124,7 @@ _HEAD = "#cloud-config\nhostname: " + "h" * 40 + "\nfqdn: " + "h" * 80 + "\n"
 def secret_kinds(ctx: LayerContext) -> dict[str, Kind]:
     """What each secret variable `ctx` refers to is, by bare expression (`var.x`); generated keys and
     passwords are recognised by their resource type (`kind_of`)."""
-    kinds = {_bare(ctx.platform.directory.bind_password): PASSWORD}
+    kinds = {_bare(ctx.platform.directory.bind_password.ref): PASSWORD}
     if ctx.platform.webmail is not None:
         kinds[_bare(ctx.platform.webmail.database.password.ref)] = PASSWORD
     if ctx.platform.tls.certificate is not None:

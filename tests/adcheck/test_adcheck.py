@@ -19,6 +19,7 @@ from ldap3.core.exceptions import LDAPCertificateError, LDAPException, LDAPSocke
 from mailstrata.adcheck import CheckReport, run_check
 from mailstrata.cli_check_ad import PASSWORD_ENV, main
 from mailstrata.directory import DirectorySettings, LdapTls
+from mailstrata.types import Secret
 from tests.support.samba_ad import USERS_DN, SambaAD, private_netns
 
 BIND_DN = "cn=correoapp,ou=mailapps,dc=domain01,dc=dom"
@@ -60,7 +61,7 @@ def settings(ad: SambaAD, **changes: Any) -> DirectorySettings:
         tls=LdapTls.PLAIN,
         base_dn=USERS_DN,
         bind_dn=ad.bind_dn,
-        bind_password=ad.bind_password,
+        bind_password=Secret(ref=ad.bind_password),
         domains=ad.domains,
     )
     return dataclasses.replace(base, **changes)
@@ -388,7 +389,7 @@ def test_settings_that_cannot_work_are_problems_without_connecting() -> None:
             tls=LdapTls.STARTTLS,
             base_dn=ROOT_DN,
             bind_dn=BIND_DN,
-            bind_password="x",
+            bind_password=Secret(ref="x"),
             domains=(),
         )
     )
@@ -399,7 +400,7 @@ def test_settings_that_cannot_work_are_problems_without_connecting() -> None:
             tls=LdapTls.STARTTLS,
             base_dn=ROOT_DN,
             bind_dn=BIND_DN,
-            bind_password="x",
+            bind_password=Secret(ref="x"),
             domains=("domain01.dom",),
         )
     )

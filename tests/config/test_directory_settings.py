@@ -9,6 +9,7 @@ import pytest
 
 from mailstrata.config import parse_config
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
+from mailstrata.types import Secret
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 FIELDS: dict[str, Any] = {"urls": ["ldaps://dc1.domain01.dom"], "tls": LdapTls.LDAPS, "base_dn": "dc=domain01,dc=dom",
@@ -38,8 +39,9 @@ def test_given_a_config_when_its_directory_settings_are_asked_then_they_are_buil
     cfg = parse_config(config, base_dir=tmp_path)
     d = cfg.directory
 
-    settings = cfg.directory_settings(bind_password="${var.ad_bind_password}")
+    settings = cfg.directory_settings(bind_password=("${var.ad_bind_password}"))
 
     assert settings == DirectorySettings.build(
-        urls=d.urls, tls=d.tls, base_dn=d.base_dn, bind_dn=d.bind_dn, bind_password="${var.ad_bind_password}",
+        urls=d.urls, tls=d.tls, base_dn=d.base_dn, bind_dn=d.bind_dn,
+        bind_password=Secret(ref="${var.ad_bind_password}"),
         domains=cfg.domains, attributes=AttributeMap(login="uid", quota="mailQuota"), ca_cert_pem=PEM)

@@ -10,6 +10,7 @@ import pytest
 from mailstrata.constructs import AdBinding, AdBindingProps
 from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
+from mailstrata.types import Secret
 from mailstrata.userdata.daemons.ldap import Filters
 from tests.support.contexts import new_stack, synth
 from tests.terraform.support import init_diagnostics, plan_variables, validation_failure
@@ -37,7 +38,7 @@ def test_bind_password_is_a_sensitive_variable() -> None:
 def test_settings_carry_a_reference_never_a_value() -> None:
     stack = new_stack()
     ad = AdBinding(stack, "directory", props=PROPS)
-    assert ad.settings.bind_password == "${var.ad_bind_password}"
+    assert ad.settings.bind_password == Secret(ref="${var.ad_bind_password}")
     assert ad.settings.attributes.login == "sAMAccountName"
     assert ad.settings.attributes.quota == "info"
 

@@ -16,7 +16,7 @@ DIRECTORY = DirectorySettings(
     tls=LdapTls.LDAPS,
     base_dn="dc=domain01,dc=dom",
     bind_dn="cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
-    bind_password="${var.ad_bind_password}",
+    bind_password=Secret(ref="${var.ad_bind_password}"),
     domains=("domain01.dom", "domain02.dom"),
 )
 

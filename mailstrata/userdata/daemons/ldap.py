@@ -40,7 +40,7 @@ class LdapConnection:
             ca_file=directory_ca_file(directory, os),
             base_dn=directory.base_dn,
             bind_dn=directory.bind_dn,
-            bind_password=directory.bind_password,
+            bind_password=directory.bind_password.ref,
         )
 
     @property

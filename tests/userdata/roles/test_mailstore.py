@@ -36,6 +36,7 @@ import pytest
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
+from mailstrata.types import Secret
 from mailstrata.userdata.context import (
     FtsBackend,
     LayerContext,
@@ -717,7 +718,7 @@ def store() -> Iterator[Store]:
                 tls=LdapTls.LDAPS,
                 base_dn=ad.base_dn,
                 bind_dn=ad.bind_dn,
-                bind_password=ad.bind_password,
+                bind_password=Secret(ref=ad.bind_password),
                 domains=ad.domains,
                 ca_cert_pem=ad.ca_cert_pem,
             )

@@ -44,6 +44,7 @@ import pytest
 from mailstrata.directory import LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
+from mailstrata.types import Secret
 from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.daemons import postfix
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
@@ -761,7 +762,7 @@ def live_mx() -> Iterator[LiveMx]:
         base = _sample.context(ROLE)
         srv = root / "srv"
         directory = dataclasses.replace(
-            base.platform.directory, urls=(ad.ldaps_url,), bind_password=ad.bind_password,
+            base.platform.directory, urls=(ad.ldaps_url,), bind_password=Secret(ref=ad.bind_password),
             ca_cert_pem=ad.ca_cert_pem,
         )
         ctx = base.with_platform(directory=directory,

@@ -585,7 +585,7 @@ def _samba_directory(ad: SambaAD, tls: LdapTls) -> DirectorySettings:
         tls=tls,
         base_dn=ad.base_dn,
         bind_dn=ad.bind_dn,
-        bind_password="${var.ad_bind_password}",
+        bind_password=Secret(ref="${var.ad_bind_password}"),
         domains=ad.domains,
         ca_cert_pem=ad.ca_cert_pem,
     )

@@ -814,7 +814,7 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
             tls=tls,
             base_dn=USERS_DN,  # the DC's clean container (see samba_ad.py)
             bind_dn=ad.bind_dn,
-            bind_password=BIND_REF,
+            bind_password=Secret(ref=BIND_REF),
             domains=ad.domains,
             ca_cert_pem=ad.ca_cert_pem,
         )
