@@ -34,6 +34,11 @@ def test_escape_doubles_shell_and_dovecot_syntax_but_keeps_references() -> None:
     assert escape(text) == 'a=$${HOME} quota=%%{ldap:info} pw=${var.ad_bind_password} vip=${TfToken[TOKEN.7]}'
 
 
+def test_escape_keeps_a_port_address_as_mail_layer_writes_it() -> None:
+    text = "host=${element(openstack_networking_port_v2.mx_1.all_fixed_ips, 0)} shell=${element}"
+    assert escape(text) == "host=${element(openstack_networking_port_v2.mx_1.all_fixed_ips, 0)} shell=$${element}"
+
+
 def test_references_are_what_escape_keeps() -> None:
     text = 'a=${HOME} p=${var.pw} k=${base64encode(replace(var.k, "}", "{"))} p=${var.pw} d=%{x} ${element(x, 0)}'
     assert references(text) == ("var.pw", 'base64encode(replace(var.k, "}", "{"))')
