@@ -105,19 +105,8 @@ def variable_name(p: Problems, path: str, value: str) -> None:
 
 
 @cache
-def _construct_classes() -> dict[str, type]:
-    """The construct classes props refer to under TYPE_CHECKING, for resolving their annotations."""
-    from mailstrata.constructs.ad_binding import AdBinding
-    from mailstrata.constructs.lbaas_vip import LbaasVip
-    from mailstrata.constructs.mail_layer import MailLayer
-    from mailstrata.constructs.nfs_share import NfsShare
-
-    return {c.__name__: c for c in (AdBinding, LbaasVip, MailLayer, NfsShare)}
-
-
-@cache
 def _hints(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls, localns=_construct_classes())
+    return get_type_hints(cls)  # each props module imports the construct classes its fields name
 
 
 def describe(value: object) -> str:

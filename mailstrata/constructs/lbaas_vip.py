@@ -15,10 +15,10 @@ from constructs import Construct
 
 from mailstrata.constructs import _validate as v
 from mailstrata.constructs.interfaces import IMemberGroup, Member
+from mailstrata.contract import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
-from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import Algorithm, ListenerProtocol, MonitorType, Persistence, PoolProtocol
 
 OCTAVIA_DEFAULT_TIMEOUT_MS = 50000  # Octavia's own default, which would cut IMAP IDLE: never used by default
@@ -48,7 +48,7 @@ class ListenerProps:
     """One port on the VIP, its pool and health monitor.
 
     Every unset field takes the platform's default for the VIP's role and this port, the same the whole
-    platform stack uses (`mailstrata.stacks.defaults.DEFAULT_LISTENERS`): e.g. a mailstore VIP's 143 gets
+    platform stack uses (`mailstrata.contract.DEFAULT_LISTENERS`): e.g. a mailstore VIP's 143 gets
     PROXY, source-IP persistence and 31-minute data timeouts. For a port the platform has no default for:
     plain TCP in and out, least connections, no persistence, 5-minute timeouts, a TCP monitor. Default
     allowed_cidrs: no restriction on the listener (every source the VIP's network lets through).

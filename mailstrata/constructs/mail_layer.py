@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cdktf import Fn, TerraformStack, Token
 from cdktf_cdktf_provider_openstack.compute_instance_v2 import (
@@ -23,15 +22,13 @@ from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
 from mailstrata.constructs._variables import declare_variables
 from mailstrata.constructs.interfaces import Member, MemberGroup, StorageClient
+from mailstrata.constructs.lbaas_vip import LbaasVip
+from mailstrata.constructs.nfs_share import NfsShare
 from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
 from mailstrata.userdata.context import LayerContext, NfsMount, Platform
-
-if TYPE_CHECKING:
-    from mailstrata.constructs.lbaas_vip import LbaasVip
-    from mailstrata.constructs.nfs_share import NfsShare
 
 MAX_SERVERS = 500  # per layer, as the config allows
 

@@ -26,10 +26,10 @@ from mailstrata.constructs.ad_binding import AdBinding, AdBindingProps
 from mailstrata.constructs.lbaas_vip import FloatingIpProps, LbaasVip, LbaasVipProps, ListenerProps, MonitorProps
 from mailstrata.constructs.mail_layer import MailLayer, MailLayerProps
 from mailstrata.constructs.nfs_share import CinderServerProps, NfsShare, NfsShareProps
+from mailstrata.contract import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.directory import AttributeMap
 from mailstrata.errors import ConfigError, Problem
 from mailstrata.roles import Role
-from mailstrata.stacks.defaults import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
 from mailstrata.userdata.context import Platform
 from mailstrata.userdata.from_config import DKIM_KEY_ID, WEBMAIL_DB_PASSWORD_ID, platform_context
@@ -177,9 +177,7 @@ class MailPlatformStack(TerraformStack):
             # Terraform runs in <outdir>/stacks/<name>/, and every synth rewrites <outdir>: the state lives
             # beside <outdir> instead (state/<name>.tfstate in the project folder for the default cdktf.out).
             # Relative to the stack's folder, so the JSON is the same from any checkout and any outdir.
-            from mailstrata.app import state_path
-
-            LocalBackend(self, path=f"../../../{state_path(self.config)}")
+            LocalBackend(self, path=f"../../../{self.config.state_path}")
 
     def _server_cidrs(self) -> tuple[str, ...]:
         net = self.config.network

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 import mailstrata
 
 PACKAGE = Path(mailstrata.__file__).resolve().parent
@@ -207,31 +205,6 @@ def test_the_config_imports_nothing_from_stacks_constructs_templates_or_the_twin
     assert found == {}, "the config reaches above itself: " + "; ".join(" -> ".join(c) for c in found.values())
 
 
-# Circles in files this change could not edit, each with the edit that removes it. A circle not listed here
-# fails at once; a listed one that is gone makes the xfail below pass (then delete its entry).
-KNOWN_CIRCLES: dict[frozenset[str], str] = {
-    frozenset({"mailstrata.app", "mailstrata.stacks", "mailstrata.stacks.mail_platform_stack"}):
-        "stacks/mail_platform_stack.py imports `state_path` from mailstrata.app (function level); read "
-        "`self.config.state_path` instead",
-    frozenset({"mailstrata.constructs._validate", "mailstrata.constructs.ad_binding", "mailstrata.constructs.lbaas_vip",
-               "mailstrata.constructs.mail_layer", "mailstrata.constructs.nfs_share"}):
-        "constructs/_validate.py imports the construct classes (function level) that import it back; check "
-        "construct-typed props against small interfaces defined below the constructs (issue 8, item 5)",
-}
-
-
-def test_the_package_has_no_import_circle_but_the_known_ones() -> None:
-    edges = graph()
-
-    new = [_circle(sorted(c), edges) for c in components(edges) if c not in KNOWN_CIRCLES]
-
-    assert new == [], "import circles: " + "; ".join(" -> ".join(c) for c in new)
-
-
-@pytest.mark.xfail(strict=False, reason="known circles in files owned elsewhere: "
-                   "mailstrata.app -> mailstrata.stacks -> mailstrata.stacks.mail_platform_stack -> mailstrata.app; "
-                   "mailstrata.constructs._validate -> mailstrata.constructs.ad_binding -> "
-                   "mailstrata.constructs._validate (and lbaas_vip, mail_layer, nfs_share the same way)")
 def test_the_package_has_no_import_circle() -> None:
     found = cycles(graph())
 
