@@ -102,11 +102,16 @@ class OsProfile:
         )
 
 
+# libyaml's parser where PyYAML was built with it (pip's wheels are): the profiles are read on every synth.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@cache
 def _load_yaml(os_name: str, name: str) -> dict[str, Any]:
     ref = resources.files("mailstrata.userdata") / "profiles" / os_name / f"{name}.yaml"
     if not ref.is_file():
         return {}
-    data = yaml.safe_load(ref.read_text(encoding="utf-8")) or {}
+    data = yaml.load(ref.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}  # noqa: S506 (a safe loader)
     if not isinstance(data, dict):
         raise TypeError(f"profile {os_name}/{name}.yaml must be a mapping")
     return data
