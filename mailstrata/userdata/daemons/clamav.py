@@ -41,7 +41,8 @@ from mailstrata.userdata.profiles import OsProfile
 class ClamdInstance:
     """What differs between the platform's clamd instances: the OS's files for it and who may connect."""
 
-    name: str  # EPEL's instance name (clamd@<name>); also names its template, clamd.d/<name>.conf
+    name: str  # EPEL's instance name (clamd@<name>)
+    client: str  # who scans through it, for the file's header
     conf: str  # where the instance reads its config
     socket: str
     pid_file: str
@@ -81,6 +82,7 @@ def for_amavis(os: OsProfile) -> ClamdInstance:
     """SMTP-in's instance for amavisd: amavisd's user runs it, so the socket and amavisd share a group."""
     return ClamdInstance(
         name="amavisd",
+        client="amavisd (clamd@amavisd): it streams each decoded part of a message",
         conf=os.paths.clamd_amavis_conf,
         socket=os.paths.clamd_amavis_socket,
         pid_file=os.paths.clamd_amavis_pid,
@@ -94,6 +96,7 @@ def for_milter(os: OsProfile) -> ClamdInstance:
     """SMTP-out's instance for clamav-milter: the package's scanner user; the milter user is in its socket group."""
     return ClamdInstance(
         name="scan",
+        client="clamav-milter on this host: it streams each message",
         conf=str(os.paths.clamd_conf),
         socket=str(os.paths.clamd_socket),
         pid_file=str(os.paths.clamd_pid),
@@ -116,7 +119,7 @@ def clamd(instance: ClamdInstance, limits: Limits, os: OsProfile) -> Clamd:
 def clamd_file(c: Clamd) -> FileSpec:
     return FileSpec(
         dest=c.instance.conf,
-        template=f"clamav/etc/clamd.d/{c.instance.name}.conf.j2",
+        template="clamav/etc/clamd.d/instance.conf.j2",
         context={"clamd": c},
     )
 
