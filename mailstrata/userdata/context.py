@@ -1,4 +1,6 @@
-"""Typed inputs of the templates: what the constructs know about the platform, for one layer.
+"""Typed inputs of the templates: `Platform`, the platform's facts (the same for every layer), and
+`LayerContext`, one layer's view of them (its role, the ports its load balancer sends PROXY on, the share it
+mounts). Defaults come from `mailstrata.defaults`.
 
 Values that are only known when Terraform applies (VIP addresses, the NFS export of a Manila share,
 secrets) are Terraform references here (`${openstack_lb_loadbalancer_v2.x.vip_address}` at synth time,
