@@ -458,7 +458,8 @@ def _rules_of(cls: type) -> tuple[Callable[[Any], Iterable[Problem]], ...]:
     """The `@_rule` methods of `cls`, in the order they are defined (base classes first)."""
     seen: dict[str, Callable[[Any], Iterable[Problem]]] = {}
     for klass in reversed(cls.__mro__):
-        for name, attr in vars(klass).items():
+        # A copy: reading an attribute may build a deferred model's validator, which adds attributes to the class.
+        for name, attr in list(vars(klass).items()):
             if getattr(attr, "__mailstrata_rule__", False):
                 seen[name] = attr
     return tuple(seen.values())
@@ -515,7 +516,10 @@ def _valid_fields(cls: type[BaseModel], data: Mapping[str, Any], exc: Validation
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, validate_default=True)
+    # defer_build: a model's validator is built when first used (the config's one validation builds them all at
+    # once), not as each class is defined; the JSON schema is the same.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, validate_default=True,
+                              defer_build=True)
 
     @model_validator(mode="wrap")
     @classmethod
