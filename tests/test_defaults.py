@@ -33,3 +33,21 @@ def test_given_the_webmail_context_when_built_without_settings_then_sogo_gets_th
     w = Webmail.__dataclass_fields__
     assert (w["timezone"].default, w["prefork"].default, w["vmem_limit_mb"].default) == (
         defaults.WEBMAIL_TIMEZONE, defaults.SOGO_PREFORK, defaults.SOGO_VMEM_LIMIT_MB)
+
+
+def test_given_the_construct_props_when_left_unset_then_they_have_the_platforms_defaults() -> None:
+    from mailstrata.constructs.ad_binding import AdBindingProps
+    from mailstrata.constructs.mail_layer import MailLayerProps
+    from mailstrata.constructs.nfs_share import CinderServerProps, NfsShareProps
+
+    def default(cls: type, name: str) -> object:
+        return cls.__dataclass_fields__[name].default  # type: ignore[attr-defined]
+
+    assert [default(MailLayerProps, n) for n in ("count", "flavor", "image", "affinity", "os")] == [
+        defaults.LAYER_COUNT, defaults.FLAVOR, defaults.IMAGE, defaults.AFFINITY, defaults.OS]
+    assert [default(CinderServerProps, n) for n in ("flavor", "image", "os")] == [
+        defaults.FLAVOR, defaults.IMAGE, defaults.OS]
+    assert [default(NfsShareProps, n) for n in ("size_gb", "mount_point")] == [
+        defaults.STORAGE_SIZE_GB, defaults.MAILBOX_MOUNT_POINT]
+    assert [default(AdBindingProps, n) for n in ("tls", "attributes", "password_variable")] == [
+        defaults.DIRECTORY_TLS, defaults.AD_ATTRIBUTES, defaults.BIND_PASSWORD_VARIABLE]

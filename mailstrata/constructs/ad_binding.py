@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cdktf import TerraformStack, TerraformVariable, TerraformVariableValidationConfig
 from constructs import Construct
 
+from mailstrata import defaults as D
 from mailstrata.constructs import _validate as v
 from mailstrata.constructs._names import names_of
 from mailstrata.constructs._validate import check_props, unique_id
@@ -28,10 +29,10 @@ class AdBindingProps:
     base_dn: str
     bind_dn: str
     domains: tuple[str, ...]
-    tls: LdapTls = LdapTls.LDAPS
+    tls: LdapTls = D.DIRECTORY_TLS
     ca_cert_pem: str | None = None
-    attributes: AttributeMap = field(default_factory=AttributeMap)
-    password_variable: str = "ad_bind_password"
+    attributes: AttributeMap = D.AD_ATTRIBUTES  # frozen: one shared instance is safe
+    password_variable: str = D.BIND_PASSWORD_VARIABLE
 
 
 def validate(props: AdBindingProps, path: str = "directory") -> Problems:

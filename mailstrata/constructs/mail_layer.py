@@ -16,6 +16,7 @@ from cdktf_cdktf_provider_openstack.networking_secgroup_rule_v2 import Networkin
 from cdktf_cdktf_provider_openstack.networking_secgroup_v2 import NetworkingSecgroupV2
 from constructs import Construct
 
+from mailstrata import defaults as D
 from mailstrata.constructs import _validate as v
 from mailstrata.constructs._names import logical_id, resource_type
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
@@ -51,14 +52,14 @@ class MailLayerProps:
     subnet_id: str
     lb_source_cidrs: tuple[str, ...]
     admin_cidrs: tuple[str, ...]
-    count: int = 2
-    flavor: str = "m1.medium"
-    image: str = "CentOS-7-x86_64-GenericCloud-2009"
+    count: int = D.LAYER_COUNT
+    flavor: str = D.FLAVOR
+    image: str = D.IMAGE
     key_pair: str | None = None
-    affinity: Affinity = Affinity.ANTI_AFFINITY
+    affinity: Affinity = D.AFFINITY
     vips: tuple[LbaasVip, ...] = ()
     storage: NfsShare | None = None
-    os: str = "centos7"
+    os: str = D.OS
 
 
 @dataclass(frozen=True)

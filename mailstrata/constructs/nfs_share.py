@@ -16,6 +16,7 @@ from cdktf_cdktf_provider_openstack.sharedfilesystem_share_access_v2 import Shar
 from cdktf_cdktf_provider_openstack.sharedfilesystem_share_v2 import SharedfilesystemShareV2
 from constructs import Construct
 
+from mailstrata import defaults as D
 from mailstrata.constructs import _validate as v
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import AttachedUserData, attach_user_data
@@ -47,11 +48,11 @@ class CinderServerProps:
     network_id: str
     subnet_id: str
     admin_cidrs: tuple[str, ...]
-    flavor: str = "m1.medium"
-    image: str = "CentOS-7-x86_64-GenericCloud-2009"
+    flavor: str = D.FLAVOR
+    image: str = D.IMAGE
     key_pair: str | None = None
     volume_type: str | None = None
-    os: str = "centos7"
+    os: str = D.OS
     server: NfsServer = field(default_factory=NfsServer)
 
 
@@ -62,12 +63,12 @@ class NfsShareProps:
 
     name_prefix: str
     mode: StorageMode
-    size_gb: int = 2000
+    size_gb: int = D.STORAGE_SIZE_GB
     share_network_id: str | None = None
     share_type: str | None = None
     export: str | None = None
     server: CinderServerProps | None = None
-    mount_point: str = "/MAILBOXES"
+    mount_point: str = D.MAILBOX_MOUNT_POINT
 
 
 def validate(props: NfsShareProps, path: str = "storage") -> Problems:
