@@ -45,10 +45,13 @@ class ServerView:
 
     def argv(self, cmd: Sequence[str], *, netns: str | None = None) -> list[str]:
         s = self.scratch
+        overlay = f"lowerdir={self.root}/etc:/etc,upperdir={s}/upper,workdir={s}/work"
         script = "; ".join(
             [
                 "set -e",
-                f"mount -t overlay overlay -o lowerdir={self.root}/etc:/etc,upperdir={s}/upper,workdir={s}/work /etc",
+                # Daemons started together share one upper and work directory; overlayfs resets the work
+                # directory at each mount, so two concurrent mounts can break each other: one at a time.
+                f"flock {s}/mount.lock mount -t overlay overlay -o {overlay} /etc",
                 f"if [ -d /var/spool/postfix ]; then mount --bind {s}/spool /var/spool/postfix; fi",
                 f"if [ -d /var/lib/postfix ]; then mount --bind {s}/lib /var/lib/postfix; fi",
                 'exec "$@"',
