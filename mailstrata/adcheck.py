@@ -29,6 +29,10 @@ Problems (`CheckReport.problems`), exactly:
 - ``TLS with <url> failed: the server certificate does not name <host> (connect by a name it lists)``
 - ``TLS with <url> failed: <the client library's error>``
 - ``no bind password for <bind DN>``
+- ``the bind password starts or ends with a space or tab, which Postfix and saslauthd drop (set one
+  without; the deploy refuses it too)``
+- ``the bind password spans several lines; no config file can hold it (set one on one line; the deploy
+  refuses it too)``
 - ``cannot bind as <bind DN>: invalid credentials (check the bind DN and password)``
 - ``cannot bind as <bind DN>: <password expired / account disabled / locked out / ...>``
 - ``cannot bind as <bind DN>: the server requires TLS or signing for simple binds (use starttls or
@@ -132,6 +136,8 @@ def run_check(settings: DirectorySettings, *, timeout: float = 10.0, verify_tls:
         found.problems.append("no mail domain given")
     if not settings.bind_password.ref:
         found.problems.append(f"no bind password for {settings.bind_dn}")
+    else:
+        found.problems.extend(_password_shape(settings.bind_password.ref))
     if found.problems:
         return found.report()
 
@@ -153,6 +159,18 @@ def run_check(settings: DirectorySettings, *, timeout: float = 10.0, verify_tls:
     finally:
         _close(bound)
     return found.report()
+
+
+def _password_shape(password: str) -> list[str]:
+    """What the deploy's variable validation (`AdBinding`) refuses, said before the directory is even asked:
+    the same password works against AD here and would not in the servers' files."""
+    if "\n" in password or "\r" in password:
+        return ["the bind password spans several lines; no config file can hold it (set one on one line; the "
+                "deploy refuses it too)"]
+    if password != password.strip(" \t\v\f"):
+        return ["the bind password starts or ends with a space or tab, which Postfix and saslauthd drop (set one "
+                "without; the deploy refuses it too)"]
+    return []
 
 
 def _connect_and_bind(

@@ -5,7 +5,7 @@ the TLS floor and cipher lists every daemon uses, and the mail folders both Dove
 Plain data below the config, the stacks, the constructs and the templates alike: it imports nothing from
 mailstrata but the roles and the shared types, and never the jsii runtime. The config validates listener
 overrides against it, the stacks and `LbaasVip` build the listeners from it, the templates turn on
-`smtpd_upstream_proxy_protocol` / `haproxy = yes` on exactly the ports it lists.
+`smtpd_upstream_proxy_protocol` / `haproxy = yes` / nginx's `proxy_protocol` on exactly the ports it lists.
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ SUBMISSION = 587
 IMAPS = 993
 POP3S = 995
 MANAGESIEVE = 4190
+# The platform's internal relay on SMTP-out: the mailstores' bounces and sieve mail reach it directly on the
+# SMTP-out servers, not through a load balancer, so the client address Postfix sees is the mailstore's own
+# and a security group naming the mailstores' group (remote_group_id) decides who gets there. Not 25: port
+# 25 of every layer sits behind a PROXY pool, where an address proves nothing.
+RELAY = 2525
 LOOPBACK = "127.0.0.1"  # what a daemon that only its own server talks to listens on
 LOOPBACK_NET = "127.0.0.0/8"  # "this server", as a network
 
@@ -55,12 +60,13 @@ DRAFTS, SENT, TRASH, JUNK = "Drafts", "Sent", "Trash", "Junk"
 
 # ---- PROXY protocol and listeners -----------------------------------------------------------------
 # Ports on which a layer's daemons can read the PROXY protocol (Postfix smtpd_upstream_proxy_protocol,
-# Dovecot `haproxy = yes`). SOGo's nginx on CentOS 7 is not built for it, so webmail takes none.
+# Dovecot `haproxy = yes`, nginx `listen ... proxy_protocol` with ngx_http_realip_module, which EPEL 7's
+# nginx 1.20 and Debian's 1.22 are both built with).
 PROXY_CAPABLE: dict[Role, frozenset[int]] = {
     Role.SMTP_IN: frozenset({SMTP}),
-    Role.SMTP_OUT: frozenset({SMTP, SUBMISSION}),
+    Role.SMTP_OUT: frozenset({SUBMISSION}),  # RELAY is reached directly and never reads PROXY
     Role.MAILSTORE: frozenset({SMTP, POP3, IMAP, IMAPS, POP3S, MANAGESIEVE}),
-    Role.WEBMAIL: frozenset(),
+    Role.WEBMAIL: frozenset({HTTP, HTTPS}),
 }
 
 MINUTES = 60_000
@@ -79,7 +85,8 @@ class ListenerDefault:
     algorithm: Algorithm = Algorithm.LEAST_CONNECTIONS
     persistence: Persistence | None = None
     timeout_ms: int = SMTP_SESSION_MS
-    # Who may connect: "internet", "clients" (corporate), "platform" (the platform's own servers).
+    # Who may connect: "internet", "clients" (corporate), "platform" (the platform's own servers), or a role's
+    # value ("webmail", "smtp_in", ...): that layer's servers only.
     audience: tuple[str, ...] = ("platform",)
     monitor: MonitorType = MonitorType.TCP
     monitor_path: str = "/"
@@ -94,33 +101,44 @@ DEFAULT_LISTENERS: dict[Role, tuple[ListenerDefault, ...]] = {
         ),
     ),
     Role.SMTP_OUT: (
-        ListenerDefault(port=25, service="SMTP relay", pool_protocol=PoolProtocol.PROXY, audience=("platform",),
-                        why="webmail and mailstore bounces relay here; PROXY makes mynetworks mean the servers"),
         ListenerDefault(port=587, service="submission", pool_protocol=PoolProtocol.PROXY,
-                        audience=("clients", "platform"), why="authenticated users; AUTH only after STARTTLS"),
+                        audience=("clients", Role.WEBMAIL.value),
+                        why="authenticated users, SOGo on their behalf; AUTH only after STARTTLS"),
     ),
     Role.MAILSTORE: (
-        ListenerDefault(port=25, service="SMTP delivery", pool_protocol=PoolProtocol.PROXY, audience=("platform",),
+        ListenerDefault(port=25, service="SMTP delivery", pool_protocol=PoolProtocol.PROXY,
+                        audience=(Role.SMTP_IN.value, Role.SMTP_OUT.value),
                         algorithm=Algorithm.ROUND_ROBIN,
                         why="per-client limits must see each smtp-in server, not the LB"),
-        ListenerDefault(port=110, service="POP3", pool_protocol=PoolProtocol.PROXY, audience=("clients", "platform"),
+        ListenerDefault(port=110, service="POP3", pool_protocol=PoolProtocol.PROXY,
+                        audience=("clients", Role.WEBMAIL.value),
                         persistence=Persistence.SOURCE_IP, timeout_ms=LONG_SESSION_MS),
-        ListenerDefault(port=143, service="IMAP", pool_protocol=PoolProtocol.PROXY, audience=("clients", "platform"),
+        ListenerDefault(port=143, service="IMAP", pool_protocol=PoolProtocol.PROXY,
+                        audience=("clients", Role.WEBMAIL.value),
                         persistence=Persistence.SOURCE_IP, timeout_ms=LONG_SESSION_MS),
-        ListenerDefault(port=993, service="IMAPS", pool_protocol=PoolProtocol.PROXY, audience=("clients", "platform"),
+        ListenerDefault(port=993, service="IMAPS", pool_protocol=PoolProtocol.PROXY,
+                        audience=("clients", Role.WEBMAIL.value),
                         persistence=Persistence.SOURCE_IP, timeout_ms=LONG_SESSION_MS),
-        ListenerDefault(port=995, service="POP3S", pool_protocol=PoolProtocol.PROXY, audience=("clients", "platform"),
+        ListenerDefault(port=995, service="POP3S", pool_protocol=PoolProtocol.PROXY,
+                        audience=("clients", Role.WEBMAIL.value),
                         persistence=Persistence.SOURCE_IP, timeout_ms=LONG_SESSION_MS),
         ListenerDefault(port=4190, service="ManageSieve", pool_protocol=PoolProtocol.PROXY,
-                        audience=("clients", "platform"), persistence=Persistence.SOURCE_IP,
+                        audience=("clients", Role.WEBMAIL.value), persistence=Persistence.SOURCE_IP,
                         timeout_ms=LONG_SESSION_MS),
     ),
+    # PROXY on both ports: nginx, SOGo's logs and SOGo's IMAP ID see the browser's address, not the amphora's.
+    # The HTTP(S) monitors keep working: the amphora's HAProxy sends the PROXY line on the health checks of a
+    # `send-proxy` member too, as long as the member names no monitor_port/monitor_address (HAProxy's
+    # `check-send-proxy` default; the members never do, see LbaasVip.add_members).
     Role.WEBMAIL: (
-        ListenerDefault(port=443, service="HTTPS (SOGo)", audience=("internet",), persistence=Persistence.SOURCE_IP,
-                        timeout_ms=WEBMAIL_SESSION_MS, monitor=MonitorType.HTTPS, monitor_path="/healthz",
-                        why="SOGo keeps sessions per server: source-IP persistence, as the seed"),
-        ListenerDefault(port=80, service="HTTP redirect", audience=("internet",), monitor=MonitorType.HTTP,
-                        monitor_path="/healthz", why="only redirects to https"),
+        ListenerDefault(port=443, service="HTTPS (SOGo)", pool_protocol=PoolProtocol.PROXY, audience=("internet",),
+                        persistence=Persistence.SOURCE_IP, timeout_ms=WEBMAIL_SESSION_MS, monitor=MonitorType.HTTPS,
+                        monitor_path="/healthz",
+                        why="SOGo keeps sessions per server: source-IP persistence, as the seed; PROXY gives nginx "
+                            "and SOGo the client's address"),
+        ListenerDefault(port=80, service="HTTP redirect", pool_protocol=PoolProtocol.PROXY, audience=("internet",),
+                        monitor=MonitorType.HTTP, monitor_path="/healthz",
+                        why="only redirects to https; PROXY so that its access log names the client too"),
     ),
 }
 

@@ -51,6 +51,7 @@ SPAM_TAG2_LEVEL = 9.0  # well above SpamAssassin's 5.0: few wanted messages are 
 SPAM_KILL_LEVEL = 12.0  # quarantined from here: a margin above tag2_level, so marked mail is still delivered
 SPAM_DSN_CUTOFF_LEVEL = 15.0  # no bounce above this: such mail's sender is forged, a bounce would be backscatter
 AMAVIS_PROCESSES = 16  # amavisd $max_servers and master.cf's smtp-amavis maxproc: one value, so they match
+SPAM_QUARANTINE_DAYS = 14  # discarded mail stays retrievable two weeks: time for a user to miss a message and ask
 # Live, free for low volume. SORBS closed in 2024 and answers every query as listed: never a default.
 DNSBLS: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net")
 SPF_REJECT_SOFTFAIL = False  # ~all is "not sure": rejecting it loses mail from domains with sloppy SPF

@@ -35,6 +35,8 @@ class AttributeMap:
     group_class: str = "group"
     member: str = "member"
     display_name: str = "displayName"
+    # a person's (and a group's) other addresses, AD's way: multi-valued "SMTP:<primary>", "smtp:<alias>"
+    aliases: str = "proxyAddresses"
 
 
 @dataclass(frozen=True, kw_only=True)

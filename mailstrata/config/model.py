@@ -43,7 +43,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, core_schema
 
 from mailstrata import defaults
-from mailstrata.contract import DEFAULT_LISTENERS, PROXY_CAPABLE
+from mailstrata.contract import DEFAULT_LISTENERS, PROXY_CAPABLE, RELAY
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problem
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
@@ -680,7 +680,8 @@ class AttributeMapping(_Model):
     member: Text = Field(default=defaults.AD_ATTRIBUTES.member, description="Attribute listing a group's members.")
 
     def attribute_map(self) -> AttributeMap:
-        """The typed map the templates read (its `display_name` keeps AD's; the config does not offer it)."""
+        """The typed map the templates read (its `display_name` and `aliases` keep AD's; the config does not
+        offer them)."""
         return AttributeMap(login=self.login, mail=self.mail, quota=self.quota, person_class=self.person_class,
                             group_class=self.group_class, member=self.member)
 
@@ -688,7 +689,11 @@ class AttributeMapping(_Model):
 class Directory(_Model):
     """The existing Active Directory (or LDAP / Samba 4 AD) every layer authenticates against."""
 
-    urls: tuple[LdapUrl, ...] = Field(min_length=1, description="LDAP URLs of the directory servers, tried in order.")
+    urls: Annotated[tuple[LdapUrl, ...], _ListChecks(_unique("urls", "directory server"))] = Field(
+        min_length=1,
+        description="LDAP URLs of the directory servers (domain controllers), tried in order: every daemon moves to "
+        "the next when one cannot be reached.",
+    )
     tls: LdapTls = Field(
         default=defaults.DIRECTORY_TLS,
         description="ldaps: ldaps:// URLs. starttls: ldap:// URLs upgraded with StartTLS. plain: ldap:// URLs in "
@@ -804,7 +809,8 @@ class ListenerOverride(_Model):
     allowed_cidrs: tuple[Cidr, ...] | None = Field(
         default=None,
         description="Sources allowed on the listener. Default: everyone on smtp_in 25 and webmail 80/443; "
-        "network.client_cidrs and the servers' subnets on client ports; the servers' subnets elsewhere.",
+        "network.client_cidrs and the webmail layer's subnet on submission, POP3, IMAP and ManageSieve; the "
+        "smtp_in and smtp_out layers' subnets on mailstore 25; the servers' subnets elsewhere.",
     )
     tls_container_ref: Text | None = Field(
         default=None,
@@ -842,6 +848,14 @@ class ListenerOverride(_Model):
                                                      f"protocol {protocol.value!r}; set pool_protocol: TCP or "
                                                      "protocol: HTTP"))
         return problems
+
+    @_rule
+    def _not_the_internal_relay(self) -> list[Problem]:
+        if (Role(self.layer), self.port) != (Role.SMTP_OUT, RELAY):
+            return []
+        return [Problem("port", f"is smtp_out's internal relay, which the mailstores reach directly, got {RELAY}; "
+                                "behind a load balancer the relay would see the amphora's address and relay for "
+                                "whoever reaches the VIP. Remove this listener")]
 
     @_rule
     def _tls_container(self) -> list[Problem]:
@@ -1027,13 +1041,19 @@ class Spam(_Model):
     )
     kill_level: Float = Field(
         default=defaults.SPAM_KILL_LEVEL,
-        description="Score at which a message is rejected (quarantined). Above tag2_level, at most dsn_cutoff_level.",
+        description="Score from which a message is discarded into the quarantine (the sender still gets 250). "
+        "Above tag2_level, at most dsn_cutoff_level.",
     )
     dsn_cutoff_level: Float = Field(
         default=defaults.SPAM_DSN_CUTOFF_LEVEL, description="Score above which no bounce is sent."
     )
     amavis_processes: Int = Field(
         default=defaults.AMAVIS_PROCESSES, ge=1, le=200, description="amavisd $max_servers = smtp-amavis maxproc."
+    )
+    quarantine_days: Int = Field(
+        default=defaults.SPAM_QUARANTINE_DAYS, ge=1,
+        description="Days amavisd's quarantine keeps discarded mail (viruses, banned files, spam at kill_level) "
+        "for release with mailstrata-quarantine; then it is deleted.",
     )
     dnsbls: Annotated[tuple[Domain, ...], _ListChecks(_unique("dnsbls", "DNSBL"), _live_dnsbls)] = Field(
         default=defaults.DNSBLS,

@@ -16,6 +16,12 @@ from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
 from mailstrata.errors import Problems
 from mailstrata.types import Secret
 
+# The one rule the bind password must follow (the variable's validation; Terraform prints it as it is).
+BIND_PASSWORD_RULE = (
+    "The AD bind password must be non-empty, on one line, and must not start or end with a space or tab "
+    "(Postfix and saslauthd drop them)."
+)
+
 
 @dataclass(frozen=True, kw_only=True)
 class AdBindingProps:
@@ -81,12 +87,20 @@ class AdBinding(Construct):
             description=f"Password of {props.bind_dn} (read-only bind account). Set TF_VAR_{props.password_variable}.",
             validation=[
                 TerraformVariableValidationConfig(
-                    # The password is written inside config files (quoted in sogo.conf): a line break,
-                    # a double quote or a backslash would end or change the value.
+                    # The password reaches four file formats, each verified with the real daemon against a
+                    # real AD (tests/userdata/daemons/test_directory_connection.py): Dovecot's dnpass and
+                    # sogo.conf's bindPassword are quoted with backslash escapes (`quoted_secret`), so any
+                    # character works there; Postfix's bind_pw and saslauthd's ldap_password are the rest
+                    # of the line, verbatim. What no format can carry: a line break (it ends the value),
+                    # and whitespace at either end (Postfix strips both ends, saslauthd the start).
                     # In Terraform's JSON syntax a condition is a string template: the expression must be
                     # inside ${...}, or Terraform rejects the file at `terraform init`.
-                    condition="${" + f"length(var.{v}) > 0 && " + r'!can(regex("[\\r\\n\"\\\\]", var.' + f"{v}))" + "}",
-                    error_message='The AD bind password must be non-empty, on one line, without " or \\.',
+                    condition="${"
+                    + f"length(var.{v}) > 0 && "
+                    + r'!can(regex("[\\r\\n]", var.' + f"{v})) && "
+                    + r'!can(regex("^[ \\t\\v\\f]|[ \\t\\v\\f]$", var.' + f"{v}))"
+                    + "}",
+                    error_message=BIND_PASSWORD_RULE,
                 )
             ],
         )

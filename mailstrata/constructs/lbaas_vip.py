@@ -310,6 +310,9 @@ class LbaasVip(Construct):
                 f"members-{port}-{group.group_id}",
                 pool_id=pool.id,
                 member=[
+                    # No monitor_port/monitor_address: the amphora's HAProxy then sends a PROXY pool's
+                    # PROXY line on health checks too (HAProxy's check-send-proxy default), which the
+                    # members' daemons require on that port. Naming either would make every check fail.
                     LbMembersV2Member(
                         address=member.address,
                         protocol_port=lst.target_port,

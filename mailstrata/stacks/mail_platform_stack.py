@@ -6,7 +6,7 @@ below it never read YAML or the environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cdktf import Fn, LocalBackend, S3Backend, TerraformOutput, TerraformStack, TerraformVariable
@@ -26,7 +26,7 @@ from mailstrata.constructs.ad_binding import AdBinding, AdBindingProps
 from mailstrata.constructs.lbaas_vip import FloatingIpProps, LbaasVip, LbaasVipProps, ListenerProps, MonitorProps
 from mailstrata.constructs.mail_layer import MailLayer, MailLayerProps
 from mailstrata.constructs.nfs_share import CinderServerProps, NfsShare, NfsShareProps
-from mailstrata.contract import DEFAULT_LISTENERS, ListenerDefault
+from mailstrata.contract import DEFAULT_LISTENERS, RELAY, ListenerDefault
 from mailstrata.directory import AttributeMap
 from mailstrata.errors import ConfigError, Problem
 from mailstrata.roles import Role
@@ -132,10 +132,13 @@ class MailPlatformStack(TerraformStack):
         ))
         self.layers: dict[Role, MailLayer] = {}
         for role, lc in layer_cfgs.items():
+            layer_platform = platform
+            if role is Role.MAILSTORE and Role.SMTP_OUT in self.layers:  # SMTP_OUT comes first (MAIL_LAYER_ROLES)
+                layer_platform = replace(platform, relays=tuple(self.layers[Role.SMTP_OUT].addresses))
             self.layers[role] = MailLayer(self, role.slug, props=MailLayerProps(
                 name_prefix=cfg.name,
                 role=role,
-                platform=platform,
+                platform=layer_platform,
                 network_id=lc.network_id or cfg.network.network_id,
                 subnet_id=lc.subnet_id or cfg.network.subnet_id,
                 lb_source_cidrs=(cfg.network.vip_subnet_cidr,),
@@ -149,6 +152,7 @@ class MailPlatformStack(TerraformStack):
                 storage=self.storage if role is Role.MAILSTORE else None,
                 os=cfg.os.value,
             ))
+        self._internal_relay()
         self.published = self._published()
         if cfg.dns.designate:
             self._designate()
@@ -179,20 +183,29 @@ class MailPlatformStack(TerraformStack):
             # Relative to the stack's folder, so the JSON is the same from any checkout and any outdir.
             LocalBackend(self, path=f"../../../{self.config.state_path}")
 
+    def _internal_relay(self) -> None:
+        """SMTP-out's internal relay port, open to the mailstores' security group and nothing else: the one
+        place where an address (the mailstore's own, no LB in between) lets mail relay without AUTH."""
+        out, store = self.layers.get(Role.SMTP_OUT), self.layers.get(Role.MAILSTORE)
+        if out is not None and store is not None:
+            out.allow(RELAY, None, "internal relay: the mailstores' bounces and sieve mail",
+                      id_suffix=f"{RELAY}-mailstores", remote_group_id=store.security_group.id)
+
     def _server_cidrs(self) -> tuple[str, ...]:
         net = self.config.network
         return tuple(sorted({lc.subnet_cidr or net.subnet_cidr for _, lc in self.config.layers.items()}))
 
     def _listeners(self, role: Role) -> tuple[ListenerProps, ...]:
         net = self.config.network
-        audiences = {"internet": (), "clients": net.client_cidrs, "platform": self._server_cidrs()}
+        audiences = {"internet": (), "clients": net.client_cidrs, "platform": self._server_cidrs(),
+                     **{r.value: (lc.subnet_cidr or net.subnet_cidr,) for r, lc in self.config.layers.items()}}
         overrides = {o.port: o for o in self.config.listeners if o.layer == role.value}
         defaults: dict[int, ListenerDefault] = {d.port: d for d in DEFAULT_LISTENERS[role]}
         out = []
         for port in sorted({*defaults, *overrides}):
             d = defaults.get(port) or ListenerDefault(port=port, service=f"port {port}")
             o = overrides.get(port)
-            allowed: tuple[str, ...] = tuple(sorted({c for a in d.audience for c in audiences[a]}))
+            allowed: tuple[str, ...] = tuple(sorted({c for a in d.audience for c in audiences.get(a, ())}))
             if "internet" in d.audience:
                 allowed = ()
             persistence = d.persistence

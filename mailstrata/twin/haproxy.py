@@ -12,10 +12,15 @@ for, not what the constructs meant to ask:
 | listener `allowed_cidrs` | `acl allowed-cidrs src ...` + `tcp-request connection reject unless allowed-cidrs` |
 | pool `lb_method` ROUND_ROBIN/LEAST_CONNECTIONS/SOURCE_IP | `balance roundrobin`/`leastconn`/`source` |
 | pool `persistence` SOURCE_IP | `stick-table type ip size 10k` + `stick on src` |
-| pool `protocol` PROXY | `send-proxy` on every server (PROXY v1; checks send it too) |
+| pool `protocol` PROXY | `send-proxy` on every server (PROXY v1; checks send it too, *) |
 | monitor `delay`, `timeout`, `max_retries(_down)` | `check inter Ds fall N rise M`, `timeout check` |
 | monitor HTTP / HTTPS | `option httpchk GET path`, `http-check expect rstatus`; HTTPS: `check-ssl verify none` |
 | members | `server <name> addr:port weight 1` |
+
+(*) HAProxy sends a `send-proxy` server's PROXY line on its health checks as well unless the check goes
+elsewhere (`port`/`addr`, which Octavia writes only for a member's monitor_port/monitor_address, and the
+stack sets neither): so the webmail pools' HTTP(S) monitors reach nginx's `proxy_protocol` listeners, as on
+Octavia (tests/userdata/roles/test_webmail.py runs this module's HAProxy in front of the rendered nginx).
 
 Octavia's defaults section (`retries 3`, `option redispatch`) is kept: a connection to a member that just
 died is retried on another one. Twin-only: logs go to stdout (no syslog here) and the stats socket lives

@@ -9,6 +9,7 @@ units are binaries and paths only, each with its reason:
   clamd: `--foreground`; OpenDKIM: `-f -x FILE`; saslauthd: `-d` (foreground) with the options of
   the rendered sysconfig file; clamav-milter: its config has no foreground switch, so the twin runs it
   with `--config-file` and follows its pid file.
+- mailstrata-from-check: the rendered unit's ExecStart, as the unit's user and groups (setpriv).
 - memcached: Debian's unit's own wrapper (systemd-memcached-wrapper) on the rendered /etc/memcached.conf.
 - SOGo: `sogod -WONoDetach YES` with every key of the rendered sogo.conf on the command line (GNUstep reads
   /etc/sogo/sogo.conf at a fixed path; the command line is its highest-priority defaults domain).
@@ -69,10 +70,12 @@ def _inet(spec: str, ctx: ServiceContext) -> tuple[str, int]:
 
 def postfix(ctx: ServiceContext) -> Daemon:
     pdir = _p(ctx, "postfix_dir")
-    ports = [25]
+    # Ready when every inet service on the server's own address listens: `smtp` (25), `submission` (587), or a
+    # bare port number (smtp-out's internal relay); `host:port` services (amavisd's re-injection) are loopback.
+    named = {"smtp": 25, "submission": 587}
     master = Path(pdir, "master.cf").read_text()
-    if re.search(r"^submission\s+inet", master, re.M):
-        ports.append(587)
+    services = re.findall(r"^(\S+)\s+inet\s", master, re.M)
+    ports = [named[n] if n in named else int(n) for n in services if n in named or n.isdigit()]
     return Daemon(name=f"{ctx.server.name}/postfix", argv=("postfix", "-c", pdir, "start-fg"),
                   log=ctx.logs / "postfix.stdout", logs=(ctx.logs / "postfix.log",), host=ctx.server.fqdn,
                   ready=Ready(tcp=tuple((ctx.server.address, p) for p in ports)), timeout=ctx.timeout,
@@ -131,6 +134,19 @@ def opendkim(ctx: ServiceContext) -> Daemon:
     return Daemon(name=f"{ctx.server.name}/opendkim", argv=("opendkim", "-f", "-x", conf),
                   log=ctx.logs / "opendkim.log", host=ctx.server.fqdn, ready=Ready(tcp=((addr, port),)),
                   timeout=ctx.timeout)
+
+
+def from_check(ctx: ServiceContext) -> Daemon:
+    # the rendered unit's ExecStart, as its User with its SupplementaryGroups (Postfix's, to read the map)
+    unit = Path(_p(ctx, "systemd_unit_dir"), "mailstrata-from-check.service").read_text()
+    keys = dict(ln.split("=", 1) for ln in unit.splitlines() if "=" in ln and not ln.startswith("#"))
+    argv = shlex.split(keys["ExecStart"])
+    addr, _, port = argv[argv.index("--listen") + 1].rpartition(":")
+    return Daemon(name=f"{ctx.server.name}/mailstrata-from-check",
+                  argv=("setpriv", f"--reuid={keys['User']}", f"--regid={keys['Group']}",
+                        f"--groups={keys['SupplementaryGroups']}", "--", *argv),
+                  log=ctx.logs / "mailstrata-from-check.log", host=ctx.server.fqdn,
+                  ready=Ready(tcp=((_addr(ctx, addr), int(port)),)), timeout=ctx.timeout)
 
 
 def _shell_vars(path: str) -> dict[str, str]:
@@ -262,6 +278,7 @@ SERVICES: Mapping[str, Callable[[ServiceContext], Daemon]] = {
     "saslauthd": saslauthd,
     "clamav-milter": clamav_milter,
     "opendkim": opendkim,
+    "mailstrata-from-check": from_check,
     "memcached": memcached,
     "sogo": sogo,
     "nginx": nginx,

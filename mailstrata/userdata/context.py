@@ -73,7 +73,7 @@ class SpamPolicy:
     dnsbls: tuple[str, ...] = D.DNSBLS
     # Fail, or SPF_Not_Pass to also reject softfail
     spf_mail_from_reject: str = "SPF_Not_Pass" if D.SPF_REJECT_SOFTFAIL else "Fail"
-    quarantine_days: int = 14  # discarded viruses and spam stay this long in amavis's quarantine, then go
+    quarantine_days: int = D.SPAM_QUARANTINE_DAYS  # discarded mail stays this long in amavis's quarantine, then goes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +167,9 @@ class Platform:
     tls: Tls = field(default_factory=Tls)
     webmail: Webmail | None = None
     vmail_uid: int = 5000
+    # The SMTP-out servers' own addresses (Terraform references at synth time): the internal relay the
+    # mailstores send bounces and sieve mail to, on contract.RELAY. Empty: no SMTP-out layer.
+    relays: tuple[str, ...] = ()
 
     @property
     def primary_domain(self) -> str:

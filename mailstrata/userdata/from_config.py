@@ -82,6 +82,7 @@ def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory
             kill_level=mail.spam.kill_level,
             dsn_cutoff_level=mail.spam.dsn_cutoff_level,
             amavis_processes=mail.spam.amavis_processes,
+            quarantine_days=mail.spam.quarantine_days,
             dnsbls=mail.spam.dnsbls,
             spf_mail_from_reject="SPF_Not_Pass" if mail.spam.spf_reject_softfail else "Fail",
         ),

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from mailstrata.errors import Problem
 from mailstrata.roles import Role
 from mailstrata.userdata.context import LayerContext
+from mailstrata.userdata.daemons.ldap import quoted_secret
 from mailstrata.userdata.terraform_text import escape
 
 if TYPE_CHECKING:
@@ -124,7 +125,10 @@ _HEAD = "#cloud-config\nhostname: " + "h" * 40 + "\nfqdn: " + "h" * 80 + "\n"
 def secret_kinds(ctx: LayerContext) -> dict[str, Kind]:
     """What each secret variable `ctx` refers to is, by bare expression (`var.x`); generated keys and
     passwords are recognised by their resource type (`kind_of`)."""
-    kinds = {_bare(ctx.platform.directory.bind_password.ref): PASSWORD}
+    bind_ref = ctx.platform.directory.bind_password.ref
+    kinds = {_bare(bind_ref): PASSWORD}
+    # Dovecot's and SOGo's copy is escaped by Terraform (`quoted_secret`): at worst every character doubled.
+    kinds[_bare(quoted_secret(bind_ref)[1:-1])] = Kind(2 * PASSWORD.length)
     if ctx.platform.webmail is not None:
         kinds[_bare(ctx.platform.webmail.database.password.ref)] = PASSWORD
     if ctx.platform.tls.certificate is not None:

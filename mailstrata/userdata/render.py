@@ -21,6 +21,7 @@ import jinja2
 
 from mailstrata.roles import Role
 from mailstrata.userdata.context import LayerContext
+from mailstrata.userdata.daemons import metadata_guard
 from mailstrata.userdata.files import FileSpec, RenderedFile
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.roles import ROLES
@@ -178,14 +179,21 @@ def render_template(template: str, context: Mapping[str, Any], *, comment: str =
     return env.get_template(template).render({**context, "banner": banner(template, comment)})
 
 
-def render_layer(ctx: LayerContext, os_name: str = "centos7", *, os: OsProfile | None = None) -> LayerUserData:
-    """Render every file of `ctx.role` and assemble the layer's cloud-config body."""
+def render_layer(ctx: LayerContext, os_name: str = "centos7", *, os: OsProfile | None = None,
+                 metadata_addresses: Sequence[str] = metadata_guard.METADATA_ADDRESSES) -> LayerUserData:
+    """Render every file of `ctx.role` and assemble the layer's cloud-config body.
+
+    `metadata_addresses`: where the cloud's metadata service answers, which every layer closes to all users
+    but root (`daemons/metadata_guard.py`). Default: OpenStack's 169.254.169.254 and fe80::a9fe:a9fe.
+    """
     profile = os or load_profile(os_name, ctx.role)
     module = ROLES[ctx.role]
     specs: list[FileSpec] = [
         FileSpec(dest=r.path, template=r.template, context={"os": profile}) for r in profile.repositories
     ]
     specs.extend(module.files(ctx, profile))
+    guard = metadata_guard.settings(profile, metadata_addresses)
+    specs.extend(metadata_guard.files(guard))
     if ctx.platform.directory.ca_cert_pem is not None and ctx.role is not Role.NFS_SERVER:
         # The CA that verifies the directory's certificate, where every layer's LDAP client looks for it.
         specs.append(FileSpec(dest=profile.paths.directory_ca, template="common/etc/pki/mailstrata/ad-ca.pem.j2",
@@ -202,7 +210,7 @@ def render_layer(ctx: LayerContext, os_name: str = "centos7", *, os: OsProfile |
             raise ValueError(f"{spec.dest}: a FileSpec needs a template or a secret")
     setup = render_template(
         "common/usr/local/sbin/mailstrata-setup.j2",
-        {"os": profile, "ctx": ctx, "files": files},
+        {"os": profile, "ctx": ctx, "files": files, "guard": guard},
     )
     files.append(RenderedFile(profile.paths.setup_script, setup, "root:root", "0755"))
     paths = [f.path for f in files]

@@ -16,8 +16,11 @@ from collections.abc import Mapping, Sequence
 
 # A reference the constructs put in rendered text: a cdktf token, or a plain Terraform reference
 # such as ${var.ad_bind_password}, ${base64encode(tls_private_key.dkim.private_key_pem)} or a port's address as
-# MailLayer writes it, ${element(openstack_networking_port_v2.x.all_fixed_ips, 0)}.
-_KEEP = re.compile(r"\$\{(?=TfToken\[|var\.|local\.|base64encode\(|element\(openstack_|openstack_|tls_|random_)")
+# MailLayer writes it, ${element(openstack_networking_port_v2.x.all_fixed_ips, 0)}, or a secret escaped for a file
+# format, ${replace(replace(var.ad_bind_password, ...), ...)} (`mailstrata.userdata.daemons.ldap.quoted_secret`).
+_KEEP = re.compile(
+    r"\$\{(?=TfToken\[|var\.|local\.|base64encode\(|element\(openstack_|openstack_|tls_|random_|replace\(replace\(var\.)"
+)
 _DOLLAR = re.compile(r"\$\{")
 _PERCENT = re.compile(r"%\{")
 

@@ -121,8 +121,10 @@ def test_distribution_list_is_listed_with_member_count(samba_ad: SambaAD) -> Non
 def test_domain_root_search_ignores_referrals_and_counts_every_user(samba_ad: SambaAD) -> None:
     # Samba answers a search from the domain root with a referral to CN=Configuration: it must not count
     report = samba_ad.run_in_netns(run_check, settings(samba_ad, base_dn=ROOT_DN))
-    assert "users with a mail address in domain01.dom: 4" in report.facts
-    assert "users with a mail address in domain02.dom: 1" in report.facts
+    # usuario01-04, jsmith, jdoe and 550 bulk users; usuario05, jsmith02 and 550 bulk users (more than one
+    # LDAP page of 1,000 in all: check-ad pages, as Windows AD needs)
+    assert "users with a mail address in domain01.dom: 556" in report.facts
+    assert "users with a mail address in domain02.dom: 552" in report.facts
 
 
 def test_password_from_environment(
@@ -167,6 +169,59 @@ def test_ldaps_without_the_ca_is_not_trusted(
         "the server certificate is not signed by a trusted CA (give the directory's CA certificate)\n"
         "result: 1 problem\n"
     )
+
+
+def _config_file(ad: SambaAD, folder: Path, *, ca_cert_file: str | None) -> Path:
+    """A platform config whose directory is the test DC (LDAPS), with or without `directory.ca_cert_file`."""
+    ca = f"  ca_cert_file: {ca_cert_file}\n" if ca_cert_file is not None else ""
+    path = folder / "platform.yaml"
+    path.write_text(
+        "name: mail\n"
+        "domains: [domain01.dom, domain02.dom]\n"
+        "dns: {zone: mail.domain01.dom}\n"
+        "network:\n"
+        "  network_id: 0b6f6a64-1c1e-4a53-9d0e-1c2a3b4c5d01\n"
+        "  subnet_id: 0b6f6a64-1c1e-4a53-9d0e-1c2a3b4c5d02\n"
+        "  subnet_cidr: 10.40.0.0/24\n"
+        "  vip_subnet_id: 0b6f6a64-1c1e-4a53-9d0e-1c2a3b4c5d02\n"
+        "  vip_subnet_cidr: 10.40.0.0/24\n"
+        "  admin_cidrs: [10.99.0.0/24]\n"
+        "directory:\n"
+        f"  urls: [{ad.ldaps_url}]\n"
+        "  tls: ldaps\n"
+        f"{ca}"
+        f"  base_dn: {USERS_DN}\n"
+        f"  bind_dn: {ad.bind_dn}\n"
+        "storage: {size_gb: 500}\n"
+        "layers: {smtp_in: {count: 1}, smtp_out: {count: 1}, mailstore: {count: 1}}\n"
+    )
+    return path
+
+
+def test_config_file_ca_verifies_the_directory(
+    samba_ad: SambaAD, password_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a config naming the directory's own CA (relative to the config file), and no --ca-cert
+    (tmp_path / "ad-ca.pem").write_text(samba_ad.ca_cert_pem)
+    config = _config_file(samba_ad, tmp_path, ca_cert_file="ad-ca.pem")
+    # WHEN check-ad runs with only the config THEN it verifies the DC with that CA
+    assert check_ad(samba_ad, ["--config", str(config), "--password-file", str(password_file)]) == 0
+    out = capsys.readouterr().out
+    assert f"connect to {samba_ad.ldaps_url} (ldaps): ok" in out
+    assert "warning" not in out
+
+
+def test_config_without_a_ca_does_not_trust_the_internal_ca(
+    samba_ad: SambaAD, password_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the DC's certificate comes from the domain's internal CA, which the public bundle does not hold
+    config = _config_file(samba_ad, tmp_path, ca_cert_file=None)
+    assert check_ad(samba_ad, ["--config", str(config), "--password-file", str(password_file)]) == 1
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"problem: TLS with {samba_ad.ldaps_url} failed: "
+        "the server certificate is not signed by a trusted CA (give the directory's CA certificate)",
+        "result: 1 problem",
+    ]
 
 
 def test_ldaps_insecure_skip_verify_connects_and_warns(
@@ -356,6 +411,33 @@ def test_connection_errors_in_plain_words(error: LDAPException, expected: str) -
     from mailstrata.adcheck import _open_error
 
     assert _open_error("ldaps://127.0.0.2:636", "127.0.0.2", error, 2.5) == expected
+
+
+# settings that would connect to nothing: the checks below must answer before any connection
+_UNREACHABLE = DirectorySettings(urls=("ldap://127.0.0.1:10389",), tls=LdapTls.STARTTLS, base_dn=ROOT_DN,
+                                 bind_dn=BIND_DN, bind_password=Secret(ref="x"), domains=("domain01.dom",))
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        (" Leading-space1", "the bind password starts or ends with a space or tab, which Postfix and saslauthd drop "
+                            "(set one without; the deploy refuses it too)"),
+        ("Trailing-tab1\t", "the bind password starts or ends with a space or tab, which Postfix and saslauthd drop "
+                             "(set one without; the deploy refuses it too)"),
+        ("two\nlines", "the bind password spans several lines; no config file can hold it (set one on one line; "
+                       "the deploy refuses it too)"),
+    ],
+)
+def test_a_password_the_servers_files_cannot_hold_is_a_problem_before_connecting(password: str, problem: str) -> None:
+    # GIVEN a password AD might well accept WHEN checked (nothing listens on 10389) THEN the shape is the problem
+    report = run_check(dataclasses.replace(_UNREACHABLE, bind_password=Secret(ref=password)))
+    assert report.problems == (problem,)
+
+
+def test_a_password_with_syntax_characters_is_fine_for_the_files() -> None:
+    from mailstrata.adcheck import _password_shape
+
+    assert _password_shape("#Pa55 'w\"o\\rd' $HOME %u ñé") == []
 
 
 @pytest.mark.parametrize(

@@ -172,22 +172,36 @@ def test_given_a_listener_for_an_absent_layer_when_parsed_then_it_asks_for_the_l
     ]
 
 
-def test_given_a_proxy_pool_on_webmail_443_when_parsed_then_it_asks_for_tcp(config: dict[str, Any]) -> None:
-    config["listeners"] = [{"layer": "webmail", "port": 443, "pool_protocol": "PROXY"}]
+def test_given_a_proxy_pool_on_a_port_webmail_cannot_read_then_it_names_the_ones_it_can(
+    config: dict[str, Any],
+) -> None:
+    config["listeners"] = [{"layer": "webmail", "port": 8443, "protocol": "TCP", "pool_protocol": "PROXY"}]
 
     assert problems_of(config) == [
-        "listeners[0].pool_protocol: webmail cannot read the PROXY protocol on port 443, got 'PROXY'; use TCP"
+        "listeners[0].pool_protocol: webmail cannot read the PROXY protocol on port 8443, got 'PROXY'; use TCP; "
+        "PROXY only on 80, 443"
     ]
 
 
 def test_given_a_proxy_pool_on_a_port_smtp_out_cannot_read_then_it_names_the_ones_it_can(
     config: dict[str, Any],
 ) -> None:
-    config["listeners"] = [{"layer": "smtp_out", "port": 2525, "protocol": "TCP", "pool_protocol": "PROXY"}]
+    config["listeners"] = [{"layer": "smtp_out", "port": 10025, "protocol": "TCP", "pool_protocol": "PROXY"}]
 
     assert problems_of(config) == [
-        "listeners[0].pool_protocol: smtp_out cannot read the PROXY protocol on port 2525, got 'PROXY'; use TCP; "
-        "PROXY only on 25, 587"
+        "listeners[0].pool_protocol: smtp_out cannot read the PROXY protocol on port 10025, got 'PROXY'; use TCP; "
+        "PROXY only on 587"
+    ]
+
+
+def test_given_a_listener_on_smtp_outs_internal_relay_then_it_is_refused(config: dict[str, Any]) -> None:
+    # Issue 9: behind an LB the relay's only trust (the mailstores' addresses) would become the amphora's.
+    config["listeners"] = [{"layer": "smtp_out", "port": 2525, "protocol": "TCP"}]
+
+    assert problems_of(config) == [
+        "listeners[0].port: is smtp_out's internal relay, which the mailstores reach directly, got 2525; behind a "
+        "load balancer the relay would see the amphora's address and relay for whoever reaches the VIP. Remove "
+        "this listener"
     ]
 
 
@@ -213,7 +227,7 @@ def test_given_an_http_pool_behind_a_tcp_listener_when_parsed_then_it_names_both
 
 
 def test_given_terminated_https_without_a_container_when_parsed_then_it_asks_for_one(config: dict[str, Any]) -> None:
-    config["listeners"] = [{"layer": "webmail", "port": 443, "protocol": "TERMINATED_HTTPS"}]
+    config["listeners"] = [{"layer": "webmail", "port": 443, "protocol": "TERMINATED_HTTPS", "pool_protocol": "HTTP"}]
 
     assert problems_of(config) == [
         "listeners[0].tls_container_ref: is required when protocol is TERMINATED_HTTPS; give the Barbican "

@@ -30,9 +30,7 @@ def test_bind_password_is_a_sensitive_variable() -> None:
     var = synth(stack)["variable"]["ad_bind_password"]
     assert var["sensitive"] is True
     assert var["type"] == "string"
-    assert (
-        var["validation"][0]["error_message"] == 'The AD bind password must be non-empty, on one line, without " or \\.'
-    )
+    assert var["validation"][0]["error_message"] == AD_BIND_PASSWORD
 
 
 def test_settings_carry_a_reference_never_a_value() -> None:
@@ -43,11 +41,14 @@ def test_settings_carry_a_reference_never_a_value() -> None:
     assert ad.settings.attributes.quota == "info"
 
 
-def test_login_filter_matches_the_seed() -> None:
+def test_login_filter_takes_the_address_or_an_unambiguous_account_name() -> None:
+    # Not the seed's `sAMAccountName=%n AND mail=%n@<domain>`, which let jsmith@domain02.dom log in as the
+    # jsmith of domain01.dom (issue 9): the whole login is the primary address or the account name.
     stack = new_stack()
     ad = AdBinding(stack, "directory", props=PROPS)
-    assert Filters(ad.settings).person_by_login("%n") == (
-        "(|(&(sAMAccountName=%n)(mail=%n@domain01.dom))(&(sAMAccountName=%n)(mail=%n@domain02.dom)))"
+    assert Filters(ad.settings).mail_user("%u") == (
+        "(&(objectClass=person)(|(mail=%u)(&(sAMAccountName=%u)(!(sAMAccountName=*@*))))"
+        "(|(mail=*@domain01.dom)(mail=*@domain02.dom)))"
     )
 
 

@@ -244,3 +244,38 @@ def test_given_a_stack_id_other_than_the_config_name_when_building_then_nothing_
         MailPlatformStack(app, "prod", config=load_config(None))
 
     assert app.node.children == []
+
+
+# ---- issue 9: who may reach which listener, and the internal relay -----------------------------------
+
+
+def _listener_sources(role: str, port: int) -> list[str]:
+    [lst] = [x for x in resources(default_platform(), "openstack_lb_listener_v2").values()
+             if x["description"].startswith(f"mailstrata/{role}/{port}:")]
+    return sorted(lst.get("allowed_cidrs") or [])
+
+
+def test_submission_admits_the_clients_and_webmail_only() -> None:
+    # The default config: clients 10.0.0.0/8... is wide; what matters is that no other layer is listed apart.
+    assert _listener_sources("smtp_out", 587) == ["10.0.0.0/8", "10.10.4.0/24"]
+
+
+def test_delivery_admits_only_the_layers_that_deliver() -> None:
+    # smtp-in (clean inbound mail) and smtp-out (mail for the served domains); never webmail or the Internet.
+    assert _listener_sources("mailstore", 25) == ["10.10.1.0/24", "10.10.2.0/24"]
+
+
+def test_smtp_out_has_no_port_25_listener() -> None:
+    ports = sorted(x["protocol_port"] for x in resources(default_platform(), "openstack_lb_listener_v2").values()
+                   if x["description"].startswith("mailstrata/smtp_out/"))
+    assert ports == [587]
+
+
+def test_the_internal_relay_is_open_to_the_mailstores_security_group_only() -> None:
+    doc = default_platform()
+    groups = {f"${{openstack_networking_secgroup_v2.{k}.id}}": g["name"]
+              for k, g in resources(doc, "openstack_networking_secgroup_v2").items()}
+    relay = [(groups[r["security_group_id"]], groups.get(r.get("remote_group_id", "")), r.get("remote_ip_prefix"))
+             for r in resources(doc, "openstack_networking_secgroup_rule_v2").values() if r["port_range_min"] == 2525]
+    assert relay == [("mail-smtp-out", "mail-mailstore", None)]
+

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-AD_BIND_PASSWORD = 'The AD bind password must be non-empty, on one line, without " or \\.'
+AD_BIND_PASSWORD = (
+    "The AD bind password must be non-empty, on one line, and must not start or end with a space or tab "
+    "(Postfix and saslauthd drop them)."
+)
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,10 @@ class Cases:
 CASES: dict[str, Cases] = {
     AD_BIND_PASSWORD: Cases(
         # shell and Terraform syntax in a value is data, not syntax: Terraform never re-reads a value
-        good=("Pa55-w0rd!$%", "x", "${HOME}%{ldap:info}'q'", "ünï-cödé", "a b\tc"),
-        bad=("", 'with"quote', "back\\slash", "two\nlines", "carriage\rreturn", "\n"),
+        # quotes, backslashes and # are escaped for the formats that need it (ldap.quoted_secret)
+        good=("Pa55-w0rd!$%", "x", "${HOME}%{ldap:info}'q'", "ünï-cödé", "a b\tc", 'with"quote', "back\\slash",
+              "#x 'y' \"z\" \\ $HOME %u ñ"),
+        bad=("", "two\nlines", "carriage\rreturn", "\n", " leading", "trailing ", "\tleading-tab", "trailing-tab\t",
+             " "),
     ),
 }

@@ -141,4 +141,5 @@ def test_cold_cache_provisions_and_seeds_the_directory(monkeypatch: pytest.Monke
         found = ad.run_in_netns(entries, ad)
     expected = {u.dn.lower(): (u.mail, u.quota) for u in samba.SEED_USERS}
     expected |= {g.dn.lower(): (g.mail, None) for g in samba.SEED_GROUPS}
+    expected |= {f"cn={login},ou={samba.BULK_OU},{samba.BASE_DN}": (mail, None) for login, mail in samba.bulk_users()}
     assert found == expected

@@ -32,6 +32,7 @@ from mailstrata.userdata.terraform_text import decode_user_data
 from tests.support.requires import requires_terraform
 from tests.support.synth import default_platform, instances_of
 
+SMTP_OUT_SERVERS = ("10.10.2.21", "10.10.2.22")  # the internal relay, as the mailstores see it
 # A throwaway RSA key, only so that files holding a key parse; never used to sign anything.
 SAMPLE_DKIM_KEY = "SAMPLE-DKIM-KEY"
 SAMPLE_VALUES: dict[str, str] = {
@@ -82,20 +83,23 @@ def context(role: Role) -> LayerContext:
         webmail=Webmail(database=Database(password=Secret(ref="${random_password.webmail_db.result}")))
         if role is Role.WEBMAIL
         else None,
+        relays=SMTP_OUT_SERVERS if role is Role.MAILSTORE else (),
     )
     return LayerContext(
         platform=platform,
         role=role,
         proxy_ports={
             Role.SMTP_IN: frozenset({25}),
-            Role.SMTP_OUT: frozenset({25, 587}),
+            Role.SMTP_OUT: frozenset({587}),
             Role.MAILSTORE: frozenset({25, 110, 143, 993, 995, 4190}),
+            Role.WEBMAIL: frozenset({80, 443}),
         }.get(role, frozenset()),
         nfs=NfsMount(source=SAMPLE_VALUES["nfs.export"]) if role is Role.MAILSTORE else None,
     )
 
 
 _NFS_HOST = SAMPLE_VALUES["nfs.export"].split(":")[0]
+_SMTP_OUT_PORT = re.compile(r"^smtp-out_port-(?P<n>\d+)_[0-9A-F]+$")
 _VIP_KEY = re.compile(r"^vip-(?P<slug>[a-z-]+)_lb_[0-9A-F]+$")
 SAMPLE_VOLUME_SERIAL = "6f1c1c3e-0000-4000-8"
 SAMPLE_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nU0FNUExF\nUFVCTElD\n-----END PUBLIC KEY-----\n"
@@ -111,6 +115,8 @@ def sample_attribute(path: str) -> Any:
         m = _VIP_KEY.match(name)
         return SAMPLE_VALUES[f"vip.{m.group('slug').replace('-', '_')}"] if m else "10.20.0.99"
     if (rtype, attr) == ("openstack_networking_port_v2", "all_fixed_ips"):
+        if m := _SMTP_OUT_PORT.match(name):
+            return [f"10.10.2.{20 + int(m.group('n'))}"]
         return [_NFS_HOST] if name.startswith("storage_port") else ["10.10.9.9"]
     if (rtype, attr) == ("openstack_networking_floatingip_v2", "address"):
         return "203.0.113.10"

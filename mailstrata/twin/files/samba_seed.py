@@ -12,8 +12,13 @@ The seed (JSON on stdin) is `mailstrata.twin.samba._seed_spec()` with the passwo
 
     {"ous": ["mailapps", ...],
      "service": {"login": "correoapp", "ou": "OU=mailapps", "password": "..."},
-     "users": [{"login": "usuario01", "mail": "...", "quota": "1048576" | null, "ou": null, "password": "..."}],
-     "groups": [{"name": "ventas", "mail": "...", "members": ["usuario01", ...]}]}
+     "users": [{"login": "usuario01", "mail": "...", "quota": "1048576" | null, "ou": null, "password": "...",
+                "proxy_addresses": ["SMTP:...", "smtp:...", ...]}],
+     "groups": [{"name": "ventas", "mail": "...", "members": ["usuario01", ...]}],
+     "bulk": {"ou": "OU=masivos", "users": [["masivo0001", "masivo0001@domain01.dom"], ...]}}
+
+The bulk users are one LDIF added in one transaction: no password (so Samba leaves them disabled), which
+is what makes 1,100 of them take about 4 s (measured) instead of minutes of samba-tool calls.
 """
 
 from __future__ import annotations
@@ -38,23 +43,43 @@ def seed(smb_conf: str, spec: dict[str, Any]) -> None:
     for ou in spec["ous"]:
         samdb.create_ou(f"OU={ou},{base}")
     service = spec["service"]
-    accounts = [(service["login"], service["password"], service["ou"], None, None)]
+    # (login, password, OU or None, mail, quota, proxyAddresses values)
+    accounts: list[tuple[str, str, str | None, str | None, str | None, list[str]]] = [
+        (service["login"], service["password"], service["ou"], None, None, [])
+    ]
     accounts += [
-        (u["login"], u["password"], f"OU={u['ou']}" if u["ou"] else None, u["mail"], u["quota"])
+        (u["login"], u["password"], f"OU={u['ou']}" if u["ou"] else None, u["mail"], u["quota"],
+         u.get("proxy_addresses", []))
         for u in spec["users"]
     ]
-    for login, password, ou, mail, quota in accounts:
+    for login, password, ou, mail, quota, proxy_addresses in accounts:
         samdb.newuser(login, password, useusernameascn=True, userou=ou, mailaddress=mail)
         # a cached template may be older than the default 42-day maximum password age
         samdb.setexpiry(f"(sAMAccountName={ldb.binary_encode(login)})", 0, no_expiry_req=True)
-        if quota is not None:
+        extra = {"info": [quota] if quota is not None else [], "proxyAddresses": proxy_addresses}
+        if any(extra.values()):
             found = samdb.search(base=base, expression=f"(sAMAccountName={ldb.binary_encode(login)})", attrs=[])
             msg = ldb.Message(found[0].dn)
-            msg["info"] = ldb.MessageElement(quota, ldb.FLAG_MOD_REPLACE, "info")
+            for attr, values in extra.items():
+                if values:
+                    msg[attr] = ldb.MessageElement(values, ldb.FLAG_MOD_REPLACE, attr)
             samdb.modify(msg)
     for group in spec["groups"]:
         samdb.newgroup(group["name"], mailaddress=group["mail"])
         samdb.add_remove_group_members(group["name"], group["members"], add_members_operation=True)
+    bulk = spec.get("bulk")
+    if bulk and bulk["users"]:
+        ldif = "".join(
+            f"dn: CN={login},{bulk['ou']},{base}\nobjectClass: user\nsAMAccountName: {login}\nmail: {mail}\n\n"
+            for login, mail in bulk["users"]
+        )
+        samdb.transaction_start()
+        try:
+            samdb.add_ldif(ldif)
+        except BaseException:
+            samdb.transaction_cancel()
+            raise
+        samdb.transaction_commit()
 
 
 def main(argv: list[str]) -> int:

@@ -16,10 +16,21 @@ And with ClamAV: amavisd's scanner address is its clamd instance's socket (`daem
 Viruses, banned attachments and spam above the kill level are discarded into the quarantine, never
 bounced (their senders are forged); a cron job removes quarantined mail after `spam.quarantine_days`,
 and the temporary directories that a crash or a killed child leaves behind.
+
+Quarantine, not Junk: the SMTP client has had its 250, so what amavisd discards must stay retrievable.
+Spam between tag2 and kill is already delivered and filed into Junk by the mailstore's sieve; what is
+held back is what no mailbox should get unasked: viruses and banned attachments (a Junk folder would hand
+them to the user) and spam scored far past any doubt (GTUBE-like scores would fill Junk and its quota).
+The quarantine keeps each one as a file for `spam.quarantine_days`; an operator lists and releases them
+with the quarantine tool (`quarantine_tool_file`, docs/operations.md). A release goes to the
+re-injection smtpd, which does not filter again, so the released message is not quarantined anew.
+And with amavisd-release: it has its socket path compiled in; `$unix_socketname` is that path
+(the profile's `amavis_socket`), and the socket's policy bank speaks AM.PDP.
 """
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 from mailstrata import contract
@@ -41,7 +52,8 @@ def processes(spam: SpamPolicy) -> int:
 
 
 def forward_method() -> str:
-    """amavisd's `$forward_method` and `$notify_method`: back to Postfix's re-injection smtpd."""
+    """amavisd's `$forward_method`, `$notify_method` and `$release_method`: back to Postfix's re-injection
+    smtpd, which has no content filter (released mail is not scanned, and so not quarantined, again)."""
     return f"smtp:[{LOOPBACK}]:{REINJECT_PORT}"
 
 
@@ -60,19 +72,28 @@ class Amavis:
     db_dir: str
     quarantine_dir: str
     run_dir: str
+    socket: str  # the AM.PDP socket amavisd-release talks to (where the OS's amavisd-release looks)
+    release_command: str  # the OS's amavisd-release
     listen_address: str
     listen_port: int
     forward_method: str
+    release_method: str
     mynetworks: tuple[str, ...]
     tag_level: float
     tag2_level: float
     kill_level: float
     dsn_cutoff_level: float
     quarantine_days: int  # the clean-up cron removes quarantined mail older than this
+    quarantine_tool: str  # the operator's list/release script
     clamd_socket: str
     syslog: bool
     log_file: str
     search_path: str  # $path: where amavisd finds its decoders
+
+    @property
+    def socket_dir(self) -> str:
+        """Where amavisd creates its release socket, after dropping root: the directory must be amavis's."""
+        return posixpath.dirname(self.socket)
 
 
 def check(spam: SpamPolicy, problems: Problems) -> None:
@@ -101,15 +122,19 @@ def settings(ctx: LayerContext, os: OsProfile, *, clamd_socket: str) -> Amavis:
         db_dir=os.paths.amavis_db_dir,
         quarantine_dir=os.paths.amavis_quarantine_dir,
         run_dir=os.paths.amavis_run_dir,
+        socket=os.paths.amavis_socket,
+        release_command=os.commands.amavisd_release,
         listen_address=LOOPBACK,
         listen_port=AMAVIS_PORT,
         forward_method=forward_method(),
+        release_method=forward_method(),
         mynetworks=(LOOPBACK_NET,),
         tag_level=ctx.platform.spam.tag_level,
         tag2_level=ctx.platform.spam.tag2_level,
         kill_level=ctx.platform.spam.kill_level,
         dsn_cutoff_level=ctx.platform.spam.dsn_cutoff_level,
         quarantine_days=ctx.platform.spam.quarantine_days,
+        quarantine_tool=os.paths.amavis_quarantine_tool,
         clamd_socket=clamd_socket,
         syslog=bool(os.values.syslog),
         log_file=os.paths.amavis_log,
@@ -140,4 +165,19 @@ def cleanup_cron_file(a: Amavis, os: OsProfile) -> FileSpec:
         dest=os.paths.amavis_cleanup_cron,
         template="amavis/etc/cron.d/mailstrata-amavis-cleanup.j2",
         context={"a": a},
+    )
+
+
+def quarantine_tool_file(a: Amavis) -> FileSpec:
+    """The operator's quarantine tool: `list`, `show ID`, `release ID [RECIPIENT...]` (docs/operations.md).
+
+    It wraps the OS's amavisd-release, which exits 0 even when amavisd refuses the release: the tool
+    checks amavisd's reply and exits 1 unless the re-injection smtpd took the message (a 2xx reply).
+    Root only (0700): it reads quarantined viruses and hands mail past the filters.
+    """
+    return FileSpec(
+        dest=a.quarantine_tool,
+        template="amavis/usr/local/sbin/mailstrata-quarantine.j2",
+        context={"a": a},
+        mode="0700",
     )

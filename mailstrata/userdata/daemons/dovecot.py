@@ -32,6 +32,7 @@ from mailstrata.userdata.profiles import OsProfile
 TLS12_CIPHERS = ":".join((*contract.ECDHE_CIPHERS, *contract.DHE_CIPHERS))  # Dovecot makes its own DH
 GLOBAL_SIEVE = "spam-to-junk.sieve"  # runs before every user's own script
 TEMPLATES = "dovecot"  # this daemon's folder under templates/
+CANONICAL_FIELD = "user"  # a passdb/userdb field that replaces the user name for everything after it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +94,7 @@ class DovecotLdap:
 
     connection: LdapConnection
     pass_filter: str
+    pass_attrs: str
     user_filter: str
     user_attrs: str
     iterate_attrs: str
@@ -213,17 +215,26 @@ def dovecot_ldap(ctx: LayerContext, os: OsProfile) -> DovecotLdap:
     a = d.attributes
     filters = Filters(d)
     vmail = str(os.paths.vmail_home)
-    # The login name whose mail is <login>@<a served domain> (the seed's filter), for both lookups.
-    login = filters.person_by_login("%n")
+    # The full login (auth_username_format = %Lu): the primary address, or the account name where it is
+    # unambiguous (Filters.mail_user). Never the local part alone: jsmith@domain02.dom is not domain01's jsmith.
+    login = filters.mail_user("%u")
+    # The canonical name is the primary address, lower-cased: whatever was typed (address or account name)
+    # or delivered to, the user and everything derived from it (home, shared folders, ACLs) are the same.
+    canonical = f"%L{{ldap:{a.mail}}}"
     return DovecotLdap(
         connection=LdapConnection.of(d, os),
         pass_filter=login,
+        pass_attrs=f"={CANONICAL_FIELD}={canonical}",
         user_filter=login,
-        # The quota attribute holds bytes. It uses the `attribute=field=template` form on purpose: that
-        # field is left out when the attribute is absent, so the default rule applies, whereas
-        # `=quota_rule=*:bytes=%{ldap:...}` gives such a user "*:bytes=", which fails every login.
-        user_attrs=f"=home={vmail}/%1Mn/%2.1Mn/%n, {a.quota}=quota_rule=*:bytes=%$",
-        iterate_attrs=f"{a.login}=user",
+        # The home is hashed from the canonical name itself, not from %u (the name as typed), so both
+        # logins of one person reach one mailbox. The quota attribute holds bytes. It uses the
+        # `attribute=field=template` form on purpose: that field is left out when the attribute is absent,
+        # so the default rule applies, whereas `=quota_rule=*:bytes=%{ldap:...}` gives such a user
+        # "*:bytes=", which fails every login.
+        user_attrs=(f"={CANONICAL_FIELD}={canonical}, "
+                    f"=home={vmail}/%1LM{{ldap:{a.mail}}}/%2.1LM{{ldap:{a.mail}}}/{canonical}, "
+                    f"{a.quota}=quota_rule=*:bytes=%$"),
+        iterate_attrs=f"{a.mail}=user",
         iterate_filter=filters.mail_users(),
     )
 

@@ -1,16 +1,26 @@
 """nginx in front of SOGo: TLS on 443, port 80 only redirects, `/SOGo` and ActiveSync go to sogod.
 
-Client addresses: the webmail pool does not use the PROXY protocol by default, so with a TCP listener
-every request seems to come from the load balancer's address. When the construct puts 443 (or 80) in
-`ctx.proxy_ports`, nginx expects the PROXY header there and takes the client address from it, trusting
-only the VIP subnet.
+Client addresses: the webmail pools send the PROXY protocol (v1) by default, so the construct puts 80 and
+443 in `ctx.proxy_ports`. nginx then expects the PROXY line on those ports (a connection without one is
+closed), and ngx_http_realip_module takes the client address from it only when the connection comes from
+where Octavia's amphorae talk to members: the VIP subnet and the webmail servers' own subnet (`proxy_sources`,
+the same sources Dovecot trusts). That address becomes `$remote_addr`, which nginx hands to sogod as
+`X-Real-IP`, `X-Forwarded-For` and `x-webobjects-remote-host` (SOGo logs logins with it, and sends it to the
+mailstore as IMAP `ID ("x-originating-ip" ...)`, after LOGIN: Dovecot can only log it there, so its logins and
+auth penalties still see the webmail server). A PROXY line from anywhere else is read and ignored: the client
+is the peer.
+Octavia's health checks carry the PROXY line too (see `contract.DEFAULT_LISTENERS`), so `/healthz` needs no
+listener of its own. Without PROXY on a port (a `pool_protocol: TCP` override) every request there seems to
+come from the load balancer.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from mailstrata import contract
+from mailstrata.errors import Problems
 from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -35,7 +45,7 @@ class NginxConf:
     mime_types: str
     http_listen: str
     https_listen: str
-    real_ip_from: tuple[str, ...]  # empty: no PROXY protocol, the client address is the LB's
+    real_ip_from: tuple[str, ...]  # empty: no PROXY protocol on 80 or 443, the client address is the LB's
     certificate: str
     certificate_key: str
     ssl_protocols: str
@@ -46,6 +56,24 @@ class NginxConf:
     client_max_body_size: int
     eas_timeout: int
     health_path: str
+
+
+def proxy_sources(ctx: LayerContext) -> tuple[str, ...]:
+    """Where a PROXY line may name the client: the networks Octavia's amphorae connect to members from.
+
+    An amphora talks to a member from its port on the member's subnet when the pool member names a subnet
+    (LbaasVip.add_members always does), else from the VIP network: both are trusted, nothing else is. A /0
+    would let any client claim any address, so it is refused.
+    """
+    nets = tuple(dict.fromkeys([*ctx.platform.networks.vip_subnet, *ctx.platform.networks.of(ctx.role)]))
+    problems = Problems()
+    for n in nets:
+        if ipaddress.ip_network(n, strict=False).prefixlen == 0:
+            where = ("networks.vip_subnet" if n in ctx.platform.networks.vip_subnet
+                     else f"networks.servers.{ctx.role.value}")
+            problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets")
+    problems.raise_if_any()
+    return nets
 
 
 def nginx_conf(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> NginxConf:
@@ -63,7 +91,7 @@ def nginx_conf(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> NginxCo
         mime_types=os.paths.nginx_mime_types,
         http_listen=listen(HTTP_PORT, "default_server"),
         https_listen=listen(HTTPS_PORT, "ssl", "http2", "default_server"),
-        real_ip_from=ctx.platform.networks.vip_subnet if proxy & {HTTP_PORT, HTTPS_PORT} else (),
+        real_ip_from=proxy_sources(ctx) if proxy & {HTTP_PORT, HTTPS_PORT} else (),
         certificate=f"{os.paths.tls_dir}/server.crt",
         certificate_key=f"{os.paths.tls_dir}/server.key",
         ssl_protocols=TLS_PROTOCOLS,

@@ -33,6 +33,7 @@ from mailstrata.userdata.profiles import OsProfile
 
 SMTP_PORT = contract.SMTP
 SUBMISSION_PORT = contract.SUBMISSION
+RELAY_PORT = contract.RELAY
 LOOPBACK = contract.LOOPBACK
 LOOPBACK_NET = contract.LOOPBACK_NET
 # The platform's TLS floor in Postfix 2.10's exclusion syntax (it knows every name listed here).
@@ -41,6 +42,10 @@ TLS_FLOOR = tuple(f"!{p}" for p in contract.TLS_BELOW_FLOOR)
 # deliveries fall back to cleartext, so only SSL is refused.
 INTERNET_CLIENT_PROTOCOLS = ("!SSLv2", "!SSLv3")
 PROXY_OPTION = ("smtpd_upstream_proxy_protocol", "haproxy")  # Postfix 2.10 speaks PROXY v1 only
+# Postfix checks only the syntax of a PROXY header: whoever reaches the member's port directly can name any
+# client, 127.0.0.1 included. So a PROXY listener trusts no address at all (mynetworks empty): relaying
+# needs AUTH, or a served domain as the recipient.
+PROXY_TRUSTS_NOBODY = ("mynetworks", "")
 DH_PARAMS_FILE = "ffdhe2048.pem"
 
 
@@ -155,13 +160,20 @@ def stock_services(os: OsProfile) -> tuple[MasterService, ...]:
 
 
 def smtpd_listener(name: str, port: int, ctx: LayerContext, *, options: Sequence[tuple[str, str]] = (),
-                   why: str) -> MasterService:
-    """An `smtpd` on `port`; when the port's LB pool sends the PROXY protocol, the listener expects it."""
+                   why: str, direct: bool = False) -> MasterService:
+    """An `smtpd` on `port`; when the port's LB pool sends the PROXY protocol, the listener expects it.
+    `direct`: no LB in front at all (smtp-out's internal relay)."""
     proxy = port in ctx.proxy_ports
-    note = ("behind the LB's PROXY pool: the real client address reaches every check" if proxy
-            else "the LB pool sends no PROXY header")
-    return MasterService(name=name, type="inet", private="n", command="smtpd",
-                         options=(*options, *((PROXY_OPTION,) if proxy else ())), why=f"port {port}, {why}; {note}")
+    if direct:
+        note = "no LB in between: the client address is the client's own"
+    elif proxy:
+        note = ("behind the LB's PROXY pool: the real client address reaches every check, and no address is "
+                "trusted (empty mynetworks)")
+    else:
+        note = "the LB pool sends no PROXY header"
+    extra = (PROXY_OPTION, PROXY_TRUSTS_NOBODY) if proxy else ()
+    return MasterService(name=name, type="inet", private="n", command="smtpd", options=(*options, *extra),
+                         why=f"port {port}, {why}; {note}")
 
 
 # ---- tables ----------------------------------------------------------------------------------------
@@ -342,16 +354,23 @@ def _routes_to_delivery(ctx: LayerContext) -> Table:
 
 
 def _people_and_groups(d: DirectorySettings, os: OsProfile, *, groups_expand: bool) -> dict[str, LdapTable]:
+    """The people table (mailboxes: a person's primary address) and the aliases table (a group's address, or
+    a person's alias from proxyAddresses). Where aliases are expanded (the mailstore's virtual_alias_maps)
+    a group answers its members' addresses and an alias its owner's primary address, so the mail reaches
+    the owner's one mailbox; elsewhere (SMTP-in's recipient check) the table only says the address exists."""
     ldap, f, a = LdapConnection.of(d, os), Filters(d), d.attributes
-    people = LdapTable(purpose="people with a mail address in a served domain", ldap=ldap, domains=d.domains,
-                       query_filter=f.person_by_mail("%s"), result_attributes=(a.mail,))
+    people = LdapTable(purpose="people with a mail address in a served domain (their primary address)", ldap=ldap,
+                       domains=d.domains, query_filter=f.mailbox("%s"), result_attributes=(a.mail,))
     if groups_expand:
-        groups = LdapTable(purpose="groups: an AD group with a mail address expands to its members' addresses",
-                           ldap=ldap, domains=d.domains, query_filter=f.group_by_mail("%s"), result_attributes=(),
+        # A person has no member attribute, so the leaf attribute (mail) is their answer: alias -> primary.
+        groups = LdapTable(purpose="aliases: an AD group with a mail address expands to its members' addresses, "
+                                   "a person's alias (proxyAddresses smtp:) to their primary address",
+                           ldap=ldap, domains=d.domains, query_filter=f.alias("%s"), result_attributes=(),
                            special_result_attribute=a.member, leaf_result_attribute=a.mail)
     else:
-        groups = LdapTable(purpose="groups with a mail address (distribution lists)", ldap=ldap, domains=d.domains,
-                           query_filter=f.group_by_mail("%s"), result_attributes=(a.mail,))
+        groups = LdapTable(purpose="aliases: groups with a mail address (distribution lists) and people's aliases "
+                                   "(proxyAddresses smtp:)", ldap=ldap, domains=d.domains,
+                           query_filter=f.alias("%s"), result_attributes=(a.mail,))
     return {"ldap-people.cf": people, "ldap-groups.cf": groups}
 
 
@@ -454,8 +473,8 @@ def mx(ctx: LayerContext, os: OsProfile, *, content_filter: ContentFilter, spf: 
     filt = (Setting("content_filter", f"{cf.transport}:[{LOOPBACK}]:{cf.port}",
                     "Everything received goes through amavisd (SpamAssassin + ClamAV); clean mail comes back on "
                     "the\nre-injection smtpd in master.cf."),)
-    exceptions, why_exc = ((LOOPBACK_NET,), "Per-client limits apply to the real clients (PROXY protocol on port "
-                                            "25); only loopback is exempt.") if proxy else (
+    exceptions, why_exc = ((), "Per-client limits apply to the real clients (PROXY protocol on port 25); nobody "
+                               "is exempt: a PROXY header\ncan name any address, loopback included.") if proxy else (
         (LOOPBACK_NET, *ctx.platform.networks.vip_subnet),
         "No PROXY protocol on port 25: every client has the LB's address, so per-client limits would throttle\n"
         "the whole Internet as one client. The LB is exempt; enable PROXY on the pool to get the limits back.")
@@ -543,28 +562,34 @@ class Submission:
     """What SMTP-out's Postfix needs from the other daemons of its role."""
 
     sasl_config_dir: str  # Cyrus SASL's application file (smtpd.conf) folder
-    mynetworks: tuple[str, ...]  # who may relay without AUTH (and whose mail OpenDKIM signs)
+    relay_clients: tuple[str, ...]  # who may relay without AUTH on the internal relay port (the mailstores)
     smtpd_milters: tuple[str, ...]  # milter sockets, milters' syntax, in the order they see mail
     non_smtpd_milters: tuple[str, ...]
     originating: str  # submission's milter_macro_daemon_name (OpenDKIM signs what comes from it)
 
 
 def relay(ctx: LayerContext, os: OsProfile, sub: Submission) -> Postfix:
-    """SMTP-out's Postfix: relays for authenticated users (submission, 587) and for the platform's own
-    servers (25). Submission requires AUTH even from mynetworks (RFC 6409), and an authenticated user may
-    only use an envelope sender whose directory entry is theirs (smtpd_sender_login_maps answers the login
-    and the address, so both login forms work); port 25 offers no AUTH at all."""
+    """SMTP-out's Postfix: relays for authenticated users (submission, 587, behind the LB's PROXY pool) and
+    for the mailstores (the internal relay, contract.RELAY, reached directly: no LB, no PROXY, and a security
+    group that admits only the mailstores' group). Submission trusts no address and requires AUTH (RFC
+    6409); an authenticated user may only use an envelope sender whose directory entry is theirs
+    (smtpd_sender_login_maps answers the login and the address, so both login forms work). The internal
+    relay offers no AUTH at all. There is no port 25: nothing else relays through this layer."""
     pdir = str(os.paths.postfix_dir)
     d = ctx.platform.directory
     sender_login = LdapTable(
-        purpose="the logins that own an envelope sender address (the directory entry whose mail is that address)",
-        ldap=LdapConnection.of(d, os), domains=ctx.platform.domains, query_filter=Filters(d).person_by_mail("%s"),
+        purpose="the logins that own a sender address, the envelope's and the header From's (the person whose mail "
+                "is that address, or who has it as an alias)",
+        ldap=LdapConnection.of(d, os), domains=ctx.platform.domains,
+        # An alias is an `smtp:` value of AD's proxyAddresses (matching ignores case, so `SMTP:` too). Only
+        # people own addresses: a group (distribution list) has no owner, so nobody sends as it.
+        query_filter=Filters(d).person_by_mail("%s"),
         # both the login and the address: a user may log in as either
         result_attributes=(d.attributes.login, d.attributes.mail))
     relay_section = (
-        Setting("mynetworks", sub.mynetworks, "Relay without AUTH only for this host, webmail and the mailstores "
-                                              "(bounces). Never the LB subnet:\nthe pools send PROXY, so the client "
-                                              "Postfix sees is the real one, and the LB's address never relays."),
+        Setting("mynetworks", (LOOPBACK_NET,), "This server only. Each listener in master.cf says whom it trusts: "
+                                               "submission (PROXY) nobody,\nthe internal relay the mailstores' "
+                                               "networks, which its security group narrows to their servers."),
         Setting("append_dot_mydomain", "no", "Clients' unqualified addresses are theirs to fix; do not append this "
                                              "server's domain (3.0 default)."),
         Setting("smtpd_relay_restrictions", ("permit_mynetworks", "permit_sasl_authenticated",
@@ -587,7 +612,8 @@ def relay(ctx: LayerContext, os: OsProfile, sub: Submission) -> Postfix:
     )
     milters = (
         Setting("smtpd_milters", tuple(postfix_milter(m) for m in sub.smtpd_milters),
-                "The virus scan first (it may reject), then DKIM signing."),
+                "The virus scan first (it may reject), then the header From check, then DKIM signing:\n"
+                "nothing refused or spoofed is signed."),
         Setting("non_smtpd_milters", tuple(postfix_milter(m) for m in sub.non_smtpd_milters),
                 "Mail made on this host (sendmail command) is only signed."),
         Setting("milter_default_action", MILTER_DEFAULT_ACTION.value,
@@ -605,9 +631,10 @@ def relay(ctx: LayerContext, os: OsProfile, sub: Submission) -> Postfix:
             *tls_sections(TlsPaths.of(os), server_why="Opportunistic on 25 (the platform's own servers); master.cf "
                                                       "makes it mandatory on submission.",
                           client_why="Opportunistic, towards the Internet and the delivery VIP.", internet_client=True),
-            limits_section(ctx.platform.limits, sub.mynetworks,
-                           "With PROXY on the pools the per-client limits apply to real clients, not to the LB;\n"
-                           "the platform's own servers (mynetworks, Postfix's default) are exempt."),
+            limits_section(ctx.platform.limits, (),
+                           "With PROXY on the submission pool the per-client limits apply to real clients, not to "
+                           "the LB,\nand nobody is exempt (a PROXY header can name any address); the internal "
+                           "relay exempts the mailstores."),
         ),
     )
     submission = (
@@ -619,9 +646,20 @@ def relay(ctx: LayerContext, os: OsProfile, sub: Submission) -> Postfix:
         ("smtpd_sender_restrictions", "reject_authenticated_sender_login_mismatch"),
         ("milter_macro_daemon_name", sub.originating),
     )
+    clients = ",".join(sub.relay_clients)
+    internal = (
+        ("syslog_name", "postfix/relay"),
+        ("smtpd_sasl_auth_enable", "no"),
+        ("mynetworks", clients),
+        ("smtpd_client_restrictions", "permit_mynetworks,reject"),
+        ("smtpd_relay_restrictions", "permit_mynetworks,reject"),
+        ("smtpd_client_event_limit_exceptions", clients),
+    )
     services = (
-        smtpd_listener("smtp", SMTP_PORT, ctx, why="the platform's own servers, no AUTH"),
         smtpd_listener("submission", SUBMISSION_PORT, ctx, options=submission, why="users: STARTTLS, then AUTH"),
+        smtpd_listener(str(RELAY_PORT), RELAY_PORT, ctx, options=internal, direct=True,
+                       why="the internal relay: the mailstores' bounces and sieve mail, no AUTH (its security "
+                           "group admits only the mailstores)"),
     )
     return Postfix(main=main, services=services, ldap_tables={SENDER_LOGIN_MAP: sender_login},
                    tables={"transport": _routes_to_delivery(ctx)})
@@ -635,11 +673,24 @@ def delivery(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Postfix:
     Dovecot over LMTP (`lmtp_socket`, relative to the queue directory). Nobody relays through it."""
     pdir = str(os.paths.postfix_dir)
     tables = _people_and_groups(ctx.platform.directory, os, groups_expand=True)
-    # Our own MTAs reach port 25 directly or through the delivery LB (whose amphorae use the VIP or the
-    # member subnet): they are exempt from per-client limits, which would otherwise throttle every delivery
-    # as one client. Exemption grants no relaying.
-    internal = tuple(dict.fromkeys([LOOPBACK_NET, *ctx.platform.networks.vip_subnet,
+    # Our own MTAs reach port 25 through the delivery LB (whose amphorae use the VIP or the member subnet):
+    # they are exempt from per-client limits, which would otherwise throttle every delivery as one client.
+    # Exemption grants no relaying (mynetworks is empty on the PROXY listener), only more connections.
+    internal = tuple(dict.fromkeys([*ctx.platform.networks.vip_subnet,
                                     *ctx.platform.networks.of(Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE)]))
+    relays = ctx.platform.relays
+    if relays:
+        relay = (
+            Setting("relayhost", f"[{relays[0]}]:{RELAY_PORT}",
+                    "Bounces and anything else leaving the platform go out through SMTP-out's internal relay, "
+                    "on its servers\ndirectly: through the LB the client would be the amphora, which no one "
+                    "can trust."),
+            *((Setting("smtp_fallback_relay", tuple(f"[{r}]:{RELAY_PORT}" for r in relays[1:]),
+                       "The other SMTP-out servers, in order, when the first does not answer (Postfix 2.10 "
+                       "takes one relayhost)."),) if len(relays) > 1 else ()),
+        )
+    else:
+        relay = (Setting("relayhost", "", "No SMTP-out layer: bounces leave from this server itself."),)
     virtual = (
         Setting("queue_directory", str(os.paths.postfix_queue_dir)),
         Setting("data_directory", str(os.paths.postfix_data_dir)),
@@ -648,12 +699,13 @@ def delivery(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Postfix:
                 "mail.\nOnly system mail (root, postmaster of this host) is local."),
         Setting("virtual_mailbox_domains", ctx.platform.domains),
         Setting("virtual_mailbox_maps", f"proxy:ldap:{pdir}/ldap-people.cf"),
-        Setting("virtual_alias_maps", f"proxy:ldap:{pdir}/ldap-groups.cf"),
+        Setting("virtual_alias_maps", (f"proxy:ldap:{pdir}/ldap-people.cf", f"proxy:ldap:{pdir}/ldap-groups.cf"),
+                "A primary address answers itself first (Postfix stops there), so an alias that someone set to\n"
+                "another person's primary address can never take that person's mail; then groups and aliases."),
         Setting("virtual_transport", f"lmtp:unix:{lmtp_socket}",
                 "Delivery through Dovecot's LMTP socket (the seed's mailbox_transport over 127.0.0.1:24)."),
         Setting("recipient_delimiter", "+"),
-        Setting("relayhost", f"[{ctx.platform.vips.smtp_out}]:{SMTP_PORT}",
-                "Bounces and anything else leaving the platform go out through the SMTP-out layer."),
+        *relay,
         Setting("mailbox_size_limit", "0", "Dovecot enforces quotas; this only caps root's local mailbox and must "
                                            "not be below message_size_limit."),
         Setting("mynetworks", (LOOPBACK_NET,), "Nobody relays through this server: the other layers send only mail "

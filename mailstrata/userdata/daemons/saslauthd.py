@@ -4,7 +4,9 @@ Choices, each with its reason:
 - SASL is Cyrus saslauthd with its LDAP backend (as the seed) rather than Dovecot's auth service: SMTP-out
   has no Dovecot, and `testsaslauthd` checks the rendered LDAP settings on their own.
 - saslauthd only accepts people with a mailbox in a served domain (the seed: any `sAMAccountName`), so
-  service accounts such as the bind account cannot relay (`Filters.mail_user`).
+  service accounts such as the bind account cannot relay, and finds them by the whole login (`%u`): the
+  primary address, or the account name where it is unambiguous (`Filters.mail_user`). The seed's `%U`
+  (the login cut at "@") made jsmith@domain02.dom log in as domain01's jsmith.
 - No credential cache: a password changed or an account disabled in the directory counts at once.
 
 OS differences: where Postfix reads its SASL application file (`paths.sasl_config_dir`: CentOS's
@@ -38,7 +40,7 @@ class Saslauthd:
     """saslauthd.conf: its LDAP backend."""
 
     ldap: LdapConnection
-    filter: str  # %U is the login without any @domain
+    filter: str  # %u is the login as typed: an address or an account name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +68,7 @@ def files(directory: DirectorySettings, os: OsProfile) -> list[FileSpec]:
             dest=str(p.saslauthd_conf),
             template=_tpl("/etc/saslauthd.conf"),
             context={
-                "saslauthd": Saslauthd(ldap=LdapConnection.of(directory, os), filter=Filters(directory).mail_user("%U"))
+                "saslauthd": Saslauthd(ldap=LdapConnection.of(directory, os), filter=Filters(directory).mail_user("%u"))
             },
             mode="0600",  # holds the bind password; saslauthd runs as root
         ),

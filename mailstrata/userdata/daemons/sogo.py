@@ -58,7 +58,7 @@ class SogoLdapSource:
     encryption: str | None  # "STARTTLS" for ldap:// URLs upgraded with StartTLS; None otherwise
     base_dn: str
     bind_dn: str
-    bind_password: str  # a Terraform reference at synth time
+    bind_password: str  # a quoted property-list string; a Terraform expression inside at synth time
     uid_field: str
     id_field: str
     cn_field: str
@@ -92,11 +92,15 @@ class SogoConf:
     trash: str
     junk: str
     max_upload_kb: int
+    x_forward_header: bool  # SOGo's X-Forward header (the sender's address) in every message it sends
     ldap: SogoLdapSource
 
 
 def ldap_hostname(conn: LdapConnection) -> tuple[str, str | None]:
     """SOGo's `hostname` (space-separated URLs) and `encryption` for the connection's TLS mode.
+
+    SOGo's Installation Guide: `hostname` is "a space-delimited list of LDAP URLs or LDAP hostnames"; SOPE
+    passes an LDAP URL list to libldap's `ldap_initialize`, which tries the URLs in order (failover).
 
     LDAPS is in the URL scheme; StartTLS is SOGo's `encryption = STARTTLS` on ldap:// URLs, which
     makes sogod call ldap_start_tls_s before every bind and fail if it cannot.
@@ -129,12 +133,15 @@ def ldap_source(directory: DirectorySettings, os: OsProfile) -> SogoLdapSource:
         encryption=encryption,
         base_dn=require_plist_safe("directory.base_dn", conn.base_dn),
         bind_dn=require_plist_safe("directory.bind_dn", conn.bind_dn),
-        bind_password=conn.bind_password,
+        bind_password=conn.bind_password_quoted,  # any character: " and \ are escaped
         uid_field=a.login,
         id_field=a.login,
         cn_field="cn",
         mail_field=a.mail,
-        bind_fields=(a.login,),
+        # Login by address (the canonical name everywhere else) or by account name. SOGo ORs these and ANDs
+        # `filter`; it has no "@" guard like Filters.mail_user, which is harmless while account names hold
+        # no "@" (AD's default) and addresses are unique.
+        bind_fields=(a.login, a.mail),
         filter=ldap_filter(directory),
     )
 
@@ -172,6 +179,10 @@ def sogo_conf(ctx: LayerContext, os: OsProfile, *, database: Account, memcached:
         junk=JUNK,
         # Postfix's message_size_limit caps what can be sent; larger uploads would only fail later.
         max_upload_kb=ctx.platform.limits.message_size_limit // 1024,
+        # nginx gives SOGo the browser's real address (PROXY protocol on the webmail pool); SOGo would write
+        # it into an X-Forward header of every message it sends, telling each recipient where the user sits.
+        # SOGo's log keeps it for the operator ("successful login from ...").
+        x_forward_header=False,
         ldap=ldap,
     )
 

@@ -54,6 +54,7 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         clamav.clamd_file(scanner),
         *spamassassin.files(ctx.platform.spam, os),
         amavis.cleanup_cron_file(amavis_ctx, os),
+        amavis.quarantine_tool_file(amavis_ctx),
         FileSpec(
             dest=os.paths.role_script,
             template="smtp_in/usr/local/sbin/mailstrata-setup-role.j2",

@@ -19,6 +19,7 @@ import hashlib
 import imaplib
 import os
 import re
+import shlex
 import shutil
 import smtplib
 import socket
@@ -48,6 +49,7 @@ from mailstrata.userdata.context import (
 )
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
+from mailstrata.userdata.terraform_text import references, substitute
 from tests.support.daemons import doveconf, doveconf_value, postconf, postconf_text, write_file
 from tests.support.netns import NetNs
 from tests.support.requires import requires, unavailable
@@ -61,7 +63,9 @@ MASTER_CF = "/etc/postfix/master.cf"
 PEOPLE_CF = "/etc/postfix/ldap-people.cf"
 GROUPS_CF = "/etc/postfix/ldap-groups.cf"
 ROLE_SCRIPT = "/usr/local/sbin/mailstrata-setup-role"
-LOGIN_FILTER = "(|(&(sAMAccountName=%n)(mail=%n@domain01.dom))(&(sAMAccountName=%n)(mail=%n@domain02.dom)))"
+# The primary address, or the account name when it has no "@" (unambiguous), of a person with a mailbox.
+LOGIN_FILTER = ("(&(objectClass=person)(|(mail=%u)(&(sAMAccountName=%u)(!(sAMAccountName=*@*))))"
+                "(|(mail=*@domain01.dom)(mail=*@domain02.dom)))")
 
 
 # ---- rendering helpers ------------------------------------------------------------------------------
@@ -133,8 +137,10 @@ def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
         MAIN_CF,
         MASTER_CF,
         "/etc/systemd/system/dovecot.service.d/mailstrata.conf",
+        "/etc/systemd/system/mailstrata-metadata-guard.service",
         "/etc/yum.repos.d/CentOS-Base.repo",
         "/etc/yum.repos.d/epel.repo",
+        "/usr/local/sbin/mailstrata-metadata-guard",
         "/usr/local/sbin/mailstrata-setup",
         ROLE_SCRIPT,
     ]
@@ -147,7 +153,8 @@ def test_files_reach_the_server_unchanged(files: dict[str, str]) -> None:
     for path, text in direct.items():
         for ref, value in _sample.SAMPLE_VALUES.items():
             text = text.replace("${" + ref + "}", value)
-        resolved[path] = text
+        # what Terraform computes from them (the bind password escaped for dnpass: ldap.quoted_secret)
+        resolved[path] = substitute(text, {e: _sample.resolve(e) for e in references(text)})
     assert resolved == files
 
 
@@ -420,17 +427,18 @@ def test_ldap_conf_content(files: dict[str, str]) -> None:
         "uris = ldaps://dc1.domain01.dom:636",
         "ldap_version = 3",
         "dn = cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
-        "dnpass = Bind-Pa55word",
+        'dnpass = "Bind-Pa55word"',
         "tls_ca_cert_file = /etc/pki/tls/certs/ca-bundle.crt",
         "tls_require_cert = demand",
         "base = dc=domain01,dc=dom",
         "scope = subtree",
         "auth_bind = yes",
         f"pass_filter = {LOGIN_FILTER}",
-        "pass_attrs =",
+        "pass_attrs = =user=%L{ldap:mail}",
         f"user_filter = {LOGIN_FILTER}",
-        "user_attrs = =home=/var/vmail/%1Mn/%2.1Mn/%n, info=quota_rule=*:bytes=%$",
-        "iterate_attrs = sAMAccountName=user",
+        "user_attrs = =user=%L{ldap:mail}, =home=/var/vmail/%1LM{ldap:mail}/%2.1LM{ldap:mail}/%L{ldap:mail}, "
+        "info=quota_rule=*:bytes=%$",
+        "iterate_attrs = mail=user",
         "iterate_filter = (&(objectClass=person)(|(mail=*@domain01.dom)(mail=*@domain02.dom)))",
     ]
 
@@ -473,15 +481,18 @@ def test_postfix_delivers_the_served_domains_over_lmtp(main_cf: dict[str, str], 
     assert got == {
         "virtual_mailbox_domains": "domain01.dom, domain02.dom",
         "virtual_mailbox_maps": f"proxy:ldap:{conf}/ldap-people.cf",
-        "virtual_alias_maps": f"proxy:ldap:{conf}/ldap-groups.cf",
+        # people first: a primary address answers itself, so no alias can take a person's mail
+        "virtual_alias_maps": f"proxy:ldap:{conf}/ldap-people.cf, proxy:ldap:{conf}/ldap-groups.cf",
         "virtual_transport": "lmtp:unix:private/dovecot-lmtp",
         "recipient_delimiter": "+",
     }
 
 
 @pytest.mark.daemons
-def test_postfix_relays_out_through_smtp_out(main_cf: dict[str, str]) -> None:
-    assert main_cf["relayhost"] == "[10.20.0.11]:25"
+def test_postfix_relays_out_through_smtp_outs_internal_relay_on_each_server(main_cf: dict[str, str]) -> None:
+    # Directly, not through the LB (whose address no one can trust), to every SMTP-out server in turn.
+    got = (main_cf["relayhost"], main_cf["smtp_fallback_relay"])
+    assert got == ("[10.10.2.21]:2525", "[10.10.2.22]:2525")
 
 
 @pytest.mark.daemons
@@ -505,9 +516,7 @@ def test_postfix_limits(main_cf: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_postfix_exempts_the_platform_mtas_from_client_limits(main_cf: dict[str, str]) -> None:
-    assert main_cf["smtpd_client_event_limit_exceptions"] == (
-        "127.0.0.0/8, 10.20.0.0/24, 10.10.1.0/24, 10.10.2.0/24, 10.10.3.0/24"
-    )
+    assert main_cf["smtpd_client_event_limit_exceptions"] == "10.20.0.0/24, 10.10.1.0/24, 10.10.2.0/24, 10.10.3.0/24"
 
 
 @pytest.mark.daemons
@@ -526,7 +535,7 @@ def test_postfix_master_services(files: dict[str, str], tmp_path: Path) -> None:
     services = [tuple(line.split()[:2]) for line in out.splitlines()]
     assert ("smtp", "inet") in services and ("lmtp", "unix") in services and len(services) == 24
     # The default platform's delivery pool on 25 sends PROXY, so per-client limits see each smtp-in server.
-    assert "smtp inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy" in " ".join(out.split())
+    assert "smtp inet n - n - - smtpd -o smtpd_upstream_proxy_protocol=haproxy -o mynetworks=" in " ".join(out.split())
 
 
 @pytest.mark.daemons
@@ -534,7 +543,7 @@ def test_postfix_smtp_expects_proxy_when_its_pool_sends_it(tmp_path: Path) -> No
     rendered = render(context(proxy_ports=frozenset({25, 143})), profile())
     out = postconf_text(postfix_copy(rendered, tmp_path), "-M", "smtp/inet")
     assert out.split() == ["smtp", "inet", "n", "-", "n", "-", "-", "smtpd", "-o",
-                           "smtpd_upstream_proxy_protocol=haproxy"]  # fmt: skip
+                           "smtpd_upstream_proxy_protocol=haproxy", "-o", "mynetworks="]  # fmt: skip
 
 
 @pytest.mark.daemons
@@ -574,7 +583,9 @@ def test_ldap_people_map(files: dict[str, str]) -> None:
 def test_ldap_group_map_expands_members(files: dict[str, str]) -> None:
     lines = [ln for ln in files[GROUPS_CF].splitlines() if ln and not ln.startswith("#")]
     assert lines[-4:] == [
-        "query_filter = (&(objectClass=group)(mail=%s))",
+        # a group's address or alias (to its members), or a person's alias that is not their primary address
+        "query_filter = (|(&(objectClass=group)(|(mail=%s)(proxyAddresses=smtp:%s)))"
+        "(&(objectClass=person)(proxyAddresses=smtp:%s)(!(mail=%s))))",
         "result_attribute =",
         "special_result_attribute = member",
         "leaf_result_attribute = mail",
@@ -687,9 +698,10 @@ class Store:
     def doveadm(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self.ns.run(["doveadm", "-c", str(self.conf), *args], capture_output=True, text=True, check=False)
 
-    def home(self, login: str) -> Path:
-        md5 = hashlib.md5(login.encode()).hexdigest()
-        return self.root / "var/vmail" / md5[0] / md5[2] / login
+    def home(self, address: str) -> Path:
+        """The home of the user whose canonical name (primary address, lower-cased) is `address`."""
+        md5 = hashlib.md5(address.encode()).hexdigest()
+        return self.root / "var/vmail" / md5[0] / md5[2] / address
 
     def lmtp(self, rcpt: str, message: str) -> tuple[int, bytes]:
         sock = str(self.root / "var/spool/postfix/private/dovecot-lmtp")
@@ -790,9 +802,10 @@ def userdb(store: Store, user: str) -> dict[str, str]:
 @pytest.mark.daemons
 def test_userdb_hashed_home_and_quota_from_the_directory(store: Store) -> None:
     assert userdb(store, "usuario01") == {
+        "user": "usuario01@domain01.dom",  # the canonical name: the primary address
         "uid": "5000",
         "gid": "5000",
-        "home": f"{store.root}/var/vmail/0/1/usuario01",
+        "home": f"{store.root}/var/vmail/c/4/usuario01@domain01.dom",
         "mail": "maildir:~/maildir",
         "quota_rule": "*:bytes=1048576",
     }
@@ -800,7 +813,7 @@ def test_userdb_hashed_home_and_quota_from_the_directory(store: Store) -> None:
 
 @pytest.mark.daemons
 def test_userdb_same_home_whatever_the_spelling(store: Store) -> None:
-    assert userdb(store, "USUARIO01@domain01.dom")["home"] == f"{store.root}/var/vmail/0/1/usuario01"
+    assert userdb(store, "USUARIO01@domain01.dom")["home"] == f"{store.root}/var/vmail/c/4/usuario01@domain01.dom"
 
 
 @pytest.mark.daemons
@@ -823,17 +836,16 @@ def test_spam_is_filed_into_junk(store: Store) -> None:
         "From: a@example.org\r\nTo: usuario02@domain01.dom\r\nSubject: ***SPAM*** buy\r\nX-Spam-Flag: YES\r\n\r\nx\r\n"
     )
     assert store.lmtp("usuario02@domain01.dom", msg)[0] == 250
-    assert len(list((store.home("usuario02") / "maildir/.Junk/new").iterdir())) == 1
+    assert len(list((store.home("usuario02@domain01.dom") / "maildir/.Junk/new").iterdir())) == 1
 
 
 @pytest.mark.daemons
 def test_clean_mail_goes_to_the_inbox(store: Store) -> None:
     msg = "From: a@example.org\r\nTo: usuario05@domain02.dom\r\nSubject: hello\r\nX-Spam-Flag: NO\r\n\r\nx\r\n"
     assert store.lmtp("usuario05@domain02.dom", msg)[0] == 250
-    assert len(list((store.home("usuario05") / "maildir/new").iterdir())) == 1
-    assert not (store.home("usuario05") / "maildir/.Junk/new").exists() or not any(
-        (store.home("usuario05") / "maildir/.Junk/new").iterdir()
-    )
+    home = store.home("usuario05@domain02.dom")
+    assert len(list((home / "maildir/new").iterdir())) == 1
+    assert not (home / "maildir/.Junk/new").exists() or not any((home / "maildir/.Junk/new").iterdir())
 
 
 @pytest.mark.daemons
@@ -943,9 +955,11 @@ def test_imap_login_needs_starttls_then_works_with_the_directory_password(store:
 def test_imap_sees_the_client_address_from_the_proxy_header(store: Store) -> None:
     store.in_netns(_login_over_starttls, store, store.passwords["usuario01"])
     deadline = time.monotonic() + 5
-    while "Login: user=<usuario01>" not in store.log.read_text() and time.monotonic() < deadline:
+    # logged under the canonical name (the primary address), whatever the client typed
+    while "Login: user=<usuario01@domain01.dom>" not in store.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
-    logins = [ln for ln in store.log.read_text().splitlines() if "imap-login: Info: Login: user=<usuario01>" in ln]
+    logins = [ln for ln in store.log.read_text().splitlines()
+              if "imap-login: Info: Login: user=<usuario01@domain01.dom>" in ln]
     assert logins and all("rip=127.0.0.99" in ln and "TLS" in ln for ln in logins)
 
 
@@ -957,3 +971,219 @@ def test_imap_refuses_a_connection_without_proxy_header(store: Store) -> None:
 @pytest.mark.daemons
 def test_no_extra_localhost_listener(store: Store) -> None:
     assert store.in_netns(_connect, 144) == "refused"
+
+
+# ---- identity: users are their full addresses (issue 9) ----------------------------------------------
+# The seeded directory (mailstrata/twin/samba.py) holds jsmith@domain01.dom (login jsmith) and
+# jsmith@domain02.dom (login jsmith02), jdoe whose address is john.doe@domain01.dom with the aliases
+# jd@domain01.dom and john.doe@domain02.dom (proxyAddresses), and 1,100 bulk users.
+
+
+def _imap_session(store: Store, user: str, password: str) -> imaplib.IMAP4:
+    imap = ProxiedIMAP4(143, PROXY_HEADER)
+    try:
+        imap.starttls(_tls_context(store))
+        imap.login(user, password)
+    except BaseException:
+        imap.shutdown()
+        raise
+    return imap
+
+
+def _imap_login(store: Store, user: str, password: str) -> str:
+    """"OK", or the server's refusal."""
+    try:
+        imap = _imap_session(store, user, password)
+    except imaplib.IMAP4.error as err:
+        return str(err)
+    imap.logout()
+    return "OK"
+
+
+def _inbox_subjects(store: Store, user: str, password: str) -> list[str]:
+    imap = _imap_session(store, user, password)
+    try:
+        _, count = imap.select("INBOX", readonly=True)
+        if count == [b"0"]:
+            return []
+        _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    finally:
+        imap.logout()
+    return sorted(part[1].decode().strip().removeprefix("Subject: ") for part in data if isinstance(part, tuple))
+
+
+def _deliver(store: Store, rcpt: str, subject: str) -> int:
+    msg = f"From: a@example.org\r\nTo: {rcpt}\r\nSubject: {subject}\r\nX-Spam-Flag: NO\r\n\r\nx\r\n"
+    return store.lmtp(rcpt, msg)[0]
+
+
+@pytest.mark.daemons
+def test_namesakes_in_two_domains_each_log_in_with_their_address_and_password(store: Store) -> None:
+    # GIVEN jsmith@domain01.dom (login jsmith) and jsmith@domain02.dom (login jsmith02), two people
+    own = {"jsmith@domain01.dom": store.passwords["jsmith"], "jsmith@domain02.dom": store.passwords["jsmith02"]}
+    other = {"jsmith@domain01.dom": store.passwords["jsmith02"], "jsmith@domain02.dom": store.passwords["jsmith"]}
+    # WHEN each logs in over IMAP with their address THEN their own password works and the namesake's does not
+    got = {a: store.in_netns(_imap_login, store, a, pw) for a, pw in own.items()}
+    crossed = {a: "OK" in store.in_netns(_imap_login, store, a, pw) for a, pw in other.items()}
+    assert got == {"jsmith@domain01.dom": "OK", "jsmith@domain02.dom": "OK"}
+    assert crossed == {"jsmith@domain01.dom": False, "jsmith@domain02.dom": False}
+
+
+@pytest.mark.daemons
+def test_namesakes_in_two_domains_receive_only_their_own_mail(store: Store) -> None:
+    # GIVEN one message for each jsmith WHEN both are delivered over LMTP THEN each reads only their own
+    assert _deliver(store, "jsmith@domain02.dom", "namesake: for domain02") == 250
+    assert _deliver(store, "jsmith@domain01.dom", "namesake: for domain01") == 250
+    got = {
+        "jsmith@domain01.dom": store.in_netns(_inbox_subjects, store, "jsmith@domain01.dom", store.passwords["jsmith"]),
+        "jsmith@domain02.dom": store.in_netns(_inbox_subjects, store, "jsmith@domain02.dom",
+                                              store.passwords["jsmith02"]),
+    }
+    assert got == {"jsmith@domain01.dom": ["namesake: for domain01"],
+                   "jsmith@domain02.dom": ["namesake: for domain02"]}  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_a_user_whose_address_is_not_the_login_logs_in_with_either(store: Store) -> None:
+    # GIVEN jdoe, whose address is john.doe@domain01.dom WHEN logging in THEN the address and the account
+    # name work; the local part alone and an alias are no logins (aliases are addresses, not names)
+    pw = store.passwords["jdoe"]
+    got = {u: store.in_netns(_imap_login, store, u, pw) == "OK"
+           for u in ("john.doe@domain01.dom", "John.Doe@Domain01.dom", "jdoe", "john.doe", "jd@domain01.dom")}
+    assert got == {"john.doe@domain01.dom": True, "John.Doe@Domain01.dom": True, "jdoe": True, "john.doe": False,
+                   "jd@domain01.dom": False}  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_both_logins_of_one_user_are_one_canonical_user_with_one_home(store: Store) -> None:
+    # doveadm prints `user` only when the lookup changed the name it was given
+    by_login, by_address = userdb(store, "jdoe"), userdb(store, "john.doe@domain01.dom")
+    assert by_login.pop("user") == "john.doe@domain01.dom"
+    assert by_login == by_address
+    assert by_login["home"] == str(store.home("john.doe@domain01.dom"))
+
+
+@pytest.mark.daemons
+def test_alias_table_rewrites_an_alias_to_its_owners_address(store: Store) -> None:
+    # The mailstore's virtual_alias_maps (ldap-groups.cf), asked by Postfix's own postmap: an alias (any case)
+    # answers the owner's primary address; a primary address and a namesake need no rewriting.
+    keys = ("jd@domain01.dom", "JD@Domain01.DOM", "john.doe@domain02.dom", "john.doe@domain01.dom",
+            "jsmith@domain02.dom", "jdoe@domain01.dom")  # fmt: skip
+    assert {k: postmap(store, k, "ldap-groups.cf") for k in keys} == {
+        "jd@domain01.dom": "john.doe@domain01.dom",
+        "JD@Domain01.DOM": "john.doe@domain01.dom",
+        "john.doe@domain02.dom": "john.doe@domain01.dom",
+        "john.doe@domain01.dom": None,
+        "jsmith@domain02.dom": None,
+        "jdoe@domain01.dom": None,  # the account name is no address
+    }
+
+
+@pytest.mark.daemons
+def test_people_table_knows_primary_addresses_only(store: Store) -> None:
+    keys = ("jsmith@domain02.dom", "john.doe@domain01.dom", "jd@domain01.dom")
+    assert {k: postmap(store, k, "ldap-people.cf") for k in keys} == {
+        "jsmith@domain02.dom": "jsmith@domain02.dom",
+        "john.doe@domain01.dom": "john.doe@domain01.dom",
+        "jd@domain01.dom": None,  # an alias is rewritten first (virtual_alias_maps), then it is a mailbox
+    }
+
+
+@pytest.mark.daemons
+def test_mail_to_the_address_and_to_the_aliases_reaches_the_owner(store: Store) -> None:
+    # GIVEN mail to jdoe's address and to both aliases, each rewritten by the alias table as Postfix does
+    # before delivery WHEN delivered over LMTP THEN jdoe reads all three, whichever login he uses
+    for rcpt in ("john.doe@domain01.dom", "jd@domain01.dom", "john.doe@domain02.dom"):
+        target = postmap(store, rcpt, "ldap-groups.cf") or rcpt
+        assert _deliver(store, target, f"alias: to {rcpt}") == 250
+    expected = ["alias: to jd@domain01.dom", "alias: to john.doe@domain01.dom", "alias: to john.doe@domain02.dom"]
+    for login in ("jdoe", "john.doe@domain01.dom"):
+        assert store.in_netns(_inbox_subjects, store, login, store.passwords["jdoe"]) == expected
+
+
+@pytest.mark.daemons
+def test_iteration_lists_every_user_by_canonical_name(store: Store) -> None:
+    # `doveadm user '*'` iterates the userdb (iterate_filter): every user with a mailbox, more than one
+    # LDAP page (1,000) of them, each by their canonical name (the primary address, lower-cased).
+    from tests.support.samba_ad import SEED_USERS, bulk_users
+
+    proc = store.doveadm("user", "*")
+    assert proc.returncode == 0, proc.stderr
+    expected = {u.mail.lower() for u in SEED_USERS if u.mail} | {m for _, m in bulk_users()}
+    assert len(expected) > 1000
+    assert sorted(proc.stdout.split()) == sorted(expected)
+
+
+@pytest.fixture(scope="module")
+def mta(store: Store) -> Iterator[Path]:
+    """The mailstore's own Postfix (its rendered main.cf and master.cf, in a copy with a log file added)
+    delivering over LMTP to the running Dovecot; yields the copy's config directory."""
+    requires("postfix", "postconf", "postalias", "sendmail")
+    conf = store.root / "etc/postfix-mta"
+    shutil.copytree(store.postfix, conf)
+    data = store.root / "var/lib/postfix"
+    data.mkdir(parents=True, exist_ok=True)
+    shutil.chown(data, "postfix", "postfix")
+    write_file(store.root / "etc/aliases", "postmaster: root\n")
+    # As `postfix set-permissions` leaves it: master makes its sockets here as the mail owner.
+    shutil.chown(store.root / "var/spool/postfix/private", "postfix")
+    log = store.root / "maillog"
+    # Test-side only: a log file (no syslog here; master.cf has postlogd), and a host name of our own.
+    store.ns.run(["postconf", "-c", str(conf), "-e", f"maillog_file = {log}",
+                  f"maillog_file_prefixes = {store.root}", "myhostname = mailstore-01.test"], check=True)  # fmt: skip
+    store.ns.run(["postalias", "-c", str(conf), str(store.root / "etc/aliases")], check=True)
+    # Postfix prints its complaints only to a terminal: `script` gives it one.
+    started = subprocess.run(["script", "-qec", shlex.join(store.ns.cmd(["postfix", "-c", str(conf), "start"])),
+                              "/dev/null"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert started.returncode == 0, started.stdout + (log.read_text() if log.exists() else "")
+    try:
+        yield conf
+    finally:
+        store.ns.run(["postfix", "-c", str(conf), "stop"], capture_output=True, check=False)
+
+
+@pytest.mark.daemons
+def test_postfix_delivers_an_alias_to_its_owners_mailbox(store: Store, mta: Path) -> None:
+    # GIVEN mail submitted to the mailstore's Postfix for jdoe's aliases (any case) and his address
+    # WHEN Postfix rewrites them (virtual_alias_maps) and delivers over LMTP THEN all reach his one mailbox
+    rcpts = ("JD@domain01.dom", "john.doe@domain02.dom", "john.doe@domain01.dom")
+    for rcpt in rcpts:
+        msg = f"From: a@example.org\r\nTo: {rcpt}\r\nSubject: postfix: to {rcpt}\r\n\r\nx\r\n"
+        sent = store.ns.run(["sendmail", "-C", str(mta), "-f", "a@example.org", rcpt], input=msg,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+    expected = sorted(f"postfix: to {r}" for r in rcpts)
+    deadline = time.monotonic() + 30
+    while True:
+        got = [s for s in store.in_netns(_inbox_subjects, store, "jdoe", store.passwords["jdoe"])
+               if s.startswith("postfix: ")]  # fmt: skip
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert got == expected, (store.root / "maillog").read_text()[-3000:]
+
+
+@pytest.mark.daemons
+def test_postfix_delivers_namesakes_to_their_own_mailboxes(store: Store, mta: Path) -> None:
+    # GIVEN one message for each jsmith through the mailstore's Postfix WHEN delivered THEN each reads only theirs
+    for rcpt in ("jsmith@domain02.dom", "jsmith@domain01.dom"):
+        msg = f"From: a@example.org\r\nTo: {rcpt}\r\nSubject: postfix namesake: {rcpt}\r\n\r\nx\r\n"
+        sent = store.ns.run(["sendmail", "-C", str(mta), "-f", "a@example.org", rcpt], input=msg,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+    logins = {"jsmith@domain01.dom": "jsmith", "jsmith@domain02.dom": "jsmith02"}
+    expected = {a: [f"postfix namesake: {a}"] for a in logins}
+    deadline = time.monotonic() + 30
+    while True:
+        got = {a: [s for s in store.in_netns(_inbox_subjects, store, a, store.passwords[login])
+                   if s.startswith("postfix namesake: ")] for a, login in logins.items()}  # fmt: skip
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert got == expected, (store.root / "maillog").read_text()[-3000:]
+
+
+@pytest.mark.daemons
+def test_imap_logs_the_client_address_webmail_names_in_imap_id(dovecot23: dict[str, str]) -> None:
+    # SOGo sends ID ("x-originating-ip" ...) after LOGIN, when Dovecot no longer trusts it: logged, not believed.
+    assert dovecot23["protocol imap/imap_id_log"] == "x-originating-ip"

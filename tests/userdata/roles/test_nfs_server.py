@@ -58,9 +58,11 @@ def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
         "/etc/exports",
         "/etc/modprobe.d/lockd.conf",
         "/etc/sysconfig/nfs",
+        "/etc/systemd/system/mailstrata-metadata-guard.service",
         "/etc/systemd/system/nfs-server.service.d/mailstrata.conf",
         "/etc/yum.repos.d/CentOS-Base.repo",
         "/etc/yum.repos.d/epel.repo",
+        "/usr/local/sbin/mailstrata-metadata-guard",
         "/usr/local/sbin/mailstrata-setup",
         ROLE_SCRIPT,
     ]
@@ -104,8 +106,8 @@ def test_nfs_server_waits_for_the_volume_mount(files: dict[str, str]) -> None:
 
 
 def test_services_and_packages(layer_cloud_config: Callable[[Role], dict], files: dict[str, str]) -> None:
-    assert layer_cloud_config(Role.NFS_SERVER)["packages"] == ["openssl", "ca-certificates", "chrony", "nfs-utils",
-                                                               "xfsprogs"]  # fmt: skip
+    assert layer_cloud_config(Role.NFS_SERVER)["packages"] == ["openssl", "ca-certificates", "chrony", "iptables",
+                                                               "nfs-utils", "xfsprogs"]  # fmt: skip
     setup = files["/usr/local/sbin/mailstrata-setup"]
     assert "systemctl enable --now rpcbind\nsystemctl enable --now nfs-server\n" in setup
 

@@ -300,8 +300,9 @@ def test_limits_come_from_the_platform_config(main_cf: dict[str, str]) -> None:
 
 
 @pytest.mark.daemons
-def test_per_client_limits_exempt_only_loopback_behind_proxy(main_cf: dict[str, str]) -> None:
-    assert main_cf["smtpd_client_event_limit_exceptions"] == "127.0.0.0/8"
+def test_per_client_limits_exempt_nobody_behind_proxy(main_cf: dict[str, str]) -> None:
+    # A PROXY header can name 127.0.0.1: exempting loopback would exempt whoever claims it.
+    assert main_cf["smtpd_client_event_limit_exceptions"] == ""
 
 
 @pytest.mark.daemons
@@ -315,6 +316,12 @@ def test_postfix_2_10_render_has_no_compatibility_level(main_cf: dict[str, str])
 @pytest.mark.daemons
 def test_port_25_expects_the_proxy_protocol(service_params: dict[str, str]) -> None:
     assert service_params["smtp/inet/smtpd_upstream_proxy_protocol"] == "haproxy"
+
+
+@pytest.mark.daemons
+def test_port_25_trusts_no_address(service_params: dict[str, str]) -> None:
+    # Issue 9: Postfix checks only a PROXY header's syntax, so no address it names may be trusted.
+    assert service_params["smtp/inet/mynetworks"] == ""
 
 
 @pytest.mark.daemons
@@ -700,6 +707,11 @@ class ProxySMTP(smtplib.SMTP):
 
     client_address = "203.0.113.9"  # only text inside the header; nothing is ever sent to it
 
+    def __init__(self, host: str, port: int, *, timeout: float, claim: str | None = None) -> None:
+        if claim is not None:
+            self.client_address = claim  # a forged header: whatever the sender wants Postfix to believe
+        super().__init__(host, port, timeout=timeout)
+
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = socket.create_connection((host, port), timeout)
         sock.sendall(f"PROXY TCP4 {self.client_address} 127.0.0.1 40000 25\r\n".encode())
@@ -739,9 +751,11 @@ class LiveMx:
             timeout=60,
         )
 
-    def session(self, steps: Callable[[smtplib.SMTP], Any]) -> Any:
+    def session(self, steps: Callable[[smtplib.SMTP], Any], claim: str | None = None) -> Any:
+        """One SMTP session through a PROXY header naming the Internet client, or `claim` (a forged one)."""
+
         def run() -> Any:
-            client = ProxySMTP("127.0.0.1", 25, timeout=30)
+            client = ProxySMTP("127.0.0.1", 25, timeout=30, claim=claim)
             try:
                 return steps(client)
             finally:
@@ -892,6 +906,21 @@ def test_live_distribution_list_is_accepted(live_mx: LiveMx) -> None:
 def test_live_relay_is_denied_although_the_lb_connects_from_a_trusted_address(live_mx: LiveMx) -> None:
     # The TCP peer is 127.0.0.1 (inside mynetworks); the PROXY header names the real client: no relay.
     code, text = live_mx.session(_rcpt("someone@example.org"))
+    assert (code, text.decode()) == (554, "5.7.1 <someone@example.org>: Relay access denied")
+
+
+def _forged_claims() -> dict[str, str]:
+    """What a forged PROXY header may name: loopback, each platform subnet and the VIP subnet (only text)."""
+    net = _sample.context(ROLE).platform.networks
+    hosts = {f"{r.value} subnet": str(next(ipaddress.ip_network(c[0]).hosts())) for r, c in net.servers.items() if c}
+    return {"loopback": "127.0.0.1", **hosts, "VIP subnet": str(next(ipaddress.ip_network(net.vip_subnet[0]).hosts()))}
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("claim", sorted(_forged_claims()))
+def test_live_forged_proxy_headers_relay_nothing(live_mx: LiveMx, claim: str) -> None:
+    # Issue 9: anything that reaches a member's port 25 can send a PROXY header naming any address.
+    code, text = live_mx.session(_rcpt("someone@example.org"), claim=_forged_claims()[claim])
     assert (code, text.decode()) == (554, "5.7.1 <someone@example.org>: Relay access denied")
 
 

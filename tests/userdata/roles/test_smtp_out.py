@@ -41,7 +41,7 @@ from mailstrata.terraform_eval import StandIns, evaluate
 from mailstrata.userdata import limits
 from mailstrata.userdata.context import LayerContext, Secret, Tls, TlsSource
 from mailstrata.userdata.daemons import postfix
-from mailstrata.userdata.daemons.postfix import SUBMISSION_PORT
+from mailstrata.userdata.daemons.postfix import RELAY_PORT, SUBMISSION_PORT
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import escape
@@ -114,16 +114,25 @@ def test_postconf_prints_no_warnings(postconf_n: subprocess.CompletedProcess[str
 
 
 @pytest.mark.daemons
-def test_mynetworks_is_this_host_webmail_and_mailstores(main_cf: dict[str, str]) -> None:
-    assert main_cf["mynetworks"] == "127.0.0.0/8, 10.10.3.0/24, 10.10.4.0/24"
+def test_mynetworks_is_this_host_only(main_cf: dict[str, str]) -> None:
+    # Each listener says whom it trusts (master.cf); webmail is trusted nowhere (issue 9: it submits with AUTH).
+    assert main_cf["mynetworks"] == "127.0.0.0/8"
 
 
 @pytest.mark.daemons
-def test_mynetworks_never_holds_the_load_balancers_addresses(main_cf: dict[str, str]) -> None:
+def test_only_the_internal_relay_trusts_an_address_and_only_the_mailstores(service_params: dict[str, str]) -> None:
+    trusted = {k.split("/")[0]: v for k, v in service_params.items() if k.endswith("/inet/mynetworks")}
+    assert trusted == {"submission": "", "2525": "10.10.3.0/24"}
+
+
+@pytest.mark.daemons
+def test_mynetworks_never_holds_the_load_balancers_or_webmail(service_params: dict[str, str]) -> None:
     # Defect 1: with the LB's subnet in mynetworks, the whole Internet would relay through the LB.
-    vip_subnets = [ipaddress.ip_network(c) for c in _sample.context(ROLE).platform.networks.vip_subnet]
-    trusted = [ipaddress.ip_network(c) for c in main_cf["mynetworks"].split(", ")]
-    assert [(t, v) for t in trusted for v in vip_subnets if t.overlaps(v)] == []
+    net = _sample.context(ROLE).platform.networks
+    untrusted = [ipaddress.ip_network(c) for c in (*net.vip_subnet, *net.of(Role.WEBMAIL))]
+    trusted = [ipaddress.ip_network(c) for k, v in service_params.items() if k.endswith("/mynetworks")
+               for c in v.split(",") if c]
+    assert [(t, u) for t in trusted for u in untrusted if t.overlaps(u)] == []
 
 
 @pytest.mark.daemons
@@ -164,10 +173,10 @@ def test_sender_logins_come_from_the_directory_map(main_cf: dict[str, str]) -> N
 
 
 @pytest.mark.daemons
-def test_milters_scan_then_sign_and_defer_when_down(main_cf: dict[str, str]) -> None:
+def test_milters_scan_then_check_the_from_then_sign_and_defer_when_down(main_cf: dict[str, str]) -> None:
     got = {k: main_cf[k] for k in ("smtpd_milters", "non_smtpd_milters", "milter_default_action")}
     assert got == {
-        "smtpd_milters": "inet:127.0.0.1:7357, inet:127.0.0.1:8891",
+        "smtpd_milters": "inet:127.0.0.1:7357, inet:127.0.0.1:7358, inet:127.0.0.1:8891",
         "non_smtpd_milters": "inet:127.0.0.1:8891",
         "milter_default_action": "tempfail",
     }
@@ -222,12 +231,12 @@ def test_dh_parameters_are_rfc7919_ffdhe2048(files: dict[str, str]) -> None:
 
 
 @pytest.mark.daemons
-def test_master_cf_has_smtp_and_submission_listeners(view: ServerView) -> None:
-    proc = view_run_postconf(view, "-M", "smtp/inet", "submission/inet")
+def test_master_cf_has_submission_and_internal_relay_listeners_and_no_port_25(view: ServerView) -> None:
+    proc = view_run_postconf(view, "-M", "smtp/inet", "submission/inet", "2525/inet")
     services = [ln.split()[:8] for ln in proc.stdout.splitlines()]
     assert services == [
-        ["smtp", "inet", "n", "-", "n", "-", "-", "smtpd"],
         ["submission", "inet", "n", "-", "n", "-", "-", "smtpd"],
+        ["2525", "inet", "n", "-", "n", "-", "-", "smtpd"],
     ]
 
 
@@ -243,13 +252,23 @@ def test_submission_requires_starttls_and_offers_auth_only_over_it(service_param
         "smtpd_sender_restrictions": "reject_authenticated_sender_login_mismatch",
         "milter_macro_daemon_name": "ORIGINATING",
         "smtpd_upstream_proxy_protocol": "haproxy",
+        "mynetworks": "",
     }
 
 
 @pytest.mark.daemons
-def test_port_25_takes_proxy_and_offers_no_auth(service_params: dict[str, str]) -> None:
-    got = {k.split("/", 2)[2]: v for k, v in service_params.items() if k.startswith("smtp/inet/")}
-    assert got == {"smtpd_upstream_proxy_protocol": "haproxy"}
+def test_internal_relay_takes_no_proxy_offers_no_auth_and_serves_only_the_mailstores(
+    service_params: dict[str, str],
+) -> None:
+    got = {k.split("/", 2)[2]: v for k, v in service_params.items() if k.startswith("2525/inet/")}
+    assert got == {
+        "syslog_name": "postfix/relay",
+        "smtpd_sasl_auth_enable": "no",
+        "mynetworks": "10.10.3.0/24",
+        "smtpd_client_restrictions": "permit_mynetworks,reject",
+        "smtpd_relay_restrictions": "permit_mynetworks,reject",
+        "smtpd_client_event_limit_exceptions": "10.10.3.0/24",
+    }
 
 
 def test_ports_without_a_proxy_pool_do_not_expect_proxy() -> None:
@@ -354,7 +373,8 @@ def test_saslauthd_binds_as_the_user_over_verified_ldaps(files: dict[str, str]) 
         "ldap_search_base": "dc=domain01,dc=dom",
         "ldap_scope": "sub",
         "ldap_referrals": "no",
-        "ldap_filter": "(&(objectClass=person)(sAMAccountName=%U)(|(mail=*@domain01.dom)(mail=*@domain02.dom)))",
+        "ldap_filter": "(&(objectClass=person)(|(mail=%u)(&(sAMAccountName=%u)(!(sAMAccountName=*@*))))"
+                       "(|(mail=*@domain01.dom)(mail=*@domain02.dom)))",
         "ldap_auth_method": "bind",
         "ldap_timeout": "10",
         "ldap_time_limit": "10",
@@ -426,10 +446,9 @@ def test_opendkim_signs_only(files: dict[str, str]) -> None:
     ]
 
 
-def test_opendkim_signs_for_this_host_webmail_and_mailstores(files: dict[str, str]) -> None:
-    assert table_rows(files["/etc/opendkim/TrustedHosts"]) == [
-        ["127.0.0.0/8"], ["10.10.3.0/24"], ["10.10.4.0/24"], ["::1"],
-    ]  # fmt: skip
+def test_opendkim_signs_by_address_for_this_host_and_the_mailstores_only(files: dict[str, str]) -> None:
+    # Webmail's mail is signed because it is submitted (ORIGINATING), never because of its address.
+    assert table_rows(files["/etc/opendkim/TrustedHosts"]) == [["127.0.0.0/8"], ["10.10.3.0/24"], ["::1"]]
 
 
 def test_one_key_signs_each_served_domain_as_itself(files: dict[str, str]) -> None:
@@ -723,7 +742,10 @@ def test_sender_login_map_owns_no_address_outside_the_people(samba: SambaAD, sam
 
 EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 DELIVERY_VIP = "127.0.0.12"
-WEBMAIL_CLIENT = "10.10.4.7"  # only ever text in a PROXY header, inside the namespace
+# The mailstores' and webmail's servers, inside the namespace: the internal relay sees their real addresses.
+MAILSTORE_SERVER = "127.0.0.30"
+WEBMAIL_SERVER = "127.0.0.40"
+OTHER_HOST = "127.0.0.99"  # any other host that could reach the port, were the security group wrong
 INTERNET_CLIENT = "203.0.113.5"  # ditto (TEST-NET-3)
 
 
@@ -744,9 +766,11 @@ def debian_daemons_profile(run: Path) -> OsProfile:
     }
     # The server's own address: 127.0.0.12 (the delivery VIP) is another host here.
     values = {**PROFILE.values, "inet_interfaces": "127.0.0.1"}
+    commands = {**PROFILE.commands, "daemon_reload": "true"}  # no systemd here: the test starts every daemon
     return dataclasses.replace(
         PROFILE,
         users=_Attrs("debian-daemons.users", users),
+        commands=_Attrs("debian-daemons.commands", commands),
         paths=_Attrs("debian-daemons.paths", paths),
         values=_Attrs("debian-daemons.values", values),
         versions=_Attrs("debian-daemons.versions", {**PROFILE.versions, "postfix": "3.7"}),
@@ -770,8 +794,10 @@ class LiveOut:
         (self.run_dir / "clamdb" / "eicar.ndb").write_text(f"Mailstrata-Test-EICAR:0:*:{EICAR.encode().hex()}\n")
         self.key = subprocess.run(["openssl", "genrsa", "2048"], capture_output=True, text=True, check=True).stdout
         ctx = _sample.context(ROLE)
+        net = ctx.platform.networks
+        servers = {**net.servers, Role.MAILSTORE: (f"{MAILSTORE_SERVER}/32",), Role.WEBMAIL: (f"{WEBMAIL_SERVER}/32",)}
         ctx = ctx.with_platform(vips=dataclasses.replace(ctx.platform.vips, mailstore=DELIVERY_VIP),
-            directory=_samba_directory(ad, LdapTls.LDAPS),
+            directory=_samba_directory(ad, LdapTls.LDAPS), networks=dataclasses.replace(net, servers=servers),
         )
         values = {
             **SAMPLE,
@@ -784,6 +810,9 @@ class LiveOut:
         for key in (root / "etc/opendkim/keys").iterdir():
             shutil.chown(key, "opendkim", "opendkim")
             key.chmod(0o600)
+        sender_map = root / "etc/postfix/ldap-sender-login.cf"  # the From milter reads it through Postfix's group
+        shutil.chown(sender_map, "root", "postfix")
+        sender_map.chmod(0o640)
         tls = root / "etc/pki/mailstrata"
         tls.mkdir(parents=True, exist_ok=True)
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -799,7 +828,8 @@ class LiveOut:
 
     def start(self) -> None:
         v, ns = self.view, self.netns
-        subprocess.run(["ip", "-n", ns, "addr", "add", f"{DELIVERY_VIP}/8", "dev", "lo"], check=True)
+        for address in (DELIVERY_VIP, MAILSTORE_SERVER, WEBMAIL_SERVER, OTHER_HOST):
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{address}/8", "dev", "lo"], check=True)
         setup = v.run(["bash", str(self.role_script)], netns=ns)  # the rendered role script itself
         assert setup.returncode == 0, setup.stdout + setup.stderr
         clamd = self._spawn("clamd", ["clamd", "-F", "-c", "/etc/clamd.d/scan.conf"])
@@ -810,6 +840,7 @@ class LiveOut:
             "clamav-milter", ["clamav-milter", "--config-file=/etc/mail/clamav-milter.conf", "--foreground=yes"]
         )
         self._spawn("opendkim", ["opendkim", "-f", "-x", "/etc/opendkim.conf"])
+        self._spawn("from-check", unit_command(self.view.root))
         mux = self.run_dir / "saslauthd" / "mux"
         saslauthd = ["saslauthd", "-a", "ldap", "-O", "/etc/saslauthd.conf", "-m", str(mux.parent), "-d", "-n", "0"]
         self._spawn("saslauthd", saslauthd)
@@ -818,7 +849,8 @@ class LiveOut:
         for cmd in (["postfix", "check"], ["postfix", "start"]):
             proc = v.run(cmd, netns=ns, tty=True)
             assert proc.returncode == 0, proc.stdout + proc.stderr + self._maillog()
-        wanted = {"127.0.0.1:7357", "127.0.0.1:8891", "127.0.0.1:25", "127.0.0.1:587", f"{DELIVERY_VIP}:25"}
+        wanted = {"127.0.0.1:7357", "127.0.0.1:7358", "127.0.0.1:8891", "127.0.0.1:2525", "127.0.0.1:587",
+                  f"{DELIVERY_VIP}:25"}
         wait_for(lambda: self._listening(wanted) and mux.exists(), "listeners", 90, log=self._diagnosis)
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -838,7 +870,7 @@ class LiveOut:
     def _diagnosis(self) -> str:
         """What a start that timed out shows: Postfix's log, the TCP listeners, and the other daemons' logs."""
         ss = subprocess.run(["ip", "netns", "exec", self.netns, "ss", "-Hltn"], capture_output=True, text=True).stdout
-        others = "".join(f"--- {n}\n{self._log(n)}" for n in ("clamav-milter", "opendkim", "saslauthd"))
+        others = "".join(f"--- {n}\n{self._log(n)}" for n in ("clamav-milter", "from-check", "opendkim", "saslauthd"))
         return f"{self._maillog()}--- listening\n{ss}{others}"
 
     def _maillog(self) -> str:
@@ -854,9 +886,14 @@ class LiveOut:
         proc = subprocess.run(["ip", "netns", "exec", self.netns, *cmd], capture_output=True, text=True, timeout=60)
         return proc.stdout + proc.stderr
 
-    def send(self, client: str, sender: str, rcpt: str, body: str) -> str:
-        """Port 25, no AUTH: how webmail and the mailstores' bounces arrive."""
-        return self.swaks(25, client, sender, rcpt, body)
+    def relay(self, source: str, sender: str, rcpt: str, body: str, *extra: str) -> str:
+        """The internal relay port, no AUTH, no PROXY header, from `source` itself: how the mailstores' bounces
+        arrive (directly on the server, not through the LB)."""
+        cmd = ["swaks", "--server", f"127.0.0.1:{RELAY_PORT}", "--local-interface", source, "--helo", "client.test",
+               "--from", sender, "--to", rcpt, "--header", f"From: <{sender}>", "--header", "Subject: mailstrata test",
+               "--body", body, *extra]  # fmt: skip
+        proc = subprocess.run(["ip", "netns", "exec", self.netns, *cmd], capture_output=True, text=True, timeout=60)
+        return proc.stdout + proc.stderr
 
     def submit(self, client: str, login: str, sender: str, rcpt: str, body: str) -> str:
         """Port 587 with STARTTLS and AUTH PLAIN as `login` (its password from the test directory)."""
@@ -920,8 +957,8 @@ def dkim_tags(message: str) -> dict[str, str]:
 
 
 @pytest.mark.daemons
-def test_live_mail_from_webmail_is_relayed_to_the_delivery_vip_and_signed(live: LiveOut) -> None:
-    sent = live.send(WEBMAIL_CLIENT, "usuario01@domain01.dom", "usuario02@domain01.dom", "hello")
+def test_live_mail_from_a_mailstore_is_relayed_to_the_delivery_vip_and_signed(live: LiveOut) -> None:
+    sent = live.relay(MAILSTORE_SERVER, "usuario01@domain01.dom", "usuario02@domain01.dom", "hello")
     assert "<-  250 2.0.0 Ok: queued" in sent, sent
     tags = dkim_tags(live.delivered("hello"))
     assert (tags["d"], tags["s"], tags["c"]) == ("domain01.dom", "mail2026", "relaxed/relaxed")
@@ -936,7 +973,7 @@ def test_live_signature_verifies_with_the_domains_public_key(live: LiveOut, tmp_
     keys.write_text(f"mail2026._domainkey.domain01.dom v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}\n")
     conf = tmp_path / "verify.conf"
     conf.write_text(f"Mode v\nSyslog no\nTestPublicKeys {keys}\n")
-    live.send(WEBMAIL_CLIENT, "usuario01@domain01.dom", "usuario02@domain01.dom", "verify me")
+    live.relay(MAILSTORE_SERVER, "usuario01@domain01.dom", "usuario02@domain01.dom", "verify me")
     message = tmp_path / "message.eml"
     message.write_text(live.delivered("verify me"))
     proc = subprocess.run(["opendkim", "-x", str(conf), "-t", str(message)], capture_output=True, text=True)
@@ -982,7 +1019,7 @@ def test_live_one_key_signs_two_domains_and_each_verifies_through_its_cname(live
     # WHEN OpenDKIM (the rendered config) signs mail from two different served domains
     results = []
     for sender, body in (("usuario01@domain01.dom", "first domain"), ("usuario02@domain02.dom", "second domain")):
-        sent = live.send(WEBMAIL_CLIENT, sender, "usuario03@domain01.dom", body)
+        sent = live.relay(MAILSTORE_SERVER, sender, "usuario03@domain01.dom", body)
         assert "<-  250 2.0.0 Ok: queued" in sent, sent
         message = live.delivered(body)
         tags = dkim_tags(message)
@@ -995,20 +1032,53 @@ def test_live_one_key_signs_two_domains_and_each_verifies_through_its_cname(live
 
 @pytest.mark.daemons
 def test_live_infected_mail_is_rejected_with_the_virus_name(live: LiveOut) -> None:
-    sent = live.send(WEBMAIL_CLIENT, "usuario01@domain01.dom", "usuario02@domain01.dom", EICAR)
+    sent = live.relay(MAILSTORE_SERVER, "usuario01@domain01.dom", "usuario02@domain01.dom", EICAR)
     assert "<** 550 5.7.1 Message refused: it contains a virus (Mailstrata-Test-EICAR.UNOFFICIAL)" in sent, sent
 
 
-@pytest.mark.daemons
-def test_live_internet_client_behind_the_lb_cannot_relay_on_25(live: LiveOut) -> None:
-    # The TCP peer is 127.0.0.1 (inside mynetworks), as the LB's address would be; PROXY names the real one.
-    sent = live.send(INTERNET_CLIENT, "spammer@example.net", "victim@example.org", "hello")
-    assert "<** 554 5.7.1 <victim@example.org>: Relay access denied" in sent, sent
+def forged_clients() -> dict[str, str]:
+    """What a PROXY header may claim: loopback, each platform subnet (as the sample config has them) and the
+    VIP subnet. Only text in a header, inside the namespace."""
+    net = _sample.context(ROLE).platform.networks
+    first = {f"{r.value} subnet": str(next(ipaddress.ip_network(c[0]).hosts())) for r, c in net.servers.items() if c}
+    return {"loopback": "127.0.0.1", **first, "VIP subnet": str(next(ipaddress.ip_network(net.vip_subnet[0]).hosts())),
+            "the mailstore server": MAILSTORE_SERVER}
 
 
 @pytest.mark.daemons
-def test_live_port_25_offers_no_auth(live: LiveOut) -> None:
-    sent = live.swaks(25, WEBMAIL_CLIENT, "usuario01@domain01.dom", "usuario02@domain01.dom", "x",
+@pytest.mark.parametrize("claim", sorted(forged_clients()))
+def test_live_forged_proxy_headers_relay_nothing_on_submission(live: LiveOut, claim: str) -> None:
+    # Issue 9: Postfix checks only a PROXY header's syntax. Whatever address it names, no AUTH means no relay.
+    sent = live.swaks(SUBMISSION_PORT, forged_clients()[claim], "spammer@example.net", "victim@example.org", "x",
+                      "--tls")  # fmt: skip
+    assert "Ok: queued" not in sent and re.search(r"<~\* 554 5\.7\.1 .*Client host rejected: Access denied", sent), sent
+
+
+@pytest.mark.daemons
+def test_live_port_25_is_closed(live: LiveOut) -> None:
+    sent = live.swaks(25, INTERNET_CLIENT, "spammer@example.net", "victim@example.org", "x")
+    assert "Connection refused" in sent, sent
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("source", [WEBMAIL_SERVER, "127.0.0.1", OTHER_HOST])
+def test_live_internal_relay_refuses_everyone_but_the_mailstores(live: LiveOut, source: str) -> None:
+    sent = live.relay(source, "usuario01@domain01.dom", "victim@example.org", "x")
+    refused = rf"<\*\* 554 5\.7\.1 <\S+\[{re.escape(source)}\]>: Client host rejected: Access denied"
+    assert re.search(refused, sent), sent
+
+
+@pytest.mark.daemons
+def test_live_internal_relay_reads_no_proxy_header(live: LiveOut) -> None:
+    # A PROXY header naming a mailstore, sent from webmail, is not a command: the session goes nowhere.
+    sent = live.swaks(RELAY_PORT, MAILSTORE_SERVER, "usuario01@domain01.dom", "victim@example.org", "x",
+                      "--local-interface", WEBMAIL_SERVER)  # fmt: skip
+    assert f"<unknown[{WEBMAIL_SERVER}]>: Client host rejected: Access denied" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_internal_relay_offers_no_auth(live: LiveOut) -> None:
+    sent = live.relay(MAILSTORE_SERVER, "usuario01@domain01.dom", "usuario02@domain01.dom", "x",
                       "--tls", "--quit-after", "AUTH", "--auth", "PLAIN", "--auth-user", "usuario01",
                       "--auth-password", "whatever")  # fmt: skip
     assert "Host did not advertise authentication" in sent, sent
@@ -1055,3 +1125,208 @@ def test_live_submission_from_anywhere_is_relayed_and_signed_after_login(live: L
 def test_live_submission_refuses_someone_elses_sender_address(live: LiveOut) -> None:
     sent = live.submit(INTERNET_CLIENT, "usuario01", "usuario02@domain01.dom", "usuario03@domain01.dom", "x")
     assert "<~* 553 5.7.1 <usuario02@domain01.dom>: Sender address rejected: not owned by user usuario01" in sent, sent
+
+
+# ---- live: the header From check (issue 9, mailstrata-from-check) -------------------------------------
+#
+# The rendered milter runs from its rendered unit: the unit's command line, as the unit's user with the
+# unit's groups (as systemd would start it), between clamav-milter and OpenDKIM in smtpd_milters. Each
+# submission keeps its own envelope sender (Postfix already checks that one) and varies only the header From.
+
+FROM_CHECK_UNIT = "/etc/systemd/system/mailstrata-from-check.service"
+
+
+def unit_command(root: Path) -> list[str]:
+    """The rendered unit's ExecStart, as its User, Group and SupplementaryGroups (setpriv execs, as systemd
+    does). The view overlays only /etc: the script the unit names under /usr/local is read from `root`."""
+    import shlex
+
+    unit = (root / FROM_CHECK_UNIT.lstrip("/")).read_text()
+    keys = dict(ln.split("=", 1) for ln in unit.splitlines() if "=" in ln and not ln.startswith("#"))
+    argv = [f"{root}{a}" if a.startswith("/usr/local/") else a for a in shlex.split(keys["ExecStart"])]
+    return ["setpriv", f"--reuid={keys['User']}", f"--regid={keys['Group']}",
+            f"--groups={keys['SupplementaryGroups']}", "--", *argv]  # fmt: skip
+
+
+def submit_from(live: LiveOut, login: str, sender: str, header_from: str, body: str, *extra: str,
+                auth_user: str | None = None) -> str:
+    """Submission as `login` with envelope `sender` and the header `From: header_from` (swaks's last
+    --header of a name wins)."""
+    return live.swaks(SUBMISSION_PORT, INTERNET_CLIENT, sender, "usuario03@domain01.dom", body, "--tls",
+                      "--auth", "PLAIN", "--auth-user", auth_user or login, "--auth-password",
+                      live.ad.users[login].password, "--header", f"From: {header_from}", *extra)  # fmt: skip
+
+
+def never_delivered(live: LiveOut, body: str) -> bool:
+    """True when no message with `body` reached the sink, once a later message has (the queue is in order
+    enough: both would leave the same queue towards the same sink)."""
+    control = f"control after {body}"
+    assert "<~  250 2.0.0 Ok: queued" in submit_from(live, "usuario01", "usuario01@domain01.dom",
+                                                     "<usuario01@domain01.dom>", control)
+    live.delivered(control)
+    return not any(f"\n\n{body}\n" in p.read_text(errors="replace") for p in live.sink.iterdir())
+
+
+@pytest.mark.daemons
+def test_live_submitted_from_the_users_own_address_is_delivered_and_signed(live: LiveOut) -> None:
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", '"Usuario Uno" <usuario01@domain01.dom>',
+                       "own from")  # fmt: skip
+    assert "<~  250 2.0.0 Ok: queued" in sent, sent
+    message = live.delivered("own from")
+    assert (re.search(r"^From: (.*)$", message, re.M).group(1), dkim_tags(message)["d"]) == (  # type: ignore[union-attr]
+        '"Usuario Uno" <usuario01@domain01.dom>', "domain01.dom")
+
+
+@pytest.mark.daemons
+def test_live_submitted_from_a_colleagues_address_is_refused_and_never_delivered(live: LiveOut) -> None:
+    # GIVEN usuario01 logged in, with his own envelope sender (which Postfix accepts)
+    # WHEN the header From is usuario02's
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario02@domain01.dom>", "spoofed from")
+    # THEN the message is refused at the end of DATA, and nothing reaches the delivery VIP
+    assert ("<~* 550 5.7.1 From address <usuario02@domain01.dom> is not yours (logged in as usuario01); use your "
+            "own address, and Reply-To for a shared one") in sent, sent
+    assert never_delivered(live, "spoofed from")
+
+
+@pytest.mark.daemons
+def test_live_a_login_written_as_an_address_may_send_from_that_address(live: LiveOut) -> None:
+    sent = submit_from(live, "usuario05", "usuario05@domain02.dom", "<usuario05@domain02.dom>", "address login",
+                       auth_user="usuario05@domain02.dom")  # fmt: skip
+    assert "<~  250 2.0.0 Ok: queued" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_an_alias_of_the_user_is_the_users_own_address(live: LiveOut) -> None:
+    # jdoe's mail is john.doe@domain01.dom; jd@domain01.dom is an alias (proxyAddresses smtp:)
+    if "jdoe" not in live.ad.users:
+        pytest.skip("the test directory has no user with aliases")
+    sent = submit_from(live, "jdoe", "john.doe@domain01.dom", "<jd@domain01.dom>", "alias from")
+    assert "<~  250 2.0.0 Ok: queued" in sent, sent
+    live.delivered("alias from")
+
+
+@pytest.mark.daemons
+def test_live_someone_elses_alias_is_refused(live: LiveOut) -> None:
+    if "jdoe" not in live.ad.users:
+        pytest.skip("the test directory has no user with aliases")
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<jd@domain01.dom>", "foreign alias")
+    assert "<~* 550 5.7.1 From address <jd@domain01.dom> is not yours (logged in as usuario01)" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_shared_address_of_a_group_is_refused_even_for_its_members(live: LiveOut) -> None:
+    # The rule (docs/defects.md, "Who may send as whom"): a distribution list owns no address, so nobody,
+    # not even a member (usuario01 is one of ventas), sends as it.
+    assert "usuario01" in live.ad.groups["ventas"].members
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<ventas@domain01.dom>", "as the group")
+    assert "<~* 550 5.7.1 From address <ventas@domain01.dom> is not yours (logged in as usuario01)" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_a_member_answers_for_the_group_with_reply_to(live: LiveOut) -> None:
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario01@domain01.dom>", "for the group",
+                       "--add-header", "Reply-To: <ventas@domain01.dom>")  # fmt: skip
+    assert "<~  250 2.0.0 Ok: queued" in sent, sent
+    assert "\nReply-To: <ventas@domain01.dom>\n" in live.delivered("for the group")
+
+
+@pytest.mark.daemons
+def test_live_every_address_of_a_from_list_must_be_the_users(live: LiveOut) -> None:
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "usuario01@domain01.dom, usuario02@domain01.dom",
+                       "two authors")  # fmt: skip
+    assert "<~* 550 5.7.1 From address <usuario02@domain01.dom> is not yours" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_a_second_from_header_is_refused(live: LiveOut) -> None:
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario01@domain01.dom>", "two froms",
+                       "--add-header", "From: <usuario02@domain01.dom>")  # fmt: skip
+    assert "<~* 550 5.7.1 A message needs exactly one From header, found 2" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_a_from_the_parser_cannot_read_is_refused_not_guessed(live: LiveOut) -> None:
+    # Lenient parsers read this as usuario01's address; a mail client may show usuario02's (CVE-2023-27043).
+    sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "usuario01@domain01.dom)<usuario02@domain01.dom>",
+                       "unreadable from")  # fmt: skip
+    assert "<~* 550 5.7.1 The From header cannot be read as a list of addresses" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_internal_relay_without_auth_is_not_checked(live: LiveOut) -> None:
+    # The mailstores' bounces and sieve forwards carry other people's From; they arrive without AUTH.
+    sent = live.relay(MAILSTORE_SERVER, "usuario01@domain01.dom", "usuario03@domain01.dom", "relayed from",
+                      "--header", "From: <usuario02@domain01.dom>")  # fmt: skip
+    assert "<-  250 2.0.0 Ok: queued" in sent, sent
+    live.delivered("relayed from")
+
+
+@pytest.mark.daemons
+def test_live_submission_is_deferred_while_the_from_check_is_down(live: LiveOut) -> None:
+    check = next(p for p in live.procs if "mailstrata-from-check" in " ".join(map(str, p.args)) and p.poll() is None)
+    check.terminate()
+    check.wait(timeout=10)
+    try:
+        sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario01@domain01.dom>", "while down")
+        # smtpd cannot reach a milter when the session starts: milter_default_action = tempfail defers every
+        # command of the session, so the client keeps the message and retries later
+        assert "<** 454 4.3.0 Try again later" in sent and "Ok: queued" not in sent, sent
+    finally:
+        live._spawn("from-check", unit_command(live.view.root))
+        wait_for(lambda: live._listening({"127.0.0.1:7358"}), "the From check again", 30, log=live._diagnosis)
+
+
+@contextlib.contextmanager
+def from_check_replaced(live: LiveOut, argv: list[str]) -> Iterator[None]:
+    """The rendered From check stopped and `argv` listening in its place; the rendered one back afterwards."""
+
+    def stop_running() -> None:
+        for p in live.procs:
+            if "mailstrata-from-check" in " ".join(map(str, p.args)) and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=10)
+
+    def listening() -> None:
+        wait_for(lambda: live._listening({"127.0.0.1:7358"}), "the From check", 30, log=live._diagnosis)
+
+    stop_running()
+    try:
+        live._spawn("from-check-replaced", argv)
+        listening()
+        yield
+    finally:
+        stop_running()
+        live._spawn("from-check", unit_command(live.view.root))
+        listening()
+
+
+@pytest.mark.daemons
+def test_live_submission_is_deferred_not_refused_while_the_directory_fails(live: LiveOut) -> None:
+    # GIVEN the From check asking a directory that does not answer (the rendered map, its server a closed port)
+    broken = live.base / "sender-login-down.cf"
+    text = (live.view.root / "etc/postfix/ldap-sender-login.cf").read_text()
+    broken.write_text(re.sub(r"^server_host = .*$", "server_host = ldap://127.0.0.1:9", text, flags=re.M))
+    shutil.chown(broken, "root", "postfix")
+    broken.chmod(0o640)
+    argv = unit_command(live.view.root)
+    argv[argv.index("--map") + 1] = f"ldap:{broken}"
+    with from_check_replaced(live, argv):
+        # WHEN a user submits with his own From (which the map cannot confirm now)
+        sent = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario01@domain01.dom>", "directory down")
+    # THEN the message is deferred (the client retries), not refused as a spoof
+    assert "<~* 451 4.3.0 Cannot check the From address now; try again later" in sent, sent
+
+
+@pytest.mark.daemons
+def test_live_the_from_check_works_on_centos7s_python_3_6(live: LiveOut) -> None:
+    from tests.userdata.daemons.test_from_check import _python36
+
+    # As root: pyenv's interpreter lives under root's 0700 home, out of the milter user's reach.
+    argv = unit_command(live.view.root)
+    argv = argv[argv.index("--") + 1 :]
+    argv[argv.index("/usr/bin/python3")] = _python36()
+    with from_check_replaced(live, argv):
+        own = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario01@domain01.dom>", "own on 3.6")
+        other = submit_from(live, "usuario01", "usuario01@domain01.dom", "<usuario02@domain01.dom>", "spoof on 3.6")
+    assert ("<~  250 2.0.0 Ok: queued" in own, "<~* 550 5.7.1 From address <usuario02@domain01.dom>" in other) == (
+        True, True), own + other

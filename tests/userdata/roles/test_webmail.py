@@ -31,15 +31,19 @@ from typing import Any
 import pytest
 
 from mailstrata.directory import DirectorySettings, LdapTls
+from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
+from mailstrata.terraform_eval import StandIns, evaluate
 from mailstrata.userdata import profiles as profiles_mod
 from mailstrata.userdata.context import Database, LayerContext, Secret
+from mailstrata.userdata.daemons.ldap import quoted_secret
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import LayerUserData, render_layer
 from mailstrata.userdata.terraform_text import escape, references, substitute
 from tests.support import netns
 from tests.support.daemons import stop, wait_for, write_tree
 from tests.support.requires import requires, requires_netns
+from tests.support.synth import default_platform, resources
 from tests.userdata import _sample
 
 SAMPLE_VALUES = _sample.SAMPLE_VALUES
@@ -79,6 +83,10 @@ def render(ctx: LayerContext, os_profile: OsProfile | None = None) -> LayerUserD
 def resolved_files(ud: LayerUserData, values: dict[str, str] | None = None) -> dict[str, str]:
     """A variant's files with the sample references replaced (Terraform's part), by path."""
     table = {**SAMPLE_VALUES, **(values or {})}
+    missing = sorted({e for f in ud.files for e in references(f.content)} - set(table))
+    if missing:  # expressions over the variables (sogo.conf's escaped bind password): Terraform computes them
+        variables = {k.removeprefix("var."): v for k, v in table.items() if k.startswith("var.")}
+        table |= evaluate({e: "${" + e + "}" for e in missing}, StandIns(variables=variables))
     return {f.path: substitute(f.content, table) for f in ud.files}
 
 
@@ -147,8 +155,10 @@ def test_files_of_a_layer_with_a_local_database(files: dict[str, str]) -> None:
         SOGO_CONF,
         MEMCACHED_SYSCONFIG,
         SOGO_SYSCONFIG,
+        "/etc/systemd/system/mailstrata-metadata-guard.service",
         "/etc/yum.repos.d/CentOS-Base.repo",
         "/etc/yum.repos.d/epel.repo",
+        "/usr/local/sbin/mailstrata-metadata-guard",
         SETUP_SCRIPT,
         ROLE_SCRIPT,
     ]
@@ -178,7 +188,8 @@ def test_setup_hands_sogo_conf_to_the_sogo_group(files: dict[str, str]) -> None:
 
 def test_passwords_are_terraform_references_in_the_synthesized_text(default_render: LayerUserData) -> None:
     text = escape(default_render.body_text())  # what goes into cdk.tf.json
-    assert (text.count(DB_REF), text.count(BIND_REF), text.count("$" + DB_REF)) == (5, 1, 0)
+    # the bind password as sogo.conf quotes it: Terraform escapes it (ldap.quoted_secret)
+    assert (text.count(DB_REF), text.count(quoted_secret(BIND_REF)), text.count("$" + DB_REF)) == (5, 1, 0)
 
 
 def test_no_literal_password_in_the_synthesized_text(default_render: LayerUserData) -> None:
@@ -290,7 +301,7 @@ def test_sogo_ldap_source_is_ad_with_indirect_bind(files: dict[str, str], tmp_pa
             "baseDN": "dc=domain01,dc=dom",
             "bindDN": "cn=correoapp,ou=mailapps,dc=domain01,dc=dom",
             "bindPassword": SAMPLE_VALUES["var.ad_bind_password"],
-            "bindFields": ["sAMAccountName"],
+            "bindFields": ["sAMAccountName", "mail"],  # the account name or the address
             "UIDFieldName": "sAMAccountName",
             "IDFieldName": "sAMAccountName",
             "CNFieldName": "cn",
@@ -609,8 +620,10 @@ def nginx_site(
 
 
 def curl(ns: netns.NetNs, url: str, *args: str) -> str:
+    # nginx requires the PROXY line on 80 and 443 (the webmail pools send it). curl's names this connection's
+    # own addresses (127.0.0.1), a source nginx does not trust, so the client stays 127.0.0.1.
     out = ns.run(
-        ["curl", "-sk", "--max-time", "5", "-H", f"Host: {PUBLIC_HOST}", *args, url],
+        ["curl", "-sk", "--haproxy-protocol", "--max-time", "5", "-H", f"Host: {PUBLIC_HOST}", *args, url],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     return out.stdout
@@ -622,6 +635,48 @@ def status(ns: netns.NetNs, url: str, *args: str) -> str:
 
 def backend_saw(ns: netns.NetNs, url: str, *args: str) -> dict[str, Any]:
     return json.loads(curl(ns, url, *args))
+
+
+# A client that writes a PROXY v1 line of its own choosing before TLS (or plain HTTP), from a chosen source
+# address, as an amphora (or an impostor) would: {"status", "body"}, or {"error"} when TLS or the
+# connection fails.
+PROXY_CLIENT = r"""
+import json, socket, ssl, sys
+a = json.loads(sys.argv[1])
+s = socket.socket()
+s.settimeout(5)
+if a["source"]:
+    s.bind((a["source"], 0))
+s.connect((a["host"], a["port"]))
+try:
+    if a["proxy"]:
+        s.sendall(a["proxy"].encode() + b"\r\n")
+    if a["tls"]:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, a["tls"])
+        s = ctx.wrap_socket(s, server_hostname=a["sni"])
+    s.sendall(f"GET {a['path']} HTTP/1.0\r\nHost: {a['sni']}\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+except OSError as e:  # ssl.SSLError too
+    print(json.dumps({"error": type(e).__name__}))
+    sys.exit(0)
+head, _, body = data.partition(b"\r\n\r\n")
+if not head:
+    print(json.dumps({"error": "closed without an answer"}))
+else:
+    print(json.dumps({"status": head.split(b"\r\n")[0].decode(), "body": body.decode(errors="replace")}))
+"""
+
+
+def proxy_client(ns: netns.NetNs, *, host: str, port: int, proxy: str | None, tls: str | None = "TLSv1_2",
+                 path: str = "/SOGo/so/", source: str | None = None) -> dict[str, Any]:
+    arg = {"host": host, "port": port, "proxy": proxy, "tls": tls, "path": path, "source": source, "sni": PUBLIC_HOST}
+    out = ns.run([sys.executable, "-c", PROXY_CLIENT, json.dumps(arg)], capture_output=True, text=True, timeout=20)
+    return json.loads(out.stdout)
 
 
 @pytest.mark.daemons
@@ -684,13 +739,12 @@ def test_https_sends_hsts(nginx_site: netns.NetNs) -> None:
     ("flag", "accepted"), [("-tls1", False), ("-tls1_1", False), ("-tls1_2", True), ("-tls1_3", True)]
 )
 def test_tls_protocol_floor(nginx_site: netns.NetNs, flag: str, accepted: bool) -> None:
-    # SECLEVEL=0 lets this client offer the old protocols, so only the server's setting decides.
-    out = nginx_site.run(
-        ["openssl", "s_client", "-connect", "127.0.0.1:443", "-servername", PUBLIC_HOST, flag,
-         "-cipher", "DEFAULT:@SECLEVEL=0"],
-        input="", capture_output=True, text=True, check=False, timeout=10,
-    )  # fmt: skip
-    assert (out.returncode == 0) is accepted
+    # SECLEVEL=0 lets this client offer the old protocols, so only the server's setting decides. The PROXY
+    # line goes first (openssl s_client cannot send one), then exactly the one TLS version of `flag`.
+    version = {"-tls1": "TLSv1", "-tls1_1": "TLSv1_1", "-tls1_2": "TLSv1_2", "-tls1_3": "TLSv1_3"}[flag]
+    out = proxy_client(nginx_site, host="127.0.0.1", port=443, proxy="PROXY TCP4 127.0.0.1 127.0.0.1 40000 443",
+                       tls=version, path="/")
+    assert ("error" not in out) is accepted
 
 
 def test_proxy_protocol_pool_gives_nginx_the_client_address() -> None:
@@ -699,6 +753,7 @@ def test_proxy_protocol_pool_gives_nginx_the_client_address() -> None:
     lines = [ln.strip() for ln in conf.splitlines()]
     assert [ln for ln in lines if ln.startswith(("listen", "set_real_ip_from", "real_ip_header"))] == [
         "set_real_ip_from 10.20.0.0/24;",
+        "set_real_ip_from 10.10.4.0/24;",
         "real_ip_header proxy_protocol;",
         "listen 80 default_server;",
         "listen 443 ssl http2 default_server proxy_protocol;",
@@ -797,7 +852,7 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
     requires("samba", "samba-tool", "sogod", "plser", "mariadbd", "mariadb-install-db", "memcached", "nginx",
             "curl", "openssl", "setpriv", "unshare")  # fmt: skip
     requires_netns()
-    from tests.support.samba_ad import USERS_DN, SambaAD
+    from tests.support.samba_ad import BIND_LOGIN, TRICKY_PASSWORD, USERS_DN, SambaAD
 
     tls: LdapTls = request.param
     # not under pytest's 0700 temporary root: sogod runs as `sogo` and reads the CA file in here
@@ -809,6 +864,8 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
     ad = SambaAD(base / "ad", netns=ns.name)
     try:
         ad.start()
+        # a bind password with every character some file format treats as syntax: sogo.conf must carry it
+        ad.set_password(BIND_LOGIN, TRICKY_PASSWORD)
         directory = DirectorySettings(
             urls=(ad.ldaps_url if tls is LdapTls.LDAPS else ad.ldap_url,),
             tls=tls,
@@ -892,6 +949,14 @@ def test_sogo_login_of_the_second_domain(webmail_stack: tuple[netns.NetNs, Any, 
 
 
 @pytest.mark.daemons
+def test_sogo_login_with_the_address(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    # Issue 9: the address is a login everywhere (bindFields: the account name or the mail attribute).
+    ns, ad, _ = webmail_stack
+    code, text = login(ns, "usuario05@domain02.dom", ad.users["usuario05"].password)
+    assert (code, json.loads(text)["cn"]) == ("200", "usuario05")
+
+
+@pytest.mark.daemons
 def test_sogo_login_with_a_wrong_password_is_refused(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
     ns, _, _ = webmail_stack
     assert login(ns, "usuario01", "not-the-password")[0] == "403"
@@ -910,3 +975,228 @@ def test_sogo_created_its_tables_in_mariadb(webmail_stack: tuple[netns.NetNs, An
 def test_health_endpoint_reports_a_running_sogo(webmail_stack: tuple[netns.NetNs, Any, Path], url: str) -> None:
     ns, _, _ = webmail_stack
     assert status(ns, url) == "200 "
+
+
+# ---- client addresses: the PROXY protocol from the webmail pools ---------------------------------------
+# The webmail pools send PROXY v1 (tests/constructs/test_webmail_pool.py reads that from cdk.tf.json), so
+# nginx must read it on 80 and 443, trust it only from where amphorae connect from, and give sogod the
+# address it names. The live tests run the rendered nginx (debian12 profile, moved under a temporary root)
+# in a private namespace whose networks stand in for the platform's: the VIP subnet is 127.20.0.0/24 and
+# the webmail servers' subnet 127.10.4.0/24 (the same render, other inputs). 203.0.113.7 is only ever
+# text in a PROXY line. In front of nginx runs the twin's HAProxy for the default platform's webmail VIP,
+# generated from cdk.tf.json as Octavia's amphora would run it (mailstrata.twin.haproxy).
+
+CLIENT = "203.0.113.7"  # the browser named in PROXY lines; never an address anything binds or dials
+LIVE_VIP_SUBNET, LIVE_WEBMAIL_SUBNET = "127.20.0.0/24", "127.10.4.0/24"
+AMPHORA = "127.20.0.110"  # an amphora's address on the VIP subnet
+LB_VIP = "127.20.0.13"
+MEMBER = "127.10.4.41"  # the webmail server
+OUTSIDER = "127.200.0.1"  # the Internet: not a source nginx may take a PROXY line from
+
+
+def webmail_proxy_ports() -> frozenset[int]:
+    """The member ports whose webmail pool sends PROXY in the default platform's cdk.tf.json (what the
+    webmail MailLayer hands the templates as ctx.proxy_ports)."""
+    prefix = "mailstrata/webmail/"
+    return frozenset(
+        int(p["description"][len(prefix):].split(":", 1)[0])
+        for p in resources(default_platform(), "openstack_lb_pool_v2").values()
+        if p["description"].startswith(prefix) and p["protocol"] == "PROXY"
+    )
+
+
+def live_context() -> LayerContext:
+    ctx = _sample.context(ROLE)
+    n = ctx.platform.networks
+    networks = replace(n, servers={**n.servers, ROLE: (LIVE_WEBMAIL_SUBNET,)}, vip_subnet=(LIVE_VIP_SUBNET,))
+    return replace(ctx.with_platform(networks=networks), proxy_ports=webmail_proxy_ports())
+
+
+def nginx_under(root: Path, ctx: LayerContext) -> tuple[Path, OsProfile]:
+    """nginx.conf rendered with the debian12 profile moved under `root`, and what the package would have put
+    in place there (mime.types, log and pid folders) plus a self-signed certificate."""
+    profile = load_profile("debian12", ROLE).relocated(str(root))
+    tree = resolved_files(render(ctx, profile))
+    conf = Path(next(p for p in tree if p.endswith(NGINX_CONF)))
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(tree[str(conf)])
+    shutil.copy("/etc/nginx/mime.types", profile.paths.nginx_mime_types)
+    Path(profile.paths.nginx_log_dir).mkdir(parents=True, exist_ok=True)
+    Path(profile.paths.nginx_pid).parent.mkdir(parents=True, exist_ok=True)
+    _self_signed(Path(profile.paths.tls_dir))
+    return conf, profile
+
+
+def listen_lines(conf: str) -> list[str]:
+    lines = [ln.strip() for ln in conf.splitlines()]
+    return [ln for ln in lines if ln.startswith(("listen", "set_real_ip_from", "real_ip_header"))]
+
+
+def test_the_default_platform_reads_proxy_on_80_and_443_from_the_lb_subnets_only(
+    layer_files: Callable[[Role], dict[str, str]],
+) -> None:
+    assert listen_lines(layer_files(ROLE)[NGINX_CONF]) == [
+        "set_real_ip_from 10.20.0.0/24;",  # the VIP subnet
+        "set_real_ip_from 10.10.4.0/24;",  # the webmail servers' subnet (the amphorae's member-side ports)
+        "real_ip_header proxy_protocol;",
+        "listen 80 default_server proxy_protocol;",
+        "listen 443 ssl http2 default_server proxy_protocol;",
+    ]
+
+
+def test_sogo_gets_the_client_address_in_every_header_it_reads(layer_files: Callable[[Role], dict[str, str]]) -> None:
+    conf = layer_files(ROLE)[NGINX_CONF]
+    for header in ("X-Real-IP", "X-Forwarded-For", "x-webobjects-remote-host"):
+        assert conf.count(f"proxy_set_header {header} $remote_addr;") == 2, header  # /SOGo and ActiveSync
+
+
+def test_a_whole_internet_proxy_source_is_refused() -> None:
+    ctx = live_context()
+    networks = replace(ctx.platform.networks, vip_subnet=("0.0.0.0/0",))
+    with pytest.raises(ConfigError) as err:
+        render(ctx.with_platform(networks=networks))
+    assert [str(p) for p in err.value.problems] == [
+        "networks.vip_subnet: a PROXY-protocol source must not be the whole Internet, got 0.0.0.0/0; name the LB "
+        "subnets"
+    ]
+
+
+@pytest.mark.daemons
+def test_nginx_t_accepts_the_proxy_protocol_config_of_the_debian12_profile(tmp_path: Path) -> None:
+    requires("nginx", "openssl")
+    conf, _ = nginx_under(tmp_path, replace(_sample.context(ROLE), proxy_ports=webmail_proxy_ports()))
+    out = subprocess.run(["nginx", "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
+    assert ("proxy_protocol;" in conf.read_text(), out.returncode, out.stderr.splitlines()) == (
+        True,
+        0,
+        [f"nginx: the configuration file {conf} syntax is ok", f"nginx: configuration file {conf} test is successful"],
+    )
+
+
+def test_sogo_does_not_write_the_client_address_into_sent_mail(files: dict[str, str], tmp_path: Path) -> None:
+    # SOGo's X-Forward header would carry the browser's address (now the real one) to every recipient.
+    assert sogo_plist(files[SOGO_CONF], tmp_path)["SOGoMailDisableXForward"] == "YES"
+
+
+def open_at(ns: netns.NetNs, host: str, port: int) -> bool:
+    probe = f"import socket; socket.create_connection(({host!r}, {port}), 1).close()"
+    return ns.run([sys.executable, "-c", probe], check=False, capture_output=True).returncode == 0
+
+
+def haproxy_servers(ns: netns.NetNs, sock: Path) -> dict[tuple[str, str], tuple[str, str]]:
+    """{(backend, server): (status, check_status)} from HAProxy's stats socket."""
+    out = ns.run(["socat", "-", f"UNIX-CONNECT:{sock}"], input="show stat\n", capture_output=True, text=True)
+    header, *rows = [ln for ln in out.stdout.splitlines() if ln]
+    cols = header.lstrip("# ").split(",")
+    stats = [dict(zip(cols, r.split(","), strict=False)) for r in rows]
+    return {(s["pxname"], s["svname"]): (s["status"], s["check_status"]) for s in stats
+            if s["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+@pytest.fixture(scope="module")
+def proxied_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[netns.NetNs, Path, Path]]:
+    """(namespace, nginx's log folder, HAProxy's stats socket): the rendered nginx on MEMBER in front of an
+    echoing stand-in for sogod, and the twin's HAProxy for the webmail VIP in front of nginx."""
+    requires("nginx", "openssl", "curl", "haproxy", "socat")
+    requires_netns()
+    from mailstrata.twin.haproxy import haproxy_cfg, load_balancers
+
+    root = tmp_path_factory.mktemp("proxied")
+    conf, profile = nginx_under(root, live_context())
+    text = conf.read_text()
+    # test-side: nginx binds the server's own address, since the load balancer's VIP takes the same ports in
+    # this one namespace (on a real server nginx listens on every address)
+    for port in (80, 443):
+        assert f"listen {port} " in text
+        text = text.replace(f"listen {port} ", f"listen {MEMBER}:{port} ")
+    conf.write_text(text)
+    lbs = load_balancers(default_platform(), vip_of=lambda _: LB_VIP, member_address=lambda _: MEMBER,
+                         cidr=lambda c: c)
+    [lb] = [lb for name, lb in lbs.items() if name.endswith("webmail")]
+    sock = root / "haproxy.sock"
+    (root / "haproxy.cfg").write_text(haproxy_cfg(lb, stats_socket=str(sock), pid_file=str(root / "haproxy.pid")))
+    ns = netns.NetNs.create("ms-wpx", addresses=(AMPHORA, LB_VIP, OUTSIDER))
+    # /32: connections to the member then leave from the member's own address (the webmail subnet), as the
+    # amphora's member-side port would; a /8 alias would make the kernel pick 127.0.0.1
+    ns.run(["ip", "addr", "add", f"{MEMBER}/32", "dev", "lo"])
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(ns.popen([sys.executable, "-c", ECHO_BACKEND]))
+        procs.append(ns.popen(["nginx", "-c", str(conf), "-p", str(root), "-g", "daemon off;"]))
+        wait_for(lambda: open_at(ns, "127.0.0.1", 20000) and open_at(ns, MEMBER, 443) and open_at(ns, MEMBER, 80),
+                 "nginx and the backend", 20)  # fmt: skip
+        # then the load balancer: HAProxy starts its servers UP but takes them down at the first failed
+        # check, which a check sent before nginx listens would be
+        procs.append(ns.popen(["haproxy", "-db", "-f", str(root / "haproxy.cfg")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        wait_for(lambda: open_at(ns, LB_VIP, 443) and open_at(ns, LB_VIP, 80), "HAProxy", 20)
+        yield ns, Path(profile.paths.nginx_log_dir), sock
+    finally:
+        for p in procs:
+            stop(p)
+        ns.delete()
+
+
+@pytest.mark.daemons
+def test_an_amphoras_proxy_line_gives_sogo_the_client_address(proxied_site: tuple[netns.NetNs, Path, Path]) -> None:
+    ns, _, _ = proxied_site
+    out = proxy_client(ns, host=MEMBER, port=443, proxy=f"PROXY TCP4 {CLIENT} {LB_VIP} 51234 443", source=AMPHORA)
+    h = json.loads(out["body"])["headers"]
+    assert (out["status"], h["x-forwarded-for"], h["x-real-ip"], h["x-webobjects-remote-host"]) == (
+        "HTTP/1.1 200 OK", CLIENT, CLIENT, CLIENT
+    )
+
+
+@pytest.mark.daemons
+def test_a_proxy_line_on_port_80_names_the_client_in_the_access_log(
+    proxied_site: tuple[netns.NetNs, Path, Path],
+) -> None:
+    ns, logs, _ = proxied_site
+    out = proxy_client(ns, host=MEMBER, port=80, proxy=f"PROXY TCP4 {CLIENT} {LB_VIP} 51235 80", tls=None,
+                       path="/SOGo/?port80", source=AMPHORA)  # fmt: skip
+    [line] = [ln for ln in (logs / "access.log").read_text().splitlines() if "/SOGo/?port80" in ln]
+    assert (out["status"], line.split()[0]) == ("HTTP/1.1 301 Moved Permanently", CLIENT)
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize(("port", "tls"), [(443, "TLSv1_2"), (80, None)])
+def test_a_connection_without_a_proxy_line_is_refused(
+    proxied_site: tuple[netns.NetNs, Path, Path], port: int, tls: str | None
+) -> None:
+    ns, logs, _ = proxied_site
+    out = proxy_client(ns, host=MEMBER, port=port, proxy=None, tls=tls, path=f"/SOGo/?no-proxy-{port}",
+                       source=AMPHORA)  # fmt: skip
+    assert "error" in out, out
+    assert f"/SOGo/?no-proxy-{port}" not in (logs / "access.log").read_text()
+
+
+@pytest.mark.daemons
+def test_a_proxy_line_from_an_untrusted_source_does_not_set_the_client(
+    proxied_site: tuple[netns.NetNs, Path, Path],
+) -> None:
+    ns, _, _ = proxied_site
+    out = proxy_client(ns, host=MEMBER, port=443, proxy=f"PROXY TCP4 {CLIENT} {LB_VIP} 51236 443", source=OUTSIDER)
+    h = json.loads(out["body"])["headers"]
+    assert (h["x-forwarded-for"], h["x-real-ip"], h["x-webobjects-remote-host"]) == (OUTSIDER, OUTSIDER, OUTSIDER)
+
+
+@pytest.mark.daemons
+def test_octavias_health_checks_carry_the_proxy_line_and_pass(proxied_site: tuple[netns.NetNs, Path, Path]) -> None:
+    ns, _, sock = proxied_site
+    # Octavia's first checks run within one monitor delay (5 s); L7OK: /healthz answered 200 through nginx.
+    wait_for(lambda: {c for _, c in haproxy_servers(ns, sock).values()} == {"L7OK"}, "the first health checks", 30)
+    servers = haproxy_servers(ns, sock)
+    assert sorted({(backend.split("-")[-2], st) for (backend, _), st in servers.items()}) == [
+        ("443", ("UP", "L7OK")), ("80", ("UP", "L7OK"))
+    ]
+
+
+@pytest.mark.daemons
+def test_a_browser_through_the_load_balancer_reaches_sogo_with_its_own_address(
+    proxied_site: tuple[netns.NetNs, Path, Path],
+) -> None:
+    ns, _, _ = proxied_site
+    out = ns.run(["curl", "-sk", "--interface", OUTSIDER, "--max-time", "5", "-H", f"Host: {PUBLIC_HOST}",
+                  f"https://{LB_VIP}/SOGo/so/"], capture_output=True, text=True, check=False)  # fmt: skip
+    h = json.loads(out.stdout)["headers"]
+    assert (h["x-forwarded-for"], h["x-real-ip"]) == (OUTSIDER, OUTSIDER)
