@@ -46,6 +46,17 @@ AD_ATTRIBUTES = AttributeMap()  # Microsoft AD's attribute and class names (quot
 MESSAGE_SIZE_LIMIT = 25 * 1024 * 1024  # 25 MiB, about what the large providers accept: mail to and from them fits
 TLS_SOURCE = TlsSource.SELF_SIGNED  # a platform that boots without a CA; give a real chain for production
 
+# MTA-STS (RFC 8461), served by the webmail layer
+# testing: senders deliver as before and only report failures; enforce would make every MTA-STS sender refuse
+# to deliver while smtp-in's certificate is self-signed (the default above). Enforce once it is publicly trusted.
+MTA_STS_MODE = "testing"
+MTA_STS_MAX_AGE = 604_800  # one week: RFC 8461's own example, and its "range of weeks or greater" (3.2)
+
+# DNS of the mail domains (`mailstrata.dns`)
+# p=none: receivers only report. A stricter policy before the reports show every sender of the company's domains
+# (newsletters, ticket systems) signing or in SPF would junk or bounce their mail.
+DMARC_POLICY = "none"
+
 # Amavis and SpamAssassin (smtp-in)
 SPAM_TAG2_LEVEL = 9.0  # well above SpamAssassin's 5.0: few wanted messages are marked as spam
 SPAM_KILL_LEVEL = 12.0  # quarantined from here: a margin above tag2_level, so marked mail is still delivered

@@ -13,6 +13,7 @@ PACKAGES=(
   samba samba-ad-dc samba-ad-provision winbind ldap-utils slapd
   sogo memcached mariadb-server nginx-light
   gcc libc6-dev  # the local twin compiles its loopback shim (mailstrata/twin/files/loopback_shim.c)
+  bind9-utils  # named-checkzone loads the published DNS records as zone files (tests/stacks/test_dns_records.py)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

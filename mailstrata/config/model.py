@@ -45,7 +45,9 @@ from pydantic_core import InitErrorDetails, core_schema
 from mailstrata import defaults
 from mailstrata.contract import DEFAULT_LISTENERS, PROXY_CAPABLE, RELAY
 from mailstrata.directory import AttributeMap, DirectorySettings, LdapTls
+from mailstrata.dns import TXT_STRING_MAX, DmarcPolicy
 from mailstrata.errors import Problem
+from mailstrata.mta_sts import MAX_AGE_LIMIT, MtaStsMode
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import (
     Affinity,
@@ -348,13 +350,29 @@ def _spf(value: str) -> str:
         raise ValueError(f"is not an SPF record, got {value!r}; start it with v=spf1, e.g. v=spf1 mx ~all")
     if not value.isascii() or not value.isprintable():
         raise ValueError(f"contains characters a TXT record cannot carry, got {value!r}; use printable ASCII only")
-    if len(value) > 255:
-        raise ValueError(f"is {len(value)} characters, got {value[:40]!r}...; one TXT string holds at most 255: "
-                         "use include: mechanisms")
+    if len(value) > TXT_STRING_MAX:
+        # Designate counts the two quotes in: 253 characters inside them (`mailstrata.dns.TXT_STRING_MAX`).
+        raise ValueError(f"is {len(value)} characters, got {value[:40]!r}...; one TXT string holds at most "
+                         f"{TXT_STRING_MAX} in Designate: use include: mechanisms")
     return value
 
 
-Spf = Annotated[str, AfterValidator(_spf), _schema("spf", "An SPF record without quotes.", "v=spf1 mx ~all")]
+Spf = Annotated[str, AfterValidator(_spf),
+                _schema("spf", "An SPF record without quotes.", "v=spf1 ip4:192.0.2.25 ~all")]
+
+
+def _ip_address(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"is not an IPv4 or IPv6 address, got {value!r}; write one address, e.g. 192.0.2.25 "
+                         "(no prefix: each egress address gets a PTR and a forward name)") from None
+    return str(address)
+
+
+IpAddress = Annotated[
+    str, AfterValidator(_ip_address), _schema("ip-address", "An IPv4 or IPv6 address.", "192.0.2.25")
+]
 MailLayerName = Literal["smtp_in", "smtp_out", "mailstore", "webmail"]
 
 
@@ -990,12 +1008,38 @@ class Dns(_Model):
 
     zone: Domain = Field(default="cloud0.hc.mycompany.dom", description="Zone holding the platform's host names.")
     designate: Bool = Field(default=False, description="Create the zone and records in Designate.")
-    mail_domain_zones: Bool = Field(default=False, description="Also create each mail domain's zone (MX, SPF, DKIM).")
+    mail_domain_zones: Bool = Field(
+        default=False, description="Also create each mail domain's zone and its mail records in Designate. When "
+        "false, the mail domains' records are only in the dns_records output, for the zones that exist elsewhere.")
     email: Email = Field(default="hostmaster@domain01.dom", description="SOA contact of created zones.")
     ttl: Int = Field(default=300, ge=30, le=2_147_483_647, description="TTL of created records, in seconds.")
-    spf: Spf = Field(
-        default="v=spf1 mx ~all",
-        description="SPF TXT of each mail domain. List the addresses your smtp-out servers leave from.",
+    egress_addresses: Annotated[
+        tuple[IpAddress, ...], _ListChecks(_unique("egress_addresses", "address"))
+    ] = Field(
+        default=(),
+        description="Public addresses smtp-out's servers send from (SPF, their HELO names' A/AAAA records, the PTR "
+        "step). Default: looked up at plan time, the IPv4 SNAT address of the router on smtp-out's subnet; "
+        "set it when mail leaves otherwise (a NAT gateway, a floating IP per server, IPv6).",
+    )
+    spf: Spf | None = Field(
+        default=None,
+        description="SPF TXT of each mail domain, verbatim. Default: v=spf1 ip4:<each egress address> ~all (only "
+        "smtp-out sends; ~all leaves the verdict on other senders to DMARC).",
+    )
+    dmarc_policy: DmarcPolicy = Field(
+        default=DmarcPolicy(defaults.DMARC_POLICY),
+        description="DMARC p= of each mail domain. none: report only; quarantine or reject once the reports show "
+        "every sender of the domains aligned.",
+    )
+    dmarc_reports: Email | None = Field(
+        default=None,
+        description="Address DMARC aggregate reports (rua) go to. Default: dmarc-reports@<first mail domain>, "
+        "which must exist in the directory.",
+    )
+    tls_reports: Email | None = Field(
+        default=None,
+        description="Address TLS-RPT reports (RFC 8460) go to. Default: tls-reports@<first mail domain>, which "
+        "must exist in the directory.",
     )
 
     @_rule
@@ -1093,6 +1137,22 @@ class Quota(_Model):
     )
 
 
+class MtaSts(_Model):
+    """MTA-STS (RFC 8461): the policy the webmail layer serves at https://mta-sts.<domain>/.well-known/mta-sts.txt."""
+
+    mode: MtaStsMode = Field(
+        default=MtaStsMode(defaults.MTA_STS_MODE),
+        description="testing: senders deliver as without MTA-STS and report failures. enforce: senders refuse to "
+        "deliver unless smtp-in presents a publicly trusted certificate for its name; set it only once it does "
+        "(tls.source provided with a public CA's chain). none: withdraws a published policy.",
+    )
+    max_age: Int = Field(
+        default=defaults.MTA_STS_MAX_AGE, ge=86_400, le=MAX_AGE_LIMIT,
+        description="Seconds senders cache the policy: from a day (RFC 8461 8.3's \"small\" value, for withdrawing) "
+        "to 31557600 (3.2's limit); RFC 8461 expects weeks.",
+    )
+
+
 class Mail(_Model):
     """How the daemons treat mail."""
 
@@ -1108,6 +1168,7 @@ class Mail(_Model):
         description="Largest message accepted, in bytes (at least 1 MiB).",
     )
     dkim_selector: DnsLabel = Field(default="mail", description="DKIM selector, the same for every domain and server.")
+    mta_sts: MtaSts = Field(default=MtaSts(), description=MtaSts.__doc__)
 
     @_rule
     def _solr_url(self) -> list[Problem]:

@@ -6,10 +6,23 @@ below it never read YAML or the environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from cdktf import Fn, LocalBackend, S3Backend, TerraformOutput, TerraformStack, TerraformVariable
+from cdktf import (
+    Fn,
+    LocalBackend,
+    Postcondition,
+    S3Backend,
+    TerraformLocal,
+    TerraformOutput,
+    TerraformResourceLifecycle,
+    TerraformStack,
+    TerraformVariable,
+)
+from cdktf_cdktf_provider_openstack.data_openstack_networking_port_v2 import DataOpenstackNetworkingPortV2
+from cdktf_cdktf_provider_openstack.data_openstack_networking_router_v2 import DataOpenstackNetworkingRouterV2
+from cdktf_cdktf_provider_openstack.data_openstack_networking_subnet_v2 import DataOpenstackNetworkingSubnetV2
 from cdktf_cdktf_provider_openstack.dns_recordset_v2 import DnsRecordsetV2
 from cdktf_cdktf_provider_openstack.dns_zone_v2 import DnsZoneV2
 from cdktf_cdktf_provider_openstack.provider import OpenstackProvider
@@ -28,29 +41,23 @@ from mailstrata.constructs.mail_layer import MailLayer, MailLayerProps
 from mailstrata.constructs.nfs_share import CinderServerProps, NfsShare, NfsShareProps
 from mailstrata.contract import DEFAULT_LISTENERS, RELAY, ListenerDefault
 from mailstrata.directory import AttributeMap
+from mailstrata.dns import TXT_STRING_MAX, VIP_NAMES, Egress, MailDns, Ptr, Record, egress_of, ptr_records, records
 from mailstrata.errors import ConfigError, Problem
+from mailstrata.mta_sts import MtaStsSettings, policy_id
 from mailstrata.roles import Role
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
 from mailstrata.userdata.context import Platform
 from mailstrata.userdata.from_config import DKIM_KEY_ID, WEBMAIL_DB_PASSWORD_ID, platform_context
 
-# Host names published in the platform zone for each VIP (the seed's LB names and public aliases).
-VIP_NAMES: dict[Role, tuple[str, ...]] = {
-    Role.SMTP_IN: ("smtp-in",),
-    Role.SMTP_OUT: ("smtp-out", "mail"),
-    Role.MAILSTORE: ("smtp-delivery", "pop", "imap"),
-    Role.WEBMAIL: ("webmail",),
-}
+__all__ = ["VIP_NAMES", "MailPlatformStack", "PublishedName"]
 
+PublishedName = Record  # the name this module gave `mailstrata.dns.Record` first
 
-DKIM_TXT_STRING = 255  # characters in one TXT string (RFC 1035 character-string)
-
-
-@dataclass(frozen=True)
-class PublishedName:
-    name: str  # fully qualified, with the trailing dot
-    type: str
-    value: str
+# Logical ids of the egress look-up (data sources), fixed: the expressions below name them.
+EGRESS_SUBNET_ID = "egress_subnet"
+EGRESS_PORT_ID = "egress_router_port"
+EGRESS_ROUTER_ID = "egress_router"
+EGRESS_LOCAL = "smtp_out_egress"
 
 
 def _check_arguments(id: str, config: object) -> None:
@@ -70,7 +77,8 @@ class MailPlatformStack(TerraformStack):
     """Every layer, VIP, the storage, the directory binding, DNS and outputs of one platform.
 
     Attributes: `config`, `directory` (AdBinding), `vips` and `layers` (by role), `storage` (NfsShare),
-    `dkim_key` (the platform's one DKIM key, a tls PrivateKey), `published` (the DNS names to publish).
+    `dkim_key` (the platform's one DKIM key, a tls PrivateKey), `published` (the DNS records to publish,
+    `mailstrata.dns.records`), `ptrs` (the reverse records the cloud or operator must set).
     """
 
     def __init__(self, scope: Construct, id: str, *, config: PlatformConfig) -> None:
@@ -256,33 +264,87 @@ class MailPlatformStack(TerraformStack):
         return platform_context(cfg, vips={r: v.vip_address for r, v in self.vips.items()},
                                 directory=self.directory.settings)
 
-    def _published(self) -> list[PublishedName]:
-        zone = self.config.dns.zone
-        out: list[PublishedName] = []
-        for role, vip in self.vips.items():
-            address = vip.floating_ip_address or vip.vip_address
-            out.extend(PublishedName(f"{n}.{zone}.", "A", address) for n in VIP_NAMES[role])
-        # The platform's DKIM public key, once, in the platform zone; each domain's selector points at it.
-        dkim_record = f"{self.config.mail.dkim_selector}._domainkey.{zone}."
-        out.append(PublishedName(dkim_record, "TXT", self._dkim_txt()))
-        for domain in self.config.domains:
-            out.append(PublishedName(f"{domain}.", "MX", f"10 smtp-in.{zone}."))
-            # SPF: only the smtp-out VIP's public address sends for these domains.
-            out.append(PublishedName(f"{domain}.", "TXT", f'"{self.config.dns.spf}"'))
-            selector = f"{self.config.mail.dkim_selector}._domainkey.{domain}."
-            if selector != dkim_record:  # a mail domain that is the platform zone holds the TXT itself
-                out.append(PublishedName(selector, "CNAME", dkim_record))
-        return out
+    def _published(self) -> list[Record]:
+        cfg = self.config
+        mail_dns = MailDns(
+            zone=cfg.dns.zone,
+            domains=cfg.domains,
+            vip_addresses={role: vip.floating_ip_address or vip.vip_address for role, vip in self.vips.items()},
+            dkim_selector=cfg.mail.dkim_selector,
+            dkim_txt=self._dkim_txt(),
+            helo_names=tuple(server.fqdn for server in self.layers[Role.SMTP_OUT].servers),
+            egress=self._egress(),
+            spf=cfg.dns.spf,
+            dmarc_policy=cfg.dns.dmarc_policy,
+            dmarc_reports=cfg.dns.dmarc_reports,
+            tls_reports=cfg.dns.tls_reports,
+            mta_sts_id=self._mta_sts_id(),
+        )
+        self.ptrs: list[Ptr] = ptr_records(mail_dns)
+        return records(mail_dns)
+
+    def _mta_sts_id(self) -> str | None:
+        """The `_mta-sts` TXT id: derived from the policy text the webmail layer serves (`mailstrata.mta_sts`),
+        so it changes exactly when the policy does. None without a webmail layer: nothing serves a policy."""
+        cfg = self.config
+        if cfg.layers.webmail is None:
+            return None
+        # The same settings `userdata.from_config` hands webmail's nginx, so the id is that of the served text.
+        settings = MtaStsSettings(mode=cfg.mail.mta_sts.mode, max_age=cfg.mail.mta_sts.max_age)
+        return policy_id(settings.policy(cfg.dns.zone))
+
+    def _egress(self) -> tuple[Egress, ...]:
+        """The addresses smtp-out's mail leaves from: `dns.egress_addresses`, else looked up at plan time.
+
+        smtp-out's servers have no floating IP (`floating_ips` offers the smtp_in and webmail VIPs only, and a
+        VIP's floating IP carries inbound connections): their mail leaves through the router of their subnet,
+        from its SNAT address. Found as Neutron knows it: the subnet's gateway address is a port of that
+        router, whose external fixed IPs are the SNAT addresses. IPv4 only: Neutron does not NAT IPv6."""
+        cfg = self.config
+        if cfg.dns.egress_addresses:
+            return egress_of(cfg.dns.egress_addresses)
+        lc = cfg.layers.smtp_out
+        subnet = DataOpenstackNetworkingSubnetV2(self, "egress-subnet",
+                                                 subnet_id=lc.subnet_id or cfg.network.subnet_id)
+        subnet.override_logical_id(EGRESS_SUBNET_ID)
+        self._names.claim("data." + resource_type(DataOpenstackNetworkingSubnetV2), "egress-subnet",
+                          logical=EGRESS_SUBNET_ID)
+        port = DataOpenstackNetworkingPortV2(self, "egress-router-port", network_id=subnet.network_id,
+                                             fixed_ip=subnet.gateway_ip)
+        port.override_logical_id(EGRESS_PORT_ID)
+        self._names.claim("data." + resource_type(DataOpenstackNetworkingPortV2), "egress-router-port",
+                          logical=EGRESS_PORT_ID)
+        v4 = '[for ip in self.external_fixed_ip : ip.ip_address if !strcontains(ip.ip_address, ":")]'
+        router = DataOpenstackNetworkingRouterV2(
+            self, "egress-router", router_id=port.device_id,
+            lifecycle=TerraformResourceLifecycle(postcondition=[Postcondition(
+                condition="${self.enable_snat && length(" + v4 + ") > 0}",
+                error_message="dns.egress_addresses: smtp-out's mail leaves through the router of its subnet, but "
+                              "that router has no IPv4 SNAT address to publish in SPF; set dns.egress_addresses to "
+                              "the public addresses smtp-out's servers send from.",
+            )]),
+        )
+        router.override_logical_id(EGRESS_ROUTER_ID)
+        self._names.claim("data." + resource_type(DataOpenstackNetworkingRouterV2), "egress-router",
+                          logical=EGRESS_ROUTER_ID)
+        # A local, so the records carry a plain reference (`${local.smtp_out_egress}`): the expression's own
+        # quotes would otherwise be escaped with the TXT text around them.
+        rtype = resource_type(DataOpenstackNetworkingRouterV2)
+        egress = TerraformLocal(self, EGRESS_LOCAL, "${" + v4.replace("self.", f"data.{rtype}.{EGRESS_ROUTER_ID}.")
+                                + "[0]}")
+        egress.override_logical_id(EGRESS_LOCAL)
+        self._names.claim("local", EGRESS_LOCAL, logical=EGRESS_LOCAL)
+        return (Egress(address="${local." + EGRESS_LOCAL + "}", version=4),)
 
     def _dkim_txt(self) -> str:
         """`"v=DKIM1; k=rsa; p=<first part>" "<rest>"`: the base64 body of the public key, in strings of at
-        most 255 characters (one TXT string holds 255; Designate and BIND refuse longer ones). An RSA 2048
-        body is always 392 characters, so the split points are fixed."""
+        most `TXT_STRING_MAX` (253) characters (Designate refuses a string that is longer with its quotes, BIND
+        one over 255). An RSA 2048 body is always 392 characters, so the split points are fixed."""
         pem = self.dkim_key.public_key_pem
         body = Fn.replace(Fn.replace(Fn.replace(pem, "-----BEGIN PUBLIC KEY-----", ""),
                                      "-----END PUBLIC KEY-----", ""), "\n", "")
         head = "v=DKIM1; k=rsa; p="
-        first = DKIM_TXT_STRING - len(head)
+        first = TXT_STRING_MAX - len(head)
         return f'"{head}{Fn.substr(body, 0, first)}" "{Fn.substr(body, first, -1)}"'
 
     def _designate(self) -> None:
@@ -320,5 +382,11 @@ class MailPlatformStack(TerraformStack):
                 output(f"public_{role.value}", value=vip.floating_ip_address,
                        description=f"Floating IP of the {role.slug} VIP")
         output("mailbox_export", value=self.storage.export_location, description="NFS export holding the mailboxes")
-        output("dns_records", description="Records to publish (also created in Designate when enabled)",
+        output("dns_records", description="Records to publish: created in Designate when dns.designate (the mail "
+                                          "domains' only with dns.mail_domain_zones); add the rest to the zones "
+                                          "that hold them",
                value=[{"name": r.name, "type": r.type, "value": r.value} for r in self.published])
+        output("ptr_records", description="Reverse DNS the cloud or the operator must set: each address smtp-out "
+                                          "sends from, and the name its PTR must give (Designate's floating IP "
+                                          "PTR, or the address's owner)",
+               value=[{"address": p.address, "name": p.name} for p in self.ptrs])

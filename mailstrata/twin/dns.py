@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 class Records:
     a: Mapping[str, str] = field(default_factory=dict)  # name -> address
     mx: tuple[tuple[str, str, int], ...] = ()  # (domain, exchanger, preference)
-    txt: tuple[tuple[str, str], ...] = ()  # (name, text); long texts are split into 255-byte strings
+    # (name, text): a text is split into 255-byte strings; a tuple is served as the strings it holds (the
+    # stack's published records, already split as Designate and BIND take them)
+    txt: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
     ptr: Mapping[str, str] = field(default_factory=dict)  # address -> name
 
 
@@ -27,8 +29,8 @@ def dnsbl_name(client: str, zone: str) -> str:
     return ".".join(reversed(str(ipaddress.ip_address(client)).split("."))) + "." + zone
 
 
-def _txt(text: str) -> str:
-    chunks = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+def _txt(text: str | tuple[str, ...]) -> str:
+    chunks = list(text) if isinstance(text, tuple) else [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
     return ",".join('"' + c.replace('"', '\\"') + '"' for c in chunks)
 
 

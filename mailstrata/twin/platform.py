@@ -167,6 +167,11 @@ def twin_standins(syn: Synthesized, plan: AddressPlan, twin_servers: tuple[TwinS
         attrs[f"openstack_blockstorage_volume_v3.{key}.id"] = f"twin-volume-{key}"
     for key in resources(doc, "openstack_sharedfilesystem_share_v2"):
         attrs[f"openstack_sharedfilesystem_share_v2.{key}.export_locations"] = [{"path": f"{nfs_server}:/twin"}]
+    # smtp-out's egress look-up (`MailPlatformStack._egress`): in the twin, the first smtp-out server's address.
+    smtp_out = [s.address for s in twin_servers if s.role is Role.SMTP_OUT]
+    for key in doc.get("data", {}).get("openstack_networking_router_v2", {}):
+        attrs[f"data.openstack_networking_router_v2.{key}.external_fixed_ip"] = [
+            {"ip_address": smtp_out[0], "subnet_id": "twin"}]
     bind_var = syn.config.directory.bind_password.variable
     variables = {
         # the bind password is Samba's; every other secret variable (e.g. the external database's

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -63,6 +64,9 @@ EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 # Test data in the twin's DNS (besides what the stack publishes).
 SENDER_DOMAIN = "example.net"  # an Internet sender whose SPF allows the twin's Internet
 SPF_FAIL_DOMAIN = "spf-fail.example"  # an Internet sender whose SPF allows nobody
+# A published TXT value: quoted strings with backslash escapes ("v=DKIM1; ... p=MIIB..." "...").
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_UNESCAPE = re.compile(r"\\(.)")
 EXTERNAL_DOMAIN = "external.example"  # an outside recipient domain (relay tests)
 LISTED_CLIENT = 66  # 127.200.0.66 is on every DNSBL of the config
 SERVER_TIMEOUT = 60.0
@@ -368,18 +372,21 @@ class Twin:
         if db_host is not None:
             a[db_host] = plan.database
         mx: list[tuple[str, str, int]] = []
-        txt: list[tuple[str, str]] = []
+        txt: list[tuple[str, str | tuple[str, ...]]] = []
         cnames: list[tuple[str, str]] = []
         for rec in values.output("dns_records"):
             name = rec["name"].rstrip(".")
             value = rec["value"]
             if rec["type"] == "A":
-                a[name] = value
+                # Not over a server's own name: the records point smtp-out's HELO names at the one egress
+                # address, while in the twin each server sends from its own.
+                a.setdefault(name, value)
             elif rec["type"] == "MX":
                 pref, host = value.split()
                 mx.append((name, host.rstrip("."), int(pref)))
             elif rec["type"] == "TXT":
-                txt.append((name, "".join(part for part in value.split('"') if part.strip())))
+                # served as published: the same strings, split where the stack split them
+                txt.append((name, tuple(_UNESCAPE.sub(r"\1", q) for q in _QUOTED.findall(value))))
             elif rec["type"] == "CNAME":
                 cnames.append((name, value.rstrip(".")))
         # dnsmasq serves a CNAME only towards names it holds addresses for; the twin flattens each alias

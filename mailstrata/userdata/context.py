@@ -15,6 +15,7 @@ from typing import Any
 
 from mailstrata import defaults as D
 from mailstrata.directory import DirectorySettings
+from mailstrata.mta_sts import MtaStsSettings
 from mailstrata.roles import Role
 from mailstrata.types import Filesystem, FtsBackend, OverQuota, Secret, TlsSource
 
@@ -166,6 +167,7 @@ class Platform:
     dkim: DkimKey | None = None  # required by smtp_out, the layer that signs
     tls: Tls = field(default_factory=Tls)
     webmail: Webmail | None = None
+    mta_sts: MtaStsSettings = field(default_factory=MtaStsSettings)  # the policy webmail's nginx serves
     vmail_uid: int = 5000
     # The SMTP-out servers' own addresses (Terraform references at synth time): the internal relay the
     # mailstores send bounces and sieve mail to, on contract.RELAY. Empty: no SMTP-out layer.

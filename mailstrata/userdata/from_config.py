@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from mailstrata.config.model import PlatformConfig
 from mailstrata.directory import DirectorySettings
+from mailstrata.mta_sts import MtaStsSettings
 from mailstrata.roles import Role
 from mailstrata.userdata.context import (
     Database,
@@ -96,4 +97,5 @@ def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory
                      private_key=Secret(ref=f"${{tls_private_key.{DKIM_KEY_ID}.private_key_pem}}")),
         tls=tls,
         webmail=webmail,
+        mta_sts=MtaStsSettings(mode=mail.mta_sts.mode, max_age=mail.mta_sts.max_age),
     )

@@ -10,6 +10,7 @@ assembled into one deterministic cloud-config body. The per-server part (host na
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,10 @@ class LayerUserData:
             if f.b64:
                 out.append("    encoding: b64")
                 out.append(f"    content: {f.content}")
+            elif "\r" in f.content:
+                # A block scalar would turn each CR into a line feed (YAML 1.2 5.4, line break normalization); a
+                # double-quoted scalar keeps it: the MTA-STS policy's CRLF line ends (mailstrata.mta_sts).
+                out.append(f"    content: {json.dumps(f.content)}")
             else:
                 out.extend(_block("    content: ", f.content))
         out.append("packages:")

@@ -102,6 +102,7 @@ _NFS_HOST = SAMPLE_VALUES["nfs.export"].split(":")[0]
 _SMTP_OUT_PORT = re.compile(r"^smtp-out_port-(?P<n>\d+)_[0-9A-F]+$")
 _VIP_KEY = re.compile(r"^vip-(?P<slug>[a-z-]+)_lb_[0-9A-F]+$")
 SAMPLE_VOLUME_SERIAL = "6f1c1c3e-0000-4000-8"
+SAMPLE_EGRESS = "198.51.100.25"  # TEST-NET-2 (RFC 5737)
 SAMPLE_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nU0FNUExF\nUFVCTElD\n-----END PUBLIC KEY-----\n"
 
 REF = re.compile(r"(?<!\$)\$\{([^{}]*)\}")  # a Terraform reference in escaped text
@@ -110,6 +111,8 @@ REF = re.compile(r"(?<!\$)\$\{([^{}]*)\}")  # a Terraform reference in escaped t
 def sample_attribute(path: str) -> Any:
     """The sample stand-in of one resource attribute ("type.name.attribute"), what Terraform would know
     after apply."""
+    if path.startswith("data.openstack_networking_router_v2.") and path.endswith(".external_fixed_ip"):
+        return [{"ip_address": SAMPLE_EGRESS, "subnet_id": "sample-external-subnet"}]  # smtp-out's SNAT address
     rtype, name, attr = path.split(".", 2)
     if (rtype, attr) == ("openstack_lb_loadbalancer_v2", "vip_address"):
         m = _VIP_KEY.match(name)

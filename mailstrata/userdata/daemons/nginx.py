@@ -12,6 +12,12 @@ is the peer.
 Octavia's health checks carry the PROXY line too (see `contract.DEFAULT_LISTENERS`), so `/healthz` needs no
 listener of its own. Without PROXY on a port (a `pool_protocol: TCP` override) every request there seems to
 come from the load balancer.
+
+MTA-STS (RFC 8461): a second server on 443 answers `Host: mta-sts.<domain>` for every mail domain, with only
+`/.well-known/mta-sts.txt`, the policy file `mta_sts_file` writes (one for all domains: they share one MX).
+Port 80 keeps redirecting, since senders fetch the policy over HTTPS only and must not follow redirects.
+Senders verify the certificate, so the one nginx presents must name `mta-sts.<domain>` for every domain and
+chain to a public CA (`tls.source: provided`); the self-signed fallback makes every fetch fail.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from mailstrata import contract
+from mailstrata import contract, mta_sts
 from mailstrata.errors import Problems
 from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec
@@ -56,6 +62,10 @@ class NginxConf:
     client_max_body_size: int
     eas_timeout: int
     health_path: str
+    mta_sts_listen: str
+    mta_sts_server_names: str  # mta-sts.<domain> for every mail domain, space-separated
+    mta_sts_path: str
+    mta_sts_policy: str  # the policy file on disk
 
 
 def proxy_sources(ctx: LayerContext) -> tuple[str, ...]:
@@ -103,6 +113,11 @@ def nginx_conf(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> NginxCo
         client_max_body_size=ctx.platform.limits.message_size_limit,
         eas_timeout=EAS_PROXY_TIMEOUT_S,
         health_path=HEALTH_PATH,
+        # The same socket as the webmail's 443 (so the same flags), picked by the Host header.
+        mta_sts_listen=listen(HTTPS_PORT, "ssl", "http2"),
+        mta_sts_server_names=" ".join(mta_sts.policy_host(d) for d in ctx.platform.domains),
+        mta_sts_path=mta_sts.POLICY_PATH,
+        mta_sts_policy=os.paths.mta_sts_policy,
     )
 
 
@@ -111,4 +126,16 @@ def conf_file(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> FileSpec
         dest=os.paths.nginx_conf,
         template="nginx/etc/nginx/nginx.conf.j2",
         context={"nginx": nginx_conf(ctx, os, sogo_listen=sogo_listen)},
+    )
+
+
+def mta_sts_file(ctx: LayerContext, os: OsProfile) -> FileSpec:
+    """The MTA-STS policy (RFC 8461 3.2) nginx serves for every mail domain; its `policy_id` is what each
+    domain's `_mta-sts` TXT record carries, so the record and the file always describe the same policy.
+
+    No banner: the policy format has no comments (a `#` line is not a field in 3.2's ABNF)."""
+    return FileSpec(
+        dest=os.paths.mta_sts_policy,
+        template="nginx/etc/nginx/mta-sts.txt.j2",
+        context={"policy": ctx.platform.mta_sts.policy(ctx.platform.dns_zone)},
     )

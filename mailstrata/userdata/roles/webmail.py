@@ -61,6 +61,7 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         sogo.cron_file(os),
         mariadb.credentials_file(account, os.paths.sogo_db_credentials),
         nginx.conf_file(ctx, os, sogo_listen=sogo.LISTEN),
+        nginx.mta_sts_file(ctx, os),
         memcached.conf_file(os),
         FileSpec(
             dest=os.paths.role_script,

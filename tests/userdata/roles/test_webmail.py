@@ -150,6 +150,7 @@ def test_files_of_a_layer_with_a_local_database(files: dict[str, str]) -> None:
     assert sorted(files) == [
         "/etc/cron.d/mailstrata-sogo",
         MARIADB_CNF,
+        "/etc/nginx/mta-sts.txt",
         NGINX_CONF,
         DB_CNF,
         SOGO_CONF,
@@ -757,6 +758,7 @@ def test_proxy_protocol_pool_gives_nginx_the_client_address() -> None:
         "real_ip_header proxy_protocol;",
         "listen 80 default_server;",
         "listen 443 ssl http2 default_server proxy_protocol;",
+        "listen 443 ssl http2 proxy_protocol;",  # MTA-STS
     ]
 
 
@@ -1041,6 +1043,7 @@ def test_the_default_platform_reads_proxy_on_80_and_443_from_the_lb_subnets_only
         "real_ip_header proxy_protocol;",
         "listen 80 default_server proxy_protocol;",
         "listen 443 ssl http2 default_server proxy_protocol;",
+        "listen 443 ssl http2 proxy_protocol;",  # the MTA-STS policy's server: the same socket, by Host
     ]
 
 
@@ -1200,3 +1203,148 @@ def test_a_browser_through_the_load_balancer_reaches_sogo_with_its_own_address(
                   f"https://{LB_VIP}/SOGo/so/"], capture_output=True, text=True, check=False)  # fmt: skip
     h = json.loads(out.stdout)["headers"]
     assert (h["x-forwarded-for"], h["x-real-ip"]) == (OUTSIDER, OUTSIDER)
+
+
+# ---- MTA-STS (RFC 8461): the policy served for every mail domain ------------------------------------------
+# Senders fetch https://mta-sts.<domain>/.well-known/mta-sts.txt over verified TLS. nginx serves one policy
+# file (mailstrata.mta_sts) for every served domain on 443; port 80 only redirects; other names do not get it.
+
+MTA_STS_POLICY = "/etc/nginx/mta-sts.txt"
+MTA_STS_HOSTS = ("mta-sts.domain01.dom", "mta-sts.domain02.dom")  # the sample platform serves domain01, 02
+
+
+def test_the_default_platform_serves_its_policy_with_crlf_through_cloud_init(
+    layer_files: Callable[[Role], dict[str, str]],
+) -> None:
+    # layer_files: the synthesized user-data as cloud-init reads it, so the CRLF line ends must survive YAML.
+    from mailstrata.mta_sts import policy_text
+
+    assert layer_files(ROLE)[MTA_STS_POLICY] == policy_text(
+        ["smtp-in.cloud0.hc.mycompany.dom"], mode="testing", max_age=604800
+    )
+
+
+def test_each_domains_published_mta_sts_id_is_the_id_of_the_served_file(
+    layer_files: Callable[[Role], dict[str, str]],
+) -> None:
+    # The TXT record and the file come from one text: a sender that sees the id change fetches this file.
+    from cdktf import App
+
+    from mailstrata.config import parse_config
+    from mailstrata.mta_sts import policy_id
+    from mailstrata.stacks import MailPlatformStack
+    from tests.config._support import default_data
+
+    stack = MailPlatformStack(App(outdir=tempfile.mkdtemp()), "mail", config=parse_config(default_data()))
+    txt = {r.name: r.value for r in stack.published if r.name.startswith("_mta-sts.")}
+    served = policy_id(layer_files(ROLE)[MTA_STS_POLICY])
+    assert txt == {f"_mta-sts.{d}.": f'"v=STSv1; id={served}"' for d in ("domain01.dom", "domain02.dom")}
+
+
+def test_the_configured_mta_sts_settings_reach_the_policy() -> None:
+    from mailstrata.mta_sts import MtaStsMode, MtaStsSettings, policy_text
+
+    ctx = _sample.context(ROLE)
+    ctx = ctx.with_platform(mta_sts=MtaStsSettings(mode=MtaStsMode.ENFORCE, max_age=86400))
+    assert render(ctx).file(MTA_STS_POLICY).content == policy_text(
+        [f"smtp-in.{ctx.platform.dns_zone}"], mode="enforce", max_age=86400
+    )
+
+
+def _mta_sts_certificate(tls: Path) -> Path:
+    """A certificate naming webmail's host and every mta-sts.<domain>, as a sender requires; it is its own
+    CA here (the platform's must chain to a public CA). Returns the CA file a client trusts."""
+    tls.mkdir(parents=True, exist_ok=True)
+    names = ",".join(f"DNS:{h}" for h in (PUBLIC_HOST, *MTA_STS_HOSTS))
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", f"/CN={PUBLIC_HOST}", "-addext", f"subjectAltName={names}",
+         "-keyout", str(tls / "server.key"), "-out", str(tls / "server.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return tls / "server.crt"
+
+
+@pytest.fixture(scope="module")
+def mta_sts_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[netns.NetNs, Path, str]]:
+    """(namespace, the CA file, the policy text): the rendered nginx (debian12 profile) with the rendered policy
+    file, listening with the PROXY protocol on 80 and 443 as the default platform's webmail pools send it."""
+    requires("nginx", "openssl", "curl")
+    requires_netns()
+    root = tmp_path_factory.mktemp("mta-sts")
+    ctx = replace(_sample.context(ROLE), proxy_ports=frozenset({80, 443}))
+    conf, profile = nginx_under(root, ctx)
+    # test-side: workers as root, to read files under pytest's root-only folder (www-data would get 403)
+    conf.write_text(conf.read_text().replace("\nuser www-data;\n", "\nuser root;\n"))
+    ca = _mta_sts_certificate(Path(profile.paths.tls_dir))
+    policy = resolved_files(render(ctx, profile))[profile.paths.mta_sts_policy]
+    Path(profile.paths.mta_sts_policy).write_bytes(policy.encode())  # bytes: no newline translation
+    ns = netns.NetNs.create("ms-mtasts")
+    proc = None
+    try:
+        proc = ns.popen(["nginx", "-c", str(conf), "-p", str(root), "-g", "daemon off;"])
+        wait_for(lambda: port_open(ns, 443) and port_open(ns, 80), "nginx", 20)
+        yield ns, ca, policy
+    finally:
+        if proc is not None:
+            stop(proc)
+        ns.delete()
+
+
+def fetch(ns: netns.NetNs, url: str, host: str, port: int, *args: str) -> tuple[str, str, bytes, str]:
+    """(status, Content-Type, body, redirect URL) of `url` as curl gets it through a PROXY v1 line, `host`
+    resolving to 127.0.0.1 (so SNI, Host and the certificate check all use `host`)."""
+    with tempfile.NamedTemporaryFile() as body:
+        out = ns.run(
+            ["curl", "-s", "--haproxy-protocol", "--max-time", "5", "--resolve", f"{host}:{port}:127.0.0.1",
+             "-o", body.name, "-w", "%{http_code}\n%{content_type}\n%{redirect_url}", *args, url],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        code, ctype, redirect = out.stdout.split("\n")
+        return code, ctype, Path(body.name).read_bytes(), redirect
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("host", MTA_STS_HOSTS)
+def test_a_sender_fetches_the_policy_over_verified_https(
+    mta_sts_site: tuple[netns.NetNs, Path, str], host: str
+) -> None:
+    from mailstrata.mta_sts import policy_text
+    from tests.test_mta_sts import rfc8461_policy
+
+    ns, ca, _ = mta_sts_site
+    # curl checks the certificate against `ca` and the name `host`, as RFC 8461 3.3 requires of a sender; and
+    # follows no redirect (3.3: senders "MUST NOT follow HTTP redirects").
+    code, ctype, body, _ = fetch(ns, f"https://{host}/.well-known/mta-sts.txt", host, 443, "--cacert", str(ca))
+    expected = policy_text(["smtp-in.cloud0.hc.mycompany.dom"], mode="testing", max_age=604800)
+    assert (code, ctype, body) == ("200", "text/plain", expected.encode())
+    assert rfc8461_policy(body.decode("ascii")) == {
+        "version": "STSv1", "mode": "testing", "max_age": "604800", "mx": ["smtp-in.cloud0.hc.mycompany.dom"]
+    }
+
+
+@pytest.mark.daemons
+def test_port_80_redirects_the_policy_url_and_does_not_serve_it(mta_sts_site: tuple[netns.NetNs, Path, str]) -> None:
+    ns, _, _ = mta_sts_site
+    host = MTA_STS_HOSTS[1]
+    code, _, body, redirect = fetch(ns, f"http://{host}/.well-known/mta-sts.txt", host, 80)
+    assert (code, redirect, b"STSv1" in body) == ("301", f"https://{host}/.well-known/mta-sts.txt", False)
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("host", [PUBLIC_HOST, "mta-sts.domain03.dom", "mta-sts.cloud0.hc.mycompany.dom"])
+def test_a_name_that_is_not_mta_sts_of_a_served_domain_does_not_get_the_policy(
+    mta_sts_site: tuple[netns.NetNs, Path, str], host: str
+) -> None:
+    ns, _, _ = mta_sts_site
+    code, _, body, _ = fetch(ns, f"https://{host}/.well-known/mta-sts.txt", host, 443, "-k")
+    assert (code, b"STSv1" in body) == ("404", False)
+
+
+@pytest.mark.daemons
+def test_only_the_policy_path_is_served_on_mta_sts_names(mta_sts_site: tuple[netns.NetNs, Path, str]) -> None:
+    ns, ca, _ = mta_sts_site
+    host = MTA_STS_HOSTS[0]
+    got = [fetch(ns, f"https://{host}{path}", host, 443, "--cacert", str(ca))[0]
+           for path in ("/", "/SOGo/", "/.well-known/mta-sts.txt/", "/mta-sts.txt")]
+    assert got == ["404", "404", "404", "404"]
