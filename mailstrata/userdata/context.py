@@ -9,12 +9,14 @@ or cdktf tokens that resolve to them). The twin builds the same objects with rea
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mailstrata import defaults as D
 from mailstrata.directory import DirectorySettings
+from mailstrata.errors import Problems
 from mailstrata.mta_sts import MtaStsSettings
 from mailstrata.roles import Role
 from mailstrata.types import Filesystem, FtsBackend, OverQuota, Secret, TlsSource
@@ -193,3 +195,22 @@ class LayerContext:
     def with_platform(self, **changes: Any) -> LayerContext:
         """This layer's view of a platform with `changes` (e.g. another directory)."""
         return replace(self, platform=replace(self.platform, **changes))
+
+    def proxy_sources(self) -> tuple[str, ...]:
+        """Where a PROXY header may name the client (Dovecot's haproxy_trusted_networks, nginx's
+        set_real_ip_from): the networks Octavia's amphorae connect to this layer's members from.
+
+        An amphora talks to a member from its port on the member's subnet when the pool member names a subnet
+        (LbaasVip.add_members always does), else from the VIP network: both are trusted, nothing else is. A
+        /0 would let any client claim any address, so it is refused.
+        """
+        net = self.platform.networks
+        nets = tuple(dict.fromkeys([*net.vip_subnet, *net.of(self.role)]))
+        problems = Problems()
+        for n in nets:
+            if ipaddress.ip_network(n, strict=False).prefixlen == 0:
+                where = "networks.vip_subnet" if n in net.vip_subnet else f"networks.servers.{self.role.value}"
+                problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB "
+                                    "subnets")
+        problems.raise_if_any()
+        return nets

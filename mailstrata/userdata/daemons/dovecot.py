@@ -19,11 +19,9 @@ servers) is the robust answer; nothing here prevents adding it in front.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from mailstrata import contract
-from mailstrata.errors import Problems
 from mailstrata.userdata.context import FtsBackend, LayerContext, OverQuota
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec
@@ -109,23 +107,6 @@ class DovecotLdap:
 # ---- helpers ----------------------------------------------------------------------------------------
 
 
-def _trusted_proxies(ctx: LayerContext) -> tuple[str, ...]:
-    """Where PROXY headers may come from: Octavia's amphorae.
-
-    An amphora talks to its members from its port on the member subnet (the layer's own subnet) when the
-    pool member names a subnet, else from the VIP network: both are trusted, nothing else is. A /0
-    would let any client forge its address, so it is refused.
-    """
-    nets = tuple(dict.fromkeys([*ctx.platform.networks.vip_subnet, *ctx.platform.networks.of(ctx.role)]))
-    problems = Problems()
-    for n in nets:
-        if ipaddress.ip_network(n, strict=False).prefixlen == 0:
-            where = ("networks.vip_subnet" if n in ctx.platform.networks.vip_subnet
-                     else f"networks.servers.{ctx.role.value}")
-            problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets")
-    problems.raise_if_any()
-    return nets
-
 
 def _tls_floor(os: OsProfile) -> tuple[str, str]:
     # Dovecot 2.3 replaced ssl_protocols by ssl_min_protocol; 2.2 only knows the exclusion list.
@@ -190,7 +171,7 @@ def dovecot_conf(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Dovec
         tls_floor_value=floor_value,
         cipher_list=TLS12_CIPHERS,
         login_services=services,
-        haproxy_trusted_networks=" ".join(_trusted_proxies(ctx)) if proxied else "",
+        haproxy_trusted_networks=" ".join(ctx.proxy_sources()) if proxied else "",
         lmtp_socket=f"{os.paths.postfix_queue_dir}/{lmtp_socket}",
         postfix_user=str(os.users.postfix),
         postmaster_address=f"postmaster@{ctx.platform.primary_domain}",

@@ -1,14 +1,14 @@
 """nginx in front of SOGo: TLS on 443, port 80 only redirects, `/SOGo` and ActiveSync go to sogod.
 
-Client addresses: the webmail pools send the PROXY protocol (v1) by default, so the construct puts 80 and
-443 in `ctx.proxy_ports`. nginx then expects the PROXY line on those ports (a connection without one is
-closed), and ngx_http_realip_module takes the client address from it only when the connection comes from
-where Octavia's amphorae talk to members: the VIP subnet and the webmail servers' own subnet (`proxy_sources`,
-the same sources Dovecot trusts). That address becomes `$remote_addr`, which nginx hands to sogod as
-`X-Real-IP`, `X-Forwarded-For` and `x-webobjects-remote-host` (SOGo logs logins with it, and sends it to the
-mailstore as IMAP `ID ("x-originating-ip" ...)`, after LOGIN: Dovecot can only log it there, so its logins and
-auth penalties still see the webmail server). A PROXY line from anywhere else is read and ignored: the client
-is the peer.
+Client addresses: the webmail pools send the PROXY protocol (v1) by default, so the construct puts 80 and 443
+in `ctx.proxy_ports`. nginx then expects the PROXY line on those ports (a connection without one is closed),
+and ngx_http_realip_module takes the client address from it only when the connection comes from where
+Octavia's amphorae talk to members: the VIP subnet and the webmail servers' own subnet
+(`LayerContext.proxy_sources`, the same sources Dovecot trusts). That address becomes `$remote_addr`, which
+nginx hands to sogod as `X-Real-IP`, `X-Forwarded-For` and `x-webobjects-remote-host` (SOGo logs logins with
+it, and sends it to the mailstore as IMAP `ID ("x-originating-ip" ...)`, after LOGIN: Dovecot can only log it
+there, so its logins and auth penalties still see the webmail server). A PROXY line from anywhere else is read
+and ignored: the client is the peer.
 Octavia's health checks carry the PROXY line too (see `contract.DEFAULT_LISTENERS`), so `/healthz` needs no
 listener of its own. Without PROXY on a port (a `pool_protocol: TCP` override) every request there seems to
 come from the load balancer.
@@ -22,11 +22,9 @@ chain to a public CA (`tls.source: provided`); the self-signed fallback makes ev
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from mailstrata import contract, mta_sts
-from mailstrata.errors import Problems
 from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -68,23 +66,6 @@ class NginxConf:
     mta_sts_policy: str  # the policy file on disk
 
 
-def proxy_sources(ctx: LayerContext) -> tuple[str, ...]:
-    """Where a PROXY line may name the client: the networks Octavia's amphorae connect to members from.
-
-    An amphora talks to a member from its port on the member's subnet when the pool member names a subnet
-    (LbaasVip.add_members always does), else from the VIP network: both are trusted, nothing else is. A /0
-    would let any client claim any address, so it is refused.
-    """
-    nets = tuple(dict.fromkeys([*ctx.platform.networks.vip_subnet, *ctx.platform.networks.of(ctx.role)]))
-    problems = Problems()
-    for n in nets:
-        if ipaddress.ip_network(n, strict=False).prefixlen == 0:
-            where = ("networks.vip_subnet" if n in ctx.platform.networks.vip_subnet
-                     else f"networks.servers.{ctx.role.value}")
-            problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB subnets")
-    problems.raise_if_any()
-    return nets
-
 
 def nginx_conf(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> NginxConf:
     """nginx's settings for SOGo listening on `sogo_listen` (host:port) on this server."""
@@ -101,7 +82,7 @@ def nginx_conf(ctx: LayerContext, os: OsProfile, *, sogo_listen: str) -> NginxCo
         mime_types=os.paths.nginx_mime_types,
         http_listen=listen(HTTP_PORT, "default_server"),
         https_listen=listen(HTTPS_PORT, "ssl", "http2", "default_server"),
-        real_ip_from=proxy_sources(ctx) if proxy & {HTTP_PORT, HTTPS_PORT} else (),
+        real_ip_from=ctx.proxy_sources() if proxy & {HTTP_PORT, HTTPS_PORT} else (),
         certificate=f"{os.paths.tls_dir}/server.crt",
         certificate_key=f"{os.paths.tls_dir}/server.key",
         ssl_protocols=TLS_PROTOCOLS,
