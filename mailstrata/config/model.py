@@ -1258,7 +1258,9 @@ class Layers(_Model):
     """The server groups. smtp_in, smtp_out and mailstore are required; webmail is optional."""
 
     smtp_in: Layer = Field(description="The MX: Internet-facing SMTP on 25, spam and virus filtering.")
-    smtp_out: Layer = Field(description="Authenticated relay: submission 587 and internal 25, DKIM signing.")
+    smtp_out: Layer = Field(
+        description="Authenticated relay: submission 587, the mailstores' internal relay 2525, DKIM signing."
+    )
     mailstore: Layer = Field(description="POP-IMAP-LDA: Postfix delivery and Dovecot on the NFS share.")
     webmail: Layer | None = Field(default=None, description="SOGo behind nginx. Default: no webmail layer.")
 
@@ -1427,7 +1429,7 @@ class PlatformConfig(_Model):
     listeners: Listeners = Field(
         default=(),
         description="Changes to the VIPs' default listeners, or extra listeners. Default: the platform's listeners "
-        "(smtp_in 25; smtp_out 25, 587; mailstore 25, 110, 143, 993, 995, 4190; webmail 80, 443).",
+        "(smtp_in 25; smtp_out 587; mailstore 25, 110, 143, 993, 995, 4190; webmail 80, 443).",
     )
     mail: Mail = Field(default=Mail(), description=Mail.__doc__)
     tls: Tls = Field(default=Tls(), description=Tls.__doc__)
