@@ -11,8 +11,16 @@ import pwd
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
+
+
+class _File(Protocol):
+    path: str
+    content: str
+    mode: str
+    owner: str
 
 
 def has_user(name: str) -> bool:
@@ -30,6 +38,20 @@ def write_tree(files: Mapping[str, str], root: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(content)
     return root
+
+
+def install_files(files: Iterable[_File], root: Path) -> None:
+    """Write rendered files (already relocated under `root`) as cloud-init would: each with its owner and
+    mode, and every folder from `root` down 0755, as cloud-init makes parents."""
+    for f in files:
+        path = Path(f.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f.content)
+        path.chmod(int(f.mode, 8))
+        user, group = f.owner.split(":")
+        shutil.chown(path, user, group)
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        d.chmod(0o755)
 
 
 class ServerView:

@@ -47,6 +47,7 @@ from tests.config._support import MINIMAL_YAML
 from tests.support import contexts
 from tests.support.daemons import listening, scratch_dir, stop, wait_for
 from tests.support.requires import requires, unavailable
+from tests.support.server_view import install_files
 from tests.userdata import _sample
 
 ROLE = Role.SMTP_IN
@@ -208,15 +209,7 @@ def _profile(root: Path) -> OsProfile:
 def _write(root: Path, ctx: LayerContext) -> OsProfile:
     """Render `ctx` relocated under `root`; write each file with its owner and mode, parents 0755."""
     relocated = _profile(root)
-    for f in render_layer(ctx, os=relocated).files:
-        path = Path(f.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f.content)
-        path.chmod(int(f.mode, 8))
-        user, group = f.owner.split(":")
-        shutil.chown(path, user, group)
-    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        d.chmod(0o755)  # cloud-init makes parents 0755 too
+    install_files(render_layer(ctx, os=relocated).files, root)
     return relocated
 
 

@@ -63,6 +63,7 @@ from tests.support.daemons import (
 )
 from tests.support.requires import requires, unavailable
 from tests.support.samba_ad import SambaAD, private_netns
+from tests.support.server_view import install_files
 from tests.userdata import _sample
 
 ROLE = Role.SMTP_IN
@@ -721,15 +722,7 @@ class ProxySMTP(smtplib.SMTP):
 def _prepare_root(root: Path, os_profile: OsProfile, ctx: LayerContext) -> OsProfile:
     """Render `ctx` with the profile relocated under `root`, write the files with their owners and modes."""
     relocated = profile_with(os_profile.relocated(str(root)), values={"syslog": False})
-    for f in render_layer(ctx, os=relocated).files:
-        path = Path(f.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f.content)
-        path.chmod(int(f.mode, 8))
-        user, group = f.owner.split(":")
-        shutil.chown(path, user, group)
-    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
-        d.chmod(0o755)  # cloud-init makes parents 0755 too
+    install_files(render_layer(ctx, os=relocated).files, root)
     return relocated
 
 
