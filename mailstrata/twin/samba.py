@@ -222,8 +222,9 @@ def _require_loopback(ip: str) -> str:
 
 
 def _password() -> str:
-    # Samba's default policy wants three character classes; the suffix guarantees them.
-    return secrets.token_urlsafe(15) + "-Aa1"
+    # Samba's default policy wants three character classes; the prefix guarantees them, and starts the
+    # password with a letter: a random one starting with "-" reads as an option to the test clients (swaks).
+    return "Aa1-" + secrets.token_urlsafe(15)
 
 
 def _samba_version() -> str:
