@@ -65,6 +65,8 @@ AMAVIS_PROCESSES = 16  # amavisd $max_servers and master.cf's smtp-amavis maxpro
 SPAM_QUARANTINE_DAYS = 14  # discarded mail stays retrievable two weeks: time for a user to miss a message and ask
 # Live, free for low volume. SORBS closed in 2024 and answers every query as listed: never a default.
 DNSBLS: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net")
+# Where freshclam fetches ClamAV signatures: ClamAV's own CDN (private mirrors: mail.antivirus in the config).
+CLAMAV_DATABASE_MIRROR = "database.clamav.net"
 SPF_REJECT_SOFTFAIL = False  # ~all is "not sure": rejecting it loses mail from domains with sloppy SPF
 
 # Dovecot quotas (mailstore)

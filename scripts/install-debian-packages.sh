@@ -9,9 +9,9 @@ PACKAGES=(
   haproxy swaks cloud-init shellcheck socat iproute2 dnsmasq-base xfsprogs
   nfs-common  # nfsconf reads the rendered /etc/nfs.conf.d drop-in (tests/userdata/daemons/test_nfs.py)
   curl  # the webmail tests talk HTTP(S) to nginx and SOGo with it (missing on a stock Debian 12: make fresh-check)
-  iptables  # the metadata guard's rules, run in a private namespace (tests/userdata/test_metadata_guard.py)
+  iptables  # the metadata guard's rules, run in a private namespace (tests/userdata/test_metadata_guard.py); the twin's security groups (mailstrata/twin/firewall.py)
   samba samba-ad-dc samba-ad-provision winbind ldap-utils slapd
-  sogo memcached mariadb-server nginx-light
+  sogo sogo-activesync memcached mariadb-server nginx-light  # sogo-activesync: SOGo's ActiveSync bundle (tests/twin/test_activesync.py)
   gcc libc6-dev  # the local twin compiles its loopback shim (mailstrata/twin/files/loopback_shim.c)
   bind9-utils  # named-checkzone loads the published DNS records as zone files (tests/stacks/test_dns_records.py)
 )

@@ -663,8 +663,9 @@ class Network(_Model):
     subnet_cidr: Cidr = Field(description="CIDR of subnet_id (security rules and mynetworks need it offline).")
     vip_subnet_id: SubnetId = Field(description="Subnet the load balancers' VIPs are allocated on. Its ID (a UUID).")
     vip_subnet_cidr: Cidr = Field(
-        description="CIDR of vip_subnet_id: where LB traffic to the members comes from. Either the servers' "
-        "subnet itself or one that does not overlap it."
+        description="CIDR of vip_subnet_id, where clients reach the VIPs. The load balancers reach the members "
+        "from the members' own subnet (mailstrata/octavia.py). Either the servers' subnet itself or one that does "
+        "not overlap it."
     )
     external_network: NetworkName = Field(
         default="public",
@@ -941,6 +942,13 @@ class Storage(_Model):
     volume_type: Text | None = Field(
         default=None, description="cinder_server: Cinder volume type. Default: the cloud's default type."
     )
+    server_cidrs: Annotated[tuple[Cidr, ...], _ListChecks(_unique("server_cidrs", "network"))] = Field(
+        default=(),
+        description="manila and existing: the networks the NFS server's NFSv3 lock callbacks (rpcbind, lockd, statd) "
+        "to the mailstores come from; the mailstores' security group lets them in. Default: the export's address "
+        "(/32) for manila, and for existing when export names an IPv4 address; an export named by host name gets "
+        "none, so give its address or subnet here.",
+    )
 
     @_rule
     def _export(self) -> list[Problem]:
@@ -977,6 +985,10 @@ class Storage(_Model):
     def _volume_type(self) -> list[Problem]:
         return _mode_setting(self, "volume_type")
 
+    @_rule
+    def _server_cidrs(self) -> list[Problem]:
+        return _mode_setting(self, "server_cidrs")
+
 
 # The storage settings each mode reads; the others are refused, not silently ignored.
 _MODE_SETTINGS: dict[str, tuple[StorageMode, ...]] = {
@@ -985,6 +997,7 @@ _MODE_SETTINGS: dict[str, tuple[StorageMode, ...]] = {
     "export": (StorageMode.EXISTING,),
     "flavor": (StorageMode.CINDER_SERVER,), "image": (StorageMode.CINDER_SERVER,),
     "volume_type": (StorageMode.CINDER_SERVER,),
+    "server_cidrs": (StorageMode.MANILA, StorageMode.EXISTING),
 }
 
 
@@ -1119,6 +1132,22 @@ class Spam(_Model):
         return problems
 
 
+class Antivirus(_Model):
+    """Where freshclam, on every server running ClamAV (smtp_in, smtp_out), fetches the virus signatures."""
+
+    database_mirror: Domain = Field(
+        default=defaults.CLAMAV_DATABASE_MIRROR,
+        description="freshclam's DatabaseMirror: the host serving ClamAV's signature databases (ClamAV's CDN by "
+        "default; a host that mirrors it, e.g. behind a corporate proxy). Unused when private_mirror is set.",
+    )
+    private_mirror: Url | None = Field(
+        default=None,
+        description="freshclam's PrivateMirror: a private mirror's URL (e.g. one filled by cvdupdate). freshclam "
+        "then asks it alone, checking for new signatures by HTTP dates instead of ClamAV's DNS record. "
+        "Default: none (database_mirror).",
+    )
+
+
 class Quota(_Model):
     """Mailbox quotas (Dovecot); a user's own quota comes from the directory's quota attribute."""
 
@@ -1157,6 +1186,7 @@ class Mail(_Model):
     """How the daemons treat mail."""
 
     spam: Spam = Field(default=Spam(), description=Spam.__doc__)
+    antivirus: Antivirus = Field(default=Antivirus(), description=Antivirus.__doc__)
     quota: Quota = Field(default=Quota(), description=Quota.__doc__)
     fts: FtsBackend = Field(
         default=defaults.FTS,

@@ -310,6 +310,8 @@ class LbaasVip(Construct):
                 f"members-{port}-{group.group_id}",
                 pool_id=pool.id,
                 member=[
+                    # subnet_id: Octavia plugs the amphora into this subnet and reaches the member from its port
+                    # there (mailstrata.octavia); the layer's security group admits the member port from it.
                     # No monitor_port/monitor_address: the amphora's HAProxy then sends a PROXY pool's
                     # PROXY line on health checks too (HAProxy's check-send-proxy default), which the
                     # members' daemons require on that port. Naming either would make every check fail.

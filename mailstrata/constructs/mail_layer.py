@@ -41,8 +41,9 @@ class MailLayerProps:
     `platform` holds what the templates need: build it with `mailstrata.compose.platform_context(directory=
     <your AdBinding>, ...)`; its `role`, `proxy_ports` and `nfs` are filled in by the layer from `role`, `vips`
     and `storage`. A Terraform variable the platform references (`var.ad_bind_password`) that the stack does
-    not declare yet is declared by the layer. `lb_source_cidrs`: where load-balancer traffic comes
-    from (the VIP subnet). Default affinity: hard anti-affinity.
+    not declare yet is declared by the layer. `lb_source_cidrs`: where the load balancers' amphorae connect to
+    the members from: the CIDR of `subnet_id`, which every member names (`mailstrata.octavia`; the VIP
+    subnet only for members that name no subnet). Default affinity: hard anti-affinity.
     """
 
     name_prefix: str
@@ -93,7 +94,8 @@ def validate(props: MailLayerProps, path: str) -> Problems:
             p.add(f"{path}.admin_cidrs", f"opens SSH to the whole Internet, got {c!r}; list your admin networks")
     for c in props.lb_source_cidrs:
         if c in ("0.0.0.0/0", "::/0"):
-            p.add(f"{path}.lb_source_cidrs", f"must be the VIP subnet, not the whole Internet, got {c!r}")
+            p.add(f"{path}.lb_source_cidrs", f"must be the members' subnet (where the amphorae connect from), not the "
+                                             f"whole Internet, got {c!r}")
     if props.role is Role.MAILSTORE and props.storage is None:
         p.add(f"{path}.storage", "a mailstore layer needs the NfsShare holding the mailboxes")
     for i, vip in enumerate(props.vips):
@@ -135,7 +137,9 @@ class MailLayer(Construct):
         member_ports = sorted({port for vip in props.vips for port in vip.member_ports})
         for member_port in member_ports:
             for j, cidr in enumerate(props.lb_source_cidrs):
-                self.allow(member_port, cidr, f"from the load balancers ({cidr})", id_suffix=f"{member_port}-lb{j}")
+                # the amphorae's member-side ports: Neutron picks their addresses in the member subnet
+                self.allow(member_port, cidr, f"from the load balancers' amphorae ({cidr})",
+                           id_suffix=f"{member_port}-lb{j}")
         allow_ssh_from_admins(self, self.security_group.id, role, props.admin_cidrs)
         self.server_group = ComputeServergroupV2(self, "group", name=prefix, policies=[props.affinity.value])
         security_group_id, server_group_id = self.security_group.id, self.server_group.id  # one round trip each

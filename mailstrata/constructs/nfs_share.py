@@ -3,6 +3,7 @@ an existing NAS."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 
 from cdktf import Fn, Token
@@ -27,6 +28,7 @@ from mailstrata.policies.marker import format_marker
 from mailstrata.roles import Role
 from mailstrata.types import StorageMode
 from mailstrata.userdata.context import LayerContext, NfsMount, NfsServer, Platform
+from mailstrata.userdata.daemons.nfs import nlm_callbacks
 
 
 def nfs_ports(s: NfsServer) -> tuple[tuple[str, int], ...]:
@@ -36,6 +38,35 @@ def nfs_ports(s: NfsServer) -> tuple[tuple[str, int], ...]:
         ("tcp", 111), ("udp", 111), ("tcp", 2049), ("udp", 2049),
         ("tcp", s.mountd_port), ("udp", s.mountd_port), ("tcp", s.statd_port), ("udp", s.statd_port),
         ("tcp", s.lockd_tcp_port), ("udp", s.lockd_udp_port),
+    )
+
+
+def callback_ports(m: NfsMount) -> tuple[tuple[str, int], ...]:
+    """What an NFSv3 server calls back on its clients: rpcbind (111), to find the client's statd and lockd;
+    lockd (NLM_GRANTED, for a lock that was blocked); statd (SM_NOTIFY, after the server rebooted). The
+    client's user-data pins statd and lockd to these ports (daemons/nfs.py `client_files`). None for a mount
+    without network locks (NFSv4: locking is part of the NFS protocol, on the client's own connection)."""
+    if not nlm_callbacks(m):
+        return ()
+    return (
+        ("tcp", 111), ("udp", 111), ("tcp", m.statd_port), ("udp", m.statd_port),
+        ("tcp", m.lockd_tcp_port), ("udp", m.lockd_udp_port),
+    )
+
+
+def volume_names(volume_id: str) -> tuple[str, tuple[str, ...]]:
+    """A Cinder volume's /dev/disk/by-id names, from its ID (Nova's disk serial) as udev's
+    60-persistent-storage.rules makes them: virtio-blk's `virtio-<first 20>`; then virtio-scsi's
+    `scsi-0QEMU_QEMU_HARDDISK_` and `scsi-SQEMU_QEMU_HARDDISK_` with the whole ID or its first 20 characters
+    (QEMU versions differ); then VMware's `wwn-0x<ID without dashes>`. `volume_id` may be a token."""
+    short = Token.as_string(Fn.substr(volume_id, 0, 20))
+    by_id = "/dev/disk/by-id/"
+    return by_id + "virtio-" + short, (
+        by_id + "scsi-0QEMU_QEMU_HARDDISK_" + volume_id,
+        by_id + "scsi-0QEMU_QEMU_HARDDISK_" + short,
+        by_id + "scsi-SQEMU_QEMU_HARDDISK_" + volume_id,
+        by_id + "scsi-SQEMU_QEMU_HARDDISK_" + short,
+        by_id + "wwn-0x" + Token.as_string(Fn.replace(volume_id, "-", "")),
     )
 
 
@@ -69,6 +100,11 @@ class NfsShareProps:
     export: str | None = None
     server: CinderServerProps | None = None
     mount_point: str = D.MAILBOX_MOUNT_POINT
+    # manila and existing: the networks the NFS server's lock callbacks come from (its own address or
+    # subnet). Default: Manila's export address (/32; Manila's export locations are IPv4 addresses here), or
+    # an existing NAS's when its export names an IPv4 address; a NAS named by host name gets none, and its
+    # lock callbacks stay blocked (locks then wait for the client's poll) until they are given.
+    server_cidrs: tuple[str, ...] = ()
 
 
 def validate(props: NfsShareProps, path: str = "storage") -> Problems:
@@ -98,6 +134,11 @@ def validate(props: NfsShareProps, path: str = "storage") -> Problems:
     if not props.mount_point.startswith("/") or props.mount_point.rstrip("/") == "":
         p.add("props.mount_point", f"must be an absolute path other than /, got {props.mount_point!r}; use e.g. "
                                    "'/MAILBOXES'")
+    if props.server_cidrs:
+        v.cidrs(p, f"{path}.server_cidrs", props.server_cidrs)
+        if props.mode is StorageMode.CINDER_SERVER:
+            p.add(f"{path}.server_cidrs", f"is only used when mode is manila or existing, got {props.server_cidrs!r}"
+                                          "; remove it (the NFS server's own security group is named instead)")
     if props.mode is StorageMode.EXISTING and not props.export:
         p.add(f"{path}.export", "is required when mode is existing; give the NAS export as host:/path")
     if props.mode is not StorageMode.EXISTING and props.export:
@@ -166,10 +207,11 @@ class NfsShare(Construct):
             volume_type=srv.volume_type,
             description=format_marker(Role.NFS_SERVER, "mailbox volume, formatted once by the NFS server"),
         )
-        # The volume by its ID (virtio serials keep the first 20 characters), not /dev/vdb, which depends
-        # on attachment order.
-        device = "/dev/disk/by-id/virtio-" + Token.as_string(Fn.substr(volume.id, 0, 20))
-        ctx = LayerContext(platform=srv.platform, role=Role.NFS_SERVER, nfs_server=replace(srv.server, device=device))
+        # The volume by its ID, not /dev/vdb, which depends on attachment order, under the name of each disk
+        # bus (roles/nfs_server.py): virtio-blk first, the usual one.
+        device, aliases = volume_names(Token.as_string(volume.id))
+        ctx = LayerContext(platform=srv.platform, role=Role.NFS_SERVER,
+                           nfs_server=replace(srv.server, device=device, device_aliases=aliases))
         self.context = ctx
         self.user_data = attach_user_data(self, ctx, srv.os, props.name_prefix, "storage")
         declare_variables(self, self.user_data.rendered.body_text())
@@ -194,6 +236,9 @@ class NfsShare(Construct):
         `storage_client`. Manila: one read-write IP access rule per address. Cinder server: NFS ports opened to
         the client's security group (the export itself is limited to the mailstore subnet). Existing NAS:
         nothing to do on the cloud side; the NAS must export to the client's subnet.
+        In every mode, when the mount uses NFSv3 locks, the client's security group lets the NFS server's lock
+        callbacks in (`callback_ports`: rpcbind, lockd, statd), from the NFS server's group (Cinder server)
+        or `callback_sources()` (Manila, existing).
         """
         p = Problems()
         if not isinstance(client, IStorageClient):
@@ -244,4 +289,43 @@ class NfsShare(Construct):
                     remote_group_id=client.security_group_id,
                     description=format_marker(Role.NFS_SERVER, f"NFS ({proto}) from the {slug} servers", port=port),
                 )
-        return NfsMount(source=self.export_location, mount_point=self.props.mount_point)
+        mount = NfsMount(source=self.export_location, mount_point=self.props.mount_point)
+        self._open_callbacks(key, client, mount)
+        return mount
+
+    def callback_sources(self) -> tuple[str, ...]:
+        """Where the NFS server's lock callbacks come from, as CIDRs (manila, existing); see `server_cidrs`."""
+        if self.props.server_cidrs or self.mode is StorageMode.CINDER_SERVER:
+            return self.props.server_cidrs
+        host = self.export_location.rsplit(":", 1)[0]
+        if self.share is not None:  # "address:/path", known after apply
+            return (Token.as_string(Fn.join("", [Fn.element(Fn.split(":", self.export_location), 0), "/32"])),)
+        try:
+            return (f"{ipaddress.IPv4Address(host)}/32",)
+        except ValueError:  # a host name: only the operator knows its address
+            return ()
+
+    def _open_callbacks(self, key: str, client: IStorageClient, mount: NfsMount) -> None:
+        """NFSv3 locking: let the NFS server call back the client's rpcbind, lockd and statd (`callback_ports`),
+        on the client's security group, from the NFS server's group (cinder_server) or its address."""
+        sources: list[tuple[str, str | None, str | None]] = []  # (id part, remote group, remote CIDR)
+        if self.security_group is not None:
+            sources.append(("server", self.security_group.id, None))
+        else:
+            sources.extend((f"cidr{i}", None, cidr) for i, cidr in enumerate(self.callback_sources(), start=1))
+        for name, group, cidr in sources:
+            for proto, port in callback_ports(mount):
+                NetworkingSecgroupRuleV2(
+                    self,
+                    f"callback-{key}-{name}-{proto}{port}",
+                    security_group_id=client.security_group_id,
+                    direction="ingress",
+                    ethertype="IPv4",
+                    protocol=proto,
+                    port_range_min=port,
+                    port_range_max=port,
+                    description=format_marker(client.role, f"NFSv3 lock callbacks ({proto}) from the NFS server",
+                                              port=port),
+                    remote_group_id=group,
+                    remote_ip_prefix=cidr,
+                )

@@ -44,6 +44,7 @@ from mailstrata.directory import AttributeMap
 from mailstrata.dns import TXT_STRING_MAX, VIP_NAMES, Egress, MailDns, Ptr, Record, egress_of, ptr_records, records
 from mailstrata.errors import ConfigError, Problem
 from mailstrata.mta_sts import MtaStsSettings, policy_id
+from mailstrata.octavia import amphora_source_subnets
 from mailstrata.roles import Role
 from mailstrata.types import ListenerProtocol, Persistence, StorageMode
 from mailstrata.userdata.context import Platform
@@ -126,6 +127,7 @@ class MailPlatformStack(TerraformStack):
             share_network_id=cfg.storage.share_network_id,
             share_type=cfg.storage.share_type,
             export=cfg.storage.export,
+            server_cidrs=cfg.storage.server_cidrs,
             server=CinderServerProps(
                 platform=platform,
                 network_id=cfg.network.network_id,
@@ -149,7 +151,10 @@ class MailPlatformStack(TerraformStack):
                 platform=layer_platform,
                 network_id=lc.network_id or cfg.network.network_id,
                 subnet_id=lc.subnet_id or cfg.network.subnet_id,
-                lb_source_cidrs=(cfg.network.vip_subnet_cidr,),
+                # The layer's members name its subnet (LbaasVip.add_members): the amphorae reach them from
+                # their own ports on that subnet, not from the VIP subnet (mailstrata.octavia).
+                lb_source_cidrs=amphora_source_subnets(member_subnets=(lc.subnet_cidr or cfg.network.subnet_cidr,),
+                                                       vip_subnets=(cfg.network.vip_subnet_cidr,)),
                 admin_cidrs=cfg.network.admin_cidrs,
                 count=lc.count,
                 flavor=lc.flavor,

@@ -8,11 +8,16 @@ infrastructure a fixed address:
 | what | production | twin |
 | --- | --- | --- |
 | server subnets (one per distinct CIDR) | e.g. 10.10.0.0/24 | 127.10.0.0/24, 127.11.0.0/24, ... |
-| VIP subnet | e.g. 10.20.0.0/24 | 127.20.0.0/24 (VIPs .10-.13, amphorae .110-.113) |
+| VIP subnet | e.g. 10.20.0.0/24 | 127.20.0.0/24 (VIPs .10-.13) |
+| amphorae (each LB's member-side port) | in the member subnet | .210-.213 of the members' twin subnet |
 | corporate clients | e.g. 10.0.0.0/8 | 127.100.0.0/16, 127.101.0.0/16, ... |
 | admin networks | e.g. 10.99.0.0/24 | 127.99.0.0/24, ... |
 | infrastructure (AD, DNS) | the corporate DCs, the resolver | 127.53.0.0/24 |
 | the Internet | everything else | 127.200.0.0/16 |
+
+An amphora connects to its members from its own port on the subnet the members name
+(`mailstrata.octavia`): the twin gives it an address in the members' twin subnet, above the servers' host
+numbers (Neutron would pick any free one).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mailstrata.octavia import amphora_source_subnets
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -36,7 +42,8 @@ INTERNET_NET = ipaddress.ip_network("127.200.0.0/16")
 ROLE_HOST_BASE: Mapping[Role, int] = {Role.SMTP_IN: 10, Role.SMTP_OUT: 20, Role.MAILSTORE: 30, Role.WEBMAIL: 40}
 MAX_SERVERS_PER_ROLE = 9
 VIP_HOST: Mapping[Role, int] = {Role.SMTP_IN: 10, Role.SMTP_OUT: 11, Role.MAILSTORE: 12, Role.WEBMAIL: 13}
-AMPHORA_OFFSET = 100  # the amphora of the VIP .10 talks to members from .110
+# The amphora of each layer's VIP on the members' subnet: outside every server's host number (.11-.49).
+AMPHORA_HOST: Mapping[Role, int] = {Role.SMTP_IN: 210, Role.SMTP_OUT: 211, Role.MAILSTORE: 212, Role.WEBMAIL: 213}
 
 
 def require_loopback(address: str, what: str) -> str:
@@ -113,9 +120,24 @@ class AddressPlan:
     def vip(self, role: Role) -> str:
         return str(ipaddress.ip_network(self.vip_subnet).network_address + VIP_HOST[role])
 
-    def amphora(self, role: Role) -> str:
-        """Where the VIP's HAProxy connects to members from (Octavia: the amphora's port on the VIP network)."""
-        return str(ipaddress.ip_network(self.vip_subnet).network_address + VIP_HOST[role] + AMPHORA_OFFSET)
+    def amphora_subnet(self, role: Role, member_subnets: Iterable[str | None] | None = None) -> str:
+        """The twin subnet the amphora of `role`'s VIP connects to its members from (`mailstrata.octavia`).
+
+        `member_subnets`: the twin subnet each member names (None: it names none); default the layer's own
+        subnet, which `MailLayer` has its members name. The twin runs one HAProxy per load balancer with one
+        source address, so the members must all be reached from one subnet.
+        """
+        members = tuple(member_subnets) if member_subnets is not None else (self.server_subnet.get(role),)
+        subnets = amphora_source_subnets(member_subnets=members, vip_subnets=(self.vip_subnet,))
+        if len(subnets) != 1:
+            raise ValueError(f"the {role.value} load balancer reaches its members from {len(subnets)} subnets "
+                             f"({', '.join(subnets) or 'none'}); the twin's amphora has one address")
+        return subnets[0]
+
+    def amphora(self, role: Role, member_subnets: Iterable[str | None] | None = None) -> str:
+        """Where the VIP's HAProxy connects to members from: the amphora's port on the members' subnet."""
+        return str(ipaddress.ip_network(self.amphora_subnet(role, member_subnets)).network_address
+                   + AMPHORA_HOST[role])
 
     def internet_client(self, n: int = 1) -> str:
         """An Internet address, outside every network of the platform."""
@@ -128,10 +150,11 @@ class AddressPlan:
             raise KeyError("the config names no corporate client network")
         return str(ipaddress.ip_network(clients[0]).network_address + n)
 
-    def all_addresses(self, servers: Iterable[str]) -> tuple[str, ...]:
-        """Every address the namespace's `lo` needs, besides 127.0.0.1."""
+    def all_addresses(self, servers: Iterable[str], amphorae: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Every address the namespace's `lo` needs, besides 127.0.0.1 (default amphorae: each layer's own,
+        on the layer's subnet)."""
         fixed = [self.dns, self.directory, self.database, *servers]
-        for role in VIP_HOST:
-            fixed += [self.vip(role), self.amphora(role)]
+        fixed += [self.vip(role) for role in VIP_HOST]
+        fixed += list(amphorae) if amphorae is not None else [self.amphora(role) for role in VIP_HOST]
         out = tuple(dict.fromkeys(require_loopback(a, "address plan") for a in fixed))
         return out

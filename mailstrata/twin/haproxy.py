@@ -155,6 +155,22 @@ def load_balancers(
     return out
 
 
+def member_subnets(doc: Mapping[str, Any]) -> dict[str, tuple[str | None, ...]]:
+    """The `subnet_id` each member of each load balancer names (None: none), keyed by the LB's Octavia name:
+    where Octavia plugs the amphora in to reach them (`mailstrata.octavia`)."""
+    res = doc.get("resource", {})
+    lb_names = {k: lb["name"] for k, lb in res.get("openstack_lb_loadbalancer_v2", {}).items()}
+    lb_of_listener = {k: _ref_name(lst["loadbalancer_id"], "openstack_lb_loadbalancer_v2", f"listener {k}")
+                      for k, lst in res.get("openstack_lb_listener_v2", {}).items()}
+    lb_of_pool = {k: lb_of_listener[_ref_name(p["listener_id"], "openstack_lb_listener_v2", f"pool {k}")]
+                  for k, p in res.get("openstack_lb_pool_v2", {}).items()}
+    out: dict[str, list[str | None]] = {name: [] for name in lb_names.values()}
+    for k, m in sorted(res.get("openstack_lb_members_v2", {}).items()):
+        lb = lb_of_pool[_ref_name(m["pool_id"], "openstack_lb_pool_v2", f"members {k}")]
+        out[lb_names[lb]] += [mem.get("subnet_id") or None for mem in m.get("member", [])]
+    return {name: tuple(dict.fromkeys(subnets)) for name, subnets in out.items()}
+
+
 def _server_options(lst: Listener) -> str:
     opts = ""
     m = lst.monitor

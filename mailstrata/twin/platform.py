@@ -103,6 +103,16 @@ def address_plan(cfg: PlatformConfig) -> AddressPlan:
     )
 
 
+def subnet_cidrs(cfg: PlatformConfig) -> dict[str, str]:
+    """Each subnet ID the config names -> its CIDR (the network's, the VIP subnet's and each layer's own)."""
+    net = cfg.network
+    out = {net.subnet_id: net.subnet_cidr, net.vip_subnet_id: net.vip_subnet_cidr}
+    for _, lc in cfg.layers.items():
+        if lc.subnet_id and lc.subnet_cidr:
+            out[lc.subnet_id] = lc.subnet_cidr
+    return out
+
+
 def servers(syn: Synthesized, plan: AddressPlan, root: Path) -> tuple[TwinServer, ...]:
     out = []
     for role in MAIL_LAYER_ROLES:

@@ -3,7 +3,8 @@
 Stages of `up` (each with its own timeout and an error naming the daemon and its log file):
 
 1. synthesize the stack from the config (smtp_in and mailstore forced to >= 2 servers);
-2. one network namespace with only `lo` and every twin address as an alias (verified);
+2. one network namespace with only `lo` and every twin address as an alias (verified), and the synthesized
+   security groups enforced in it with iptables (`firewall.py`; amphorae on their members' subnet);
 3. Samba AD (the directory), then the values Terraform would supply, then dnsmasq (the DNS);
 4. every server: its files rendered through the relocated debian12 profile, the setup script the
    servers run at first boot (with systemd's commands made no-ops), then its daemons in the profile's
@@ -32,13 +33,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailstrata.roles import Role
-from mailstrata.twin import dns, haproxy, netns, process
+from mailstrata.twin import dns, firewall, haproxy, netns, process
 from mailstrata.twin.addresses import AddressPlan
 from mailstrata.twin.platform import (
     Synthesized,
     TwinServer,
     address_plan,
     servers,
+    subnet_cidrs,
     synthesize,
     twin_config,
     twin_values,
@@ -107,6 +109,8 @@ class TwinInfo:
     dkim_selector: str
     dkim_public: dict[str, str]  # domain -> public key PEM
     haproxy_sockets: dict[str, str]  # role -> stats socket
+    amphorae: dict[str, str] = field(default_factory=dict)  # role -> the address its HAProxy reaches members from
+    security_groups: str = ""  # the iptables rules enforcing the synthesized security groups (a file)
     pids: dict[str, int] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()
     samba_pid: int | None = None
@@ -138,7 +142,7 @@ def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
     t0 = time.monotonic()
     try:
         yield
-    except (process.DaemonError, netns.NamespaceError, TwinError):
+    except (process.DaemonError, netns.NamespaceError, TwinError, firewall.FirewallError):
         raise
     except Exception as exc:
         raise TwinError(f"twin stage {name!r} failed: {type(exc).__name__}: {exc}") from exc
@@ -251,25 +255,29 @@ class Twin:
             syn = synthesize(cfg, self.root / "synth")
             plan = address_plan(cfg)
             twin_servers = servers(syn, plan, self.root)
+            amphorae = self._amphorae(syn, plan)
         hosts_dir = self.root / "run" / "hosts"
         with _stage("namespace", timings):
             say(f"network namespace {self.netns_name}")
             hosts_dir.mkdir(parents=True)
             for s in twin_servers:
                 (hosts_dir / s.fqdn).write_text(s.address + "\n")
-            for role in syn.stack.vips:
-                (hosts_dir / f"amphora-{role.slug}").write_text(plan.amphora(role) + "\n")
+            for role, amphora in amphorae.items():
+                (hosts_dir / f"amphora-{role.slug}").write_text(amphora + "\n")
             shim = _shim(self.root, hosts_dir)
             self._partial["preload_created"] = not netns.PRELOAD_TARGET.exists()
             hosts = ["127.0.0.1 localhost", f"{plan.directory} dc01.domain01.dom dc01",
                      *(f"{s.address} {s.fqdn} {s.name}" for s in twin_servers)]
             ns = netns.Namespace.create(
                 self.netns_name,
-                [*plan.all_addresses(s.address for s in twin_servers), plan.internet_client(1),
+                [*plan.all_addresses((s.address for s in twin_servers), amphorae.values()), plan.internet_client(1),
                  plan.internet_client(LISTED_CLIENT), plan.corporate_client(10)],
                 {"resolv.conf": f"nameserver {plan.dns}\n", "hosts": "\n".join(hosts) + "\n",
                  "ld.so.preload": f"{shim}\n"},
             )
+        with _stage("security groups", timings):
+            say("security groups (iptables)")
+            sg_rules = self._security_groups(ns.name, syn, plan, twin_servers)
         sup = process.Supervisor(ns.name, self.logs)
         self._partial["pids"] = sup.pids  # the same dict: filled as daemons start
         with _stage("directory", timings):
@@ -317,6 +325,7 @@ class Twin:
             internet=plan.internet, listed_client=plan.internet_client(LISTED_CLIENT),
             corporate_client=plan.corporate_client(10), dkim_selector=cfg.mail.dkim_selector,
             dkim_public=dkim_public, haproxy_sockets=sockets, pids=dict(sup.pids),
+            amphorae={r.value: a for r, a in amphorae.items()}, security_groups=str(sg_rules),
             mounts=tuple(self._partial["mounts"]), samba_pid=ad.pid,
             preload_created=bool(self._partial["preload_created"]), started_in_s=round(time.monotonic() - t0, 1),
             stages_s=timings,
@@ -576,6 +585,31 @@ class Twin:
         shutil.copytree(template, datadir, symlinks=True)
         _chown_tree(datadir, "mysql")
         return datadir
+
+    @staticmethod
+    def _amphorae(syn: Synthesized, plan: AddressPlan) -> dict[Role, str]:
+        """Each VIP's amphora address: on the subnet its members name in cdk.tf.json (`mailstrata.octavia`)."""
+        by_lb_name = {vip.props.name: role for role, vip in syn.stack.vips.items()}
+        cidr_of = subnet_cidrs(syn.config)
+        out = {}
+        for name, subnets in haproxy.member_subnets(syn.doc).items():
+            twin = [plan.cidr(cidr_of[s]) if s is not None else None for s in subnets]
+            out[by_lb_name[name]] = plan.amphora(by_lb_name[name], twin)
+        return out
+
+    def _security_groups(self, ns: str, syn: Synthesized, plan: AddressPlan,
+                         twin_servers: tuple[TwinServer, ...]) -> Path:
+        """Enforce the synthesized security groups in the namespace (mailstrata/twin/firewall.py); the rules'
+        file, for reading."""
+        if shutil.which("iptables-restore") is None:
+            raise TwinError("iptables is not installed: the twin enforces the security groups with it "
+                            "(apt-get install iptables)")
+        by_name = {s.name: s.address for s in twin_servers}
+        rules = firewall.rule_set(syn.doc, port_address=by_name.get, cidr=plan.cidr)
+        path = self.root / "run" / "security-groups.rules"
+        path.write_text(rules.iptables())
+        firewall.install(ns, rules)
+        return path
 
     def _load_balancers(self, syn: Synthesized, plan: AddressPlan,
                         twin_servers: tuple[TwinServer, ...]) -> dict[Role, haproxy.LoadBalancer]:

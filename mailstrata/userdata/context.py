@@ -18,6 +18,7 @@ from mailstrata import defaults as D
 from mailstrata.directory import DirectorySettings
 from mailstrata.errors import Problems
 from mailstrata.mta_sts import MtaStsSettings
+from mailstrata.octavia import amphora_source_subnets
 from mailstrata.roles import Role
 from mailstrata.types import Filesystem, FtsBackend, OverQuota, Secret, TlsSource
 
@@ -80,6 +81,14 @@ class SpamPolicy:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AntivirusPolicy:
+    """Where freshclam fetches ClamAV's signatures (daemons/clamav.py): ClamAV's CDN or a private mirror."""
+
+    database_mirror: str = D.CLAMAV_DATABASE_MIRROR
+    private_mirror: str | None = None  # a URL; None: database_mirror
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuotaPolicy:
     default_storage: str = D.QUOTA_STORAGE
     default_messages: int = D.QUOTA_MESSAGES
@@ -111,6 +120,12 @@ class NfsMount:
     mount_point: str = D.MAILBOX_MOUNT_POINT
     options: str = "rw,hard,intr,vers=3,tcp,nordirplus,rsize=32768,wsize=32768,_netdev"
     vmail_subdir: str = "vmail"
+    # NFSv3 locking calls back: the server's lockd grants a blocked lock to the client's lockd (NLM) and its
+    # statd tells the client's statd of a reboot (NSM), both found through the client's rpcbind. Pinned on
+    # the client by daemons/nfs.py (`client_files`), opened to the NFS server by NfsShare.grant_mount.
+    statd_port: int = 662
+    lockd_tcp_port: int = 32803
+    lockd_udp_port: int = 32769
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +137,9 @@ class NfsServer:
     """
 
     device: str = "/dev/vdb"  # the attached Cinder volume; /dev/disk/by-id/virtio-<volume id> is steadier
+    # Other names the same volume may have (virtio-scsi's scsi-0QEMU_QEMU_HARDDISK_<id>, ...): the role
+    # script takes whichever appears first (NfsShare fills these in; roles/nfs_server.py).
+    device_aliases: tuple[str, ...] = ()
     filesystem: Filesystem = Filesystem.XFS
     export_path: str = "/NFSVOL"
     device_wait_seconds: int = 600  # the volume is attached after the server is created
@@ -163,6 +181,7 @@ class Platform:
     networks: Networks
     limits: Limits = field(default_factory=Limits)
     spam: SpamPolicy = field(default_factory=SpamPolicy)
+    antivirus: AntivirusPolicy = field(default_factory=AntivirusPolicy)
     quota: QuotaPolicy = field(default_factory=QuotaPolicy)
     fts: FtsBackend = D.FTS
     solr_url: str = D.SOLR_URL
@@ -200,16 +219,18 @@ class LayerContext:
         """Where a PROXY header may name the client (Dovecot's haproxy_trusted_networks, nginx's
         set_real_ip_from): the networks Octavia's amphorae connect to this layer's members from.
 
-        An amphora talks to a member from its port on the member's subnet when the pool member names a subnet
-        (LbaasVip.add_members always does), else from the VIP network: both are trusted, nothing else is. A
-        /0 would let any client claim any address, so it is refused.
+        `mailstrata.octavia.amphora_source_subnets`, the model the security groups use too: the layer's members
+        name the layer's subnet (LbaasVip.add_members), so the amphorae reach them from their ports there; the
+        VIP subnet only when the layer has no subnet of its own to name. A /0 would let any client claim any
+        address, so it is refused.
         """
         net = self.platform.networks
-        nets = tuple(dict.fromkeys([*net.vip_subnet, *net.of(self.role)]))
+        members = net.of(self.role) or (None,)
+        nets = amphora_source_subnets(member_subnets=members, vip_subnets=net.vip_subnet)
         problems = Problems()
         for n in nets:
             if ipaddress.ip_network(n, strict=False).prefixlen == 0:
-                where = "networks.vip_subnet" if n in net.vip_subnet else f"networks.servers.{self.role.value}"
+                where = f"networks.servers.{self.role.value}" if n in members else "networks.vip_subnet"
                 problems.add(where, f"a PROXY-protocol source must not be the whole Internet, got {n}; name the LB "
                                     "subnets")
         problems.raise_if_any()

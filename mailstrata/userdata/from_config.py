@@ -15,6 +15,7 @@ from mailstrata.directory import DirectorySettings
 from mailstrata.mta_sts import MtaStsSettings
 from mailstrata.roles import Role
 from mailstrata.userdata.context import (
+    AntivirusPolicy,
     Database,
     DkimKey,
     Limits,
@@ -87,6 +88,8 @@ def platform_context(cfg: PlatformConfig, *, vips: Mapping[Role, str], directory
             dnsbls=mail.spam.dnsbls,
             spf_mail_from_reject="SPF_Not_Pass" if mail.spam.spf_reject_softfail else "Fail",
         ),
+        antivirus=AntivirusPolicy(database_mirror=mail.antivirus.database_mirror,
+                                  private_mirror=mail.antivirus.private_mirror),
         quota=QuotaPolicy(default_storage=mail.quota.default_storage, default_messages=mail.quota.default_messages,
                           trash_extra=mail.quota.trash_extra, over_quota=mail.quota.over_quota),
         fts=mail.fts,

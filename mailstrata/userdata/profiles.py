@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from mailstrata.roles import Role
+from mailstrata.userdata import selinux
 
 
 class OsName(StrEnum):
@@ -83,6 +84,8 @@ class OsProfile:
     users: _Attrs
     commands: _Attrs
     values: _Attrs
+    # booleans, port labels and file contexts the role's daemons need (userdata/selinux.py); empty on Debian
+    selinux: selinux.SelinuxSettings = field(default_factory=selinux.SelinuxSettings)
     root: str = field(default="")
 
     def version_at_least(self, daemon: str, wanted: str) -> bool:
@@ -150,4 +153,5 @@ def load_profile(os_name: str, role: Role) -> OsProfile:
         users=_Attrs(f"{where}.users", merged("users")),
         commands=_Attrs(f"{where}.commands", merged("commands")),
         values=_Attrs(f"{where}.values", merged("values")),
+        selinux=selinux.merged(f"{where}.selinux", base.get("selinux"), own.get("selinux")),
     )

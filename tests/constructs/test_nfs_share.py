@@ -93,3 +93,99 @@ def test_rejects_cinder_mode_without_server_settings() -> None:
     with pytest.raises(ConfigError) as exc:
         NfsShare(stack, "storage", props=NfsShareProps(name_prefix="t", mode=StorageMode.CINDER_SERVER))
     assert [str(p) for p in exc.value.problems] == ["storage.server: is required when mode is cinder_server"]
+
+
+# ---- NFSv3 lock callbacks: the NFS server calls the mailstores' rpcbind, lockd and statd ---------------
+
+CALLBACKS = [("tcp", 111), ("tcp", 662), ("tcp", 32803), ("udp", 111), ("udp", 662), ("udp", 32769)]
+
+
+def callback_rules(doc: dict) -> list[dict]:  # type: ignore[type-arg]
+    return [r for r in of_type(doc, "openstack_networking_secgroup_rule_v2")
+            if r["description"].startswith("mailstrata/mailstore/") and "lock callbacks" in r["description"]]
+
+
+def cinder_share(stack) -> NfsShare:  # type: ignore[no-untyped-def]
+    return NfsShare(stack, "storage", props=NfsShareProps(
+        name_prefix="t", mode=StorageMode.CINDER_SERVER,
+        server=CinderServerProps(platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
+                                 admin_cidrs=("10.99.0.0/24",)),
+    ))
+
+
+def test_given_a_cinder_server_when_mailstores_mount_then_their_group_admits_its_lock_callbacks() -> None:
+    # GIVEN the Cinder NFS server WHEN the mailstore layer mounts its share
+    stack = new_stack()
+    mailstore(stack, cinder_share(stack))
+    rules = callback_rules(synth(stack))
+    # THEN the mailstores' group lets the NFS server's group reach rpcbind, statd and lockd, nothing else
+    assert sorted((r["protocol"], r["port_range_min"]) for r in rules) == CALLBACKS
+    assert all(r["port_range_min"] == r["port_range_max"] and r["direction"] == "ingress" for r in rules)
+    assert all(r["security_group_id"].startswith("${openstack_networking_secgroup_v2.mailstore_sg") for r in rules)
+    assert all(r["remote_group_id"].startswith("${openstack_networking_secgroup_v2.storage_sg") for r in rules)
+    assert not any("remote_ip_prefix" in r for r in rules)
+
+
+def test_given_a_manila_share_when_mailstores_mount_then_the_share_address_may_call_back() -> None:
+    stack = new_stack()
+    share = NfsShare(stack, "storage", props=NfsShareProps(name_prefix="t", mode=StorageMode.MANILA))
+    mailstore(stack, share)
+    rules = callback_rules(synth(stack))
+    assert sorted((r["protocol"], r["port_range_min"]) for r in rules) == CALLBACKS
+    # the address part of Manila's export location ("address:/path"), known after apply, as a /32
+    [prefix] = {r["remote_ip_prefix"] for r in rules}
+    assert prefix.startswith('${join("", [element(split(":", openstack_sharedfilesystem_share_v2.storage_share_')
+    assert prefix.endswith('.export_locations[0].path), 0), "/32"])}')
+
+
+def test_given_an_existing_nas_at_an_address_when_mailstores_mount_then_that_address_may_call_back() -> None:
+    stack = new_stack()
+    share = NfsShare(stack, "storage", props=NfsShareProps(name_prefix="t", mode=StorageMode.EXISTING,
+                                                           export="10.30.0.5:/vol/mail"))
+    mailstore(stack, share)
+    rules = callback_rules(synth(stack))
+    assert sorted((r["protocol"], r["port_range_min"], r["remote_ip_prefix"]) for r in rules) == [
+        (proto, port, "10.30.0.5/32") for proto, port in CALLBACKS]
+
+
+def test_given_an_existing_nas_by_name_when_mailstores_mount_then_only_given_networks_may_call_back() -> None:
+    # GIVEN a NAS named by host name: its address is unknown until given
+    stack = new_stack()
+    share = NfsShare(stack, "storage", props=NfsShareProps(name_prefix="t", mode=StorageMode.EXISTING,
+                                                           export="nas.example.dom:/vol/mail"))
+    mailstore(stack, share)
+    assert callback_rules(synth(stack)) == []
+    # WHEN its network is given THEN it may call back from there
+    stack = new_stack()
+    share = NfsShare(stack, "storage", props=NfsShareProps(
+        name_prefix="t", mode=StorageMode.EXISTING, export="nas.example.dom:/vol/mail",
+        server_cidrs=("10.30.0.0/28", "10.31.0.0/28")))
+    mailstore(stack, share)
+    rules = callback_rules(synth(stack))
+    assert sorted({r["remote_ip_prefix"] for r in rules}) == ["10.30.0.0/28", "10.31.0.0/28"]
+    assert len(rules) == 2 * len(CALLBACKS)
+
+
+def test_rejects_server_cidrs_in_cinder_mode() -> None:
+    stack = new_stack()
+    with pytest.raises(ConfigError) as exc:
+        NfsShare(stack, "storage", props=NfsShareProps(
+            name_prefix="t", mode=StorageMode.CINDER_SERVER, server_cidrs=("10.30.0.0/28",),
+            server=CinderServerProps(platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
+                                     admin_cidrs=("10.99.0.0/24",)),
+        ))
+    assert [str(p) for p in exc.value.problems] == [
+        "storage.server_cidrs: is only used when mode is manila or existing, got ('10.30.0.0/28',); remove it (the "
+        "NFS server's own security group is named instead)"
+    ]
+
+
+def test_given_a_cinder_server_then_its_script_looks_for_the_volume_under_virtio_blk_and_virtio_scsi_names() -> None:
+    stack = new_stack()
+    mailstore(stack, cinder_share(stack))
+    body = "\n".join(synth(stack)["locals"]["user_data_t_nfs_server"])
+    volume = "openstack_blockstorage_volume_v3.storage_volume_"
+    for name in ("virtio-${substr(" + volume, "scsi-0QEMU_QEMU_HARDDISK_${" + volume,
+                 "scsi-0QEMU_QEMU_HARDDISK_${substr(" + volume, "scsi-SQEMU_QEMU_HARDDISK_${" + volume,
+                 "wwn-0x${replace(" + volume):
+        assert "/dev/disk/by-id/" + name in body, name

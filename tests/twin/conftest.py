@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mailstrata.twin import netns
 from mailstrata.twin.twin import Twin, TwinError, TwinInfo
-from tests.support.requires import requires, unavailable
+from tests.support.requires import DEBIAN, requires, unavailable
 from tests.twin.helpers import Platform
 
 REQUIRED = ("postfix", "dovecot", "amavisd", "clamd", "clamav-milter", "opendkim", "saslauthd", "haproxy", "samba",
-            "samba-tool", "dnsmasq", "sogod", "mariadbd", "memcached", "nginx", "policyd-spf", "gcc", "openssl")
+            "samba-tool", "dnsmasq", "sogod", "mariadbd", "memcached", "nginx", "policyd-spf", "gcc", "openssl",
+            "iptables-restore")
+# sogo-activesync installs no program, only SOGo's bundle; the webmail role script refuses a server without it.
+ACTIVESYNC_BUNDLE = Path("/usr/lib/GNUstep/SOGo/ActiveSync.SOGo")
 
 
 # Package scope: the twin (about 1.1 GB, 270 processes) is taken down as soon as tests/twin is done, so it
@@ -30,6 +34,8 @@ def twin_info() -> Iterator[TwinInfo]:
     if why:
         unavailable(why, why="for the local twin")
     requires(*REQUIRED, why="for the local twin")
+    if not ACTIVESYNC_BUNDLE.is_dir():
+        unavailable(f"not installed: sogo-activesync ({ACTIVESYNC_BUNDLE})", why="for the local twin", install=DEBIAN)
     twin = Twin()
     already = twin.info() is not None and not twin.healthy()
     try:

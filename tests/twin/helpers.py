@@ -2,7 +2,8 @@
 
 Addresses: "the Internet" is 127.200.0.1 (outside every network of the platform), a corporate client is
 127.100.0.10, and a test that reaches one member directly plays the load balancer: it connects from the
-VIP subnet and sends the PROXY header an amphora would send.
+layer's amphora address (on the members' subnet, where Octavia's amphorae reach members from and the only
+source the security groups admit on the member ports) and sends the PROXY header an amphora would send.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from mailstrata.twin import clients as c
 from mailstrata.twin.twin import Twin, TwinInfo, members_not_up
 
 T = TypeVar("T")
-LB_PROBE_SOURCE = "127.20.0.200"  # in the VIP subnet, where Dovecot and Postfix trust PROXY headers from
 
 
 @dataclass
@@ -41,6 +41,10 @@ class Platform:
 
     def vip(self, role: str) -> str:
         return self.info.vip(role)
+
+    def amphora(self, role: str) -> str:
+        """The address `role`'s load balancer reaches its members from (its amphora's member-side port)."""
+        return self.info.amphorae[role]
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return c.run(self.info.netns, fn, *args, **kwargs)
@@ -105,7 +109,7 @@ class Platform:
         if server is None:
             ep = c.Endpoint(self.vip("mailstore"), 143, self.corporate)
         else:
-            ep = c.Endpoint(server, 143, LB_PROBE_SOURCE, proxy_as=self.corporate)
+            ep = c.Endpoint(server, 143, self.amphora("mailstore"), proxy_as=self.corporate)
         with c.imap_login(ep, login, password or self.password(login)) as conn:
             yield conn
 

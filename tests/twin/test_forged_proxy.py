@@ -3,8 +3,9 @@
 Postfix and Dovecot check only a PROXY header's syntax (Dovecot also where it comes from:
 `haproxy_trusted_networks`). Anything that reaches a member's port directly, not through the load balancer,
 can name any client: loopback, a platform server, the load balancer itself. Here every such claim is sent to
-every member port whose pool speaks PROXY, from the VIP subnet (where the members accept PROXY headers from),
-and none of them relays mail or logs in without the password.
+every member port whose pool speaks PROXY, from the layer's amphora address (the only source the security
+groups admit there, and where the members accept PROXY headers from), and none of them relays mail or logs
+in without the password.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from mailstrata.twin import clients as c
 from mailstrata.twin.process import wrap
 from mailstrata.twin.twin import EXTERNAL_DOMAIN
-from tests.twin.helpers import LB_PROBE_SOURCE, Platform, message
+from tests.twin.helpers import Platform, message
 
 pytestmark = pytest.mark.twin
 
@@ -31,8 +32,8 @@ OUTSIDE = f"victim@{EXTERNAL_DOMAIN}"
 
 
 def claims(platform: Platform) -> dict[str, str]:
-    """What a forged header names: loopback, one server of each layer, and the VIP subnet (LB and amphorae)."""
-    out = {"loopback": "127.0.0.1", "the VIP subnet": LB_PROBE_SOURCE}
+    """What a forged header names: loopback, one server of each layer, the VIP subnet and an amphora."""
+    out = {"loopback": "127.0.0.1", "the VIP subnet": "127.20.0.200", "an amphora": platform.amphora("smtp_in")}
     for role in ("smtp_in", "smtp_out", "mailstore", "webmail"):
         out[f"a {role} server"] = platform.info.servers_of(role)[0].address
     return out
@@ -60,7 +61,7 @@ def test_forged_proxy_headers_relay_nothing(platform: Platform, role: str, port:
     got = {}
     for server in platform.info.servers_of(role):
         for what, claim in claims(platform).items():
-            ep = c.Endpoint(server.address, port, LB_PROBE_SOURCE, proxy_as=claim)
+            ep = c.Endpoint(server.address, port, platform.amphora(role), proxy_as=claim)
             got[(server.name, what)] = platform.run(_relay_attempt, ep, port == 587)
     accepted = {k: v for k, v in got.items() if v[0] // 100 != 5}
     assert accepted == {}, accepted
@@ -85,7 +86,7 @@ def test_forged_proxy_headers_log_in_as_nobody(platform: Platform) -> None:
     for server in platform.info.servers_of("mailstore"):
         for what, claim in claims(platform).items():
             for password in ("", "wrong"):
-                ep = c.Endpoint(server.address, 143, LB_PROBE_SOURCE, proxy_as=claim)
+                ep = c.Endpoint(server.address, 143, platform.amphora("mailstore"), proxy_as=claim)
                 got[(server.name, what, password)] = platform.run(_imap_login, ep, "usuario01", password)
     logged_in = {k: v for k, v in got.items() if not v.startswith("refused")}
     assert logged_in == {}, logged_in
@@ -93,9 +94,11 @@ def test_forged_proxy_headers_log_in_as_nobody(platform: Platform) -> None:
 
 def test_smtp_out_members_have_no_port_25(platform: Platform) -> None:
     # Nothing relays on 25 any more: webmail submits with AUTH on 587, the mailstores use the internal relay.
+    # Asked from the server itself: no security group rule opens 25 there either, so from anywhere else the
+    # connection would be dropped before anything could refuse it (tests/twin/test_security_groups.py).
     for server in platform.info.servers_of("smtp_out"):
         with pytest.raises(ConnectionRefusedError):
-            platform.run(c.SMTP, c.Endpoint(server.address, 25, LB_PROBE_SOURCE))
+            platform.run(c.SMTP, c.Endpoint(server.address, 25, server.address))
 
 
 def test_a_mailstore_sends_out_through_smtp_outs_internal_relay(platform: Platform) -> None:

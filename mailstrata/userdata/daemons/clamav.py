@@ -13,8 +13,24 @@ What every instance shares is written once, in `clamd()`:
 - `StreamMaxLength` is the platform's message size limit: clamd scans up to the largest message Postfix
   accepts (one decoded part of it, for amavisd), not only the first 25 MB;
 - the signature database is the OS's one directory, kept fresh by freshclam; clamd reloads it by itself;
+  every host that runs clamd gets freshclam's config and its schedule with it (`updater_files`), so no
+  role can scan with the signatures its package shipped;
 - logging goes to syslog's mail facility, with the mail logs, unless the OS profile logs to files.
 The instances differ only as data (`ClamdInstance`): config file, socket, pid file, user, socket group.
+
+freshclam (`updater_files`), on every ClamAV host:
+- its config is written whole, at the OS's own path (so the first-boot run, the cron job and Debian's
+  clamav-freshclam daemon all read it): the mirror is the platform's (`mail.antivirus`): ClamAV's CDN
+  (`DatabaseMirror database.clamav.net`), another `DatabaseMirror`, or a `PrivateMirror` URL (a
+  corporate mirror, e.g. one cvdupdate fills; freshclam 0.103 (EPEL 7) and 1.x (Debian 12) both know it);
+  writing the whole file also drops EPEL's `Example` line, with which freshclam refuses to run;
+- it logs to syslog's mail facility, with clamd; the database owner is the package's compiled-in one
+  (EPEL's clamupdate, Debian's clamav);
+- it runs from one cron job of ours, hourly (ClamAV asks for at most one check an hour; most runs are one
+  DNS query, or one HTTP date check with a private mirror): EPEL ships its cron job (cron.d/clamav-update)
+  disabled by /etc/sysconfig/freshclam's FRESHCLAM_DELAY and no running updater, and clamd's SelfCheck
+  reloads what freshclam brings. Debian's clamav-freshclam package also runs freshclam as a daemon by
+  default; both read the same config, and freshclam's lock on the database directory serialises them.
 
 clamav-milter (SMTP-out) refuses infected mail at SMTP time with the virus name, so nothing is queued
 and the sender is told why. It keeps the seed's `OnFail Accept` for clamd errors and scan timeouts,
@@ -32,7 +48,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailstrata.userdata.context import Limits
+from mailstrata.userdata.context import AntivirusPolicy, Limits
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -76,6 +92,11 @@ class ClamavMilter:
 @dataclass(frozen=True, kw_only=True)
 class Freshclam:
     command: str
+    conf: str
+    database_dir: str
+    database_mirror: str
+    private_mirror: str | None  # a URL; None: database_mirror
+    syslog: bool  # False: freshclam's own log file, as the OS profile's clamd does
 
 
 def for_amavis(os: OsProfile) -> ClamdInstance:
@@ -139,19 +160,43 @@ def clamav_milter(c: Clamd, limits: Limits, os: OsProfile) -> ClamavMilter:
     )
 
 
-def milter_files(limits: Limits, os: OsProfile) -> list[FileSpec]:
-    """SMTP-out: clamd for clamav-milter, the milter, and the cron job that keeps the signatures fresh."""
+def updater(antivirus: AntivirusPolicy, os: OsProfile) -> Freshclam:
+    return Freshclam(
+        command=str(os.paths.freshclam),
+        conf=str(os.paths.freshclam_conf),
+        database_dir=str(os.paths.clamav_db_dir),
+        database_mirror=antivirus.database_mirror,
+        private_mirror=antivirus.private_mirror,
+        syslog=bool(os.values.get("syslog", True)),
+    )
+
+
+UPDATER_TEMPLATES = ("clamav/etc/freshclam.conf.j2", "clamav/etc/cron.d/mailstrata-freshclam.j2")
+
+
+def updater_files(antivirus: AntivirusPolicy, os: OsProfile) -> list[FileSpec]:
+    """Every ClamAV host: freshclam's config (the platform's mirror) and the cron job that runs it."""
+    f = updater(antivirus, os)
+    conf, cron = UPDATER_TEMPLATES
+    return [
+        FileSpec(dest=f.conf, template=conf, context={"freshclam": f}),
+        FileSpec(dest=str(os.paths.freshclam_cron), template=cron, context={"freshclam": f}),
+    ]
+
+
+def scanner_files(c: Clamd, antivirus: AntivirusPolicy, os: OsProfile) -> list[FileSpec]:
+    """One clamd instance with what keeps its signatures fresh: what a role that scans mail writes."""
+    return [clamd_file(c), *updater_files(antivirus, os)]
+
+
+def milter_files(limits: Limits, antivirus: AntivirusPolicy, os: OsProfile) -> list[FileSpec]:
+    """SMTP-out: clamd for clamav-milter (with freshclam's config and schedule), and the milter."""
     c = clamd(for_milter(os), limits, os)
     return [
-        clamd_file(c),
+        *scanner_files(c, antivirus, os),
         FileSpec(
             dest=str(os.paths.clamav_milter_conf),
             template="clamav/etc/mail/clamav-milter.conf.j2",
             context={"milter": clamav_milter(c, limits, os)},
-        ),
-        FileSpec(
-            dest=str(os.paths.freshclam_cron),
-            template="clamav/etc/cron.d/mailstrata-freshclam.j2",
-            context={"freshclam": Freshclam(command=str(os.paths.freshclam))},
         ),
     ]

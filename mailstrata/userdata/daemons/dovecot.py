@@ -6,11 +6,14 @@ Files (templates under `templates/dovecot/`, named by destination path):
   quota, shared folders (ACL), full-text search and sieve;
 - `dovecot-ldap.conf.ext`: the directory in Dovecot's syntax (connection facts, CA choice and filters
   come from `daemons.ldap`);
+- from Dovecot 2.3, `ffdhe2048.pem`: the DH group of the DHE suites (2.2 makes its own, see `_dh`);
 - the global sieve `spam-to-junk.sieve`, which the role script compiles;
 - a systemd drop-in that orders Dovecot after the mailbox share's mount (the role adds it with a share).
 
-OS differences are data: paths, users and the Dovecot version come from the OS profile; the only setting
-the version changes is the TLS floor (`ssl_min_protocol` from 2.3, the `ssl_protocols` list before).
+OS differences are data: paths, users and the Dovecot version come from the OS profile; the settings the
+version changes are the TLS floor (`ssl_min_protocol` from 2.3, the `ssl_protocols` list before) and the
+DH parameters (`ssl_dh` from 2.3, `ssl_dh_parameters_length` before). Names must also suit 2.2's parser:
+`tests/userdata/test_centos7_settings.py` checks every one against what 2.2.36 knows.
 
 Caveat (defect 12): Dovecot's NFS settings reduce, but do not remove, index races when two servers
 serve one user at the same time. Per-user affinity (a Dovecot director or proxy tier in front of these
@@ -29,6 +32,11 @@ from mailstrata.userdata.profiles import OsProfile
 
 TLS12_CIPHERS = ":".join((*contract.ECDHE_CIPHERS, *contract.DHE_CIPHERS))  # Dovecot makes its own DH
 GLOBAL_SIEVE = "spam-to-junk.sieve"  # runs before every user's own script
+DH_PARAMS_FILE = "ffdhe2048.pem"  # Dovecot 2.3's DH group (RFC 7919), beside dovecot.conf
+DH_BITS = 2048  # Dovecot 2.2's default is 1024 (Logjam); 2.3 loads DH_PARAMS_FILE instead
+# The shared folders' namespace. Not "shared": Dovecot 2.2 reads `namespace shared|private|public {` as 1.x's
+# untyped syntax and warns that it is obsolete (config/old-set-parser.c, old_namespace).
+SHARED_NAMESPACE = "shared_users"
 TEMPLATES = "dovecot"  # this daemon's folder under templates/
 CANONICAL_FIELD = "user"  # a passdb/userdb field that replaces the user name for everything after it
 
@@ -69,6 +77,10 @@ class DovecotConf:
     ssl_key: str
     tls_floor_key: str  # ssl_min_protocol (2.3) or ssl_protocols (2.2)
     tls_floor_value: str
+    dh_key: str  # ssl_dh (2.3) or ssl_dh_parameters_length (2.2)
+    dh_value: str
+    dh_file: str | None  # the PEM that ssl_dh reads (2.3); None where Dovecot makes its own (2.2)
+    shared_namespace: str
     cipher_list: str
     login_services: tuple[LoginService, ...]
     haproxy_trusted_networks: str  # empty when no listener is behind a PROXY pool
@@ -115,6 +127,20 @@ def _tls_floor(os: OsProfile) -> tuple[str, str]:
     return "ssl_protocols", " ".join(f"!{p}" for p in contract.TLS_BELOW_FLOOR)
 
 
+def _dh(os: OsProfile) -> tuple[str, str, str | None]:
+    """The DH parameters of the DHE suites in `ssl_cipher_list`: (setting, value, file to write or None).
+
+    Dovecot 2.3 has none built in (a DHE handshake fails without `ssl_dh`): it reads RFC 7919 ffdhe2048.
+    Dovecot 2.2 cannot read a file: its ssl-params process generates the group, 1024 bits unless told, into
+    state_dir/ssl-parameters.dat, and generates it anew when the file lacks the configured length (the rpm's
+    %post made a 1024-bit one). Until that is done, new TLS handshakes wait: once per server, at first start
+    (ssl-params/ssl-params.c and main.c of 2.2.36)."""
+    if os.version_at_least("dovecot", "2.3"):
+        path = f"{os.paths.dovecot_dir}/{DH_PARAMS_FILE}"
+        return "ssl_dh", f"<{path}", path
+    return "ssl_dh_parameters_length", str(DH_BITS), None
+
+
 def _login_services(ctx: LayerContext) -> tuple[LoginService, ...]:
     def listener(name: str, port: int, ssl: bool) -> Listener:
         return Listener(name=name, port=port, ssl=ssl, haproxy=port in ctx.proxy_ports)
@@ -152,11 +178,14 @@ def dovecot_conf(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Dovec
     services = _login_services(ctx)
     proxied = any(lst.haproxy for s in services for lst in s.listeners)
     floor_key, floor_value = _tls_floor(os)
+    dh_key, dh_value, dh_file = _dh(os)
     vmail = str(os.paths.vmail_home)
     if ctx.platform.fts is FtsBackend.SOLR:
         fts_plugin, fts_key, fts_value = "fts_solr", "fts_solr", f"url={_solr_url(ctx.platform.solr_url)}"
     else:
         # "@" and "." split words too, so a search for a part of an address finds it (the seed's choice).
+        # CentOS 7 has the plugin: its dovecot.spec (2.2.36-x.el7) configures --with-lucene for RHEL > 6 and
+        # ships every *_plugin.so, lib21_fts_lucene_plugin.so included, in the dovecot package itself.
         fts_plugin, fts_key, fts_value = "fts_lucene", "fts_lucene", "whitespace_chars=@."
     return DovecotConf(
         base_dir=str(os.paths.dovecot_base_dir),
@@ -169,6 +198,10 @@ def dovecot_conf(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Dovec
         ssl_key=f"{os.paths.tls_dir}/server.key",
         tls_floor_key=floor_key,
         tls_floor_value=floor_value,
+        dh_key=dh_key,
+        dh_value=dh_value,
+        dh_file=dh_file,
+        shared_namespace=SHARED_NAMESPACE,
         cipher_list=TLS12_CIPHERS,
         login_services=services,
         haproxy_trusted_networks=" ".join(ctx.proxy_sources()) if proxied else "",
@@ -230,7 +263,8 @@ def files(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> list[FileSpe
     role's contract between its two daemons). The drop-in that waits for a mount is `systemd_dropin`.
     """
     conf = dovecot_conf(ctx, os, lmtp_socket=lmtp_socket)
-    return [
+    dh = [FileSpec(dest=conf.dh_file, template=f"{TEMPLATES}/etc/dovecot/{DH_PARAMS_FILE}.j2")] if conf.dh_file else []
+    return dh + [
         FileSpec(
             dest=f"{os.paths.dovecot_dir}/dovecot.conf",
             template=f"{TEMPLATES}/etc/dovecot/dovecot.conf.j2",

@@ -3,12 +3,12 @@
 Client addresses: the webmail pools send the PROXY protocol (v1) by default, so the construct puts 80 and 443
 in `ctx.proxy_ports`. nginx then expects the PROXY line on those ports (a connection without one is closed),
 and ngx_http_realip_module takes the client address from it only when the connection comes from where
-Octavia's amphorae talk to members: the VIP subnet and the webmail servers' own subnet
-(`LayerContext.proxy_sources`, the same sources Dovecot trusts). That address becomes `$remote_addr`, which
-nginx hands to sogod as `X-Real-IP`, `X-Forwarded-For` and `x-webobjects-remote-host` (SOGo logs logins with
-it, and sends it to the mailstore as IMAP `ID ("x-originating-ip" ...)`, after LOGIN: Dovecot can only log it
-there, so its logins and auth penalties still see the webmail server). A PROXY line from anywhere else is read
-and ignored: the client is the peer.
+Octavia's amphorae talk to members: the webmail servers' own subnet, which every pool member names
+(`LayerContext.proxy_sources` through `mailstrata.octavia`, the same sources Dovecot trusts). That address
+becomes `$remote_addr`, which nginx hands to sogod as `X-Real-IP`, `X-Forwarded-For` and
+`x-webobjects-remote-host` (SOGo logs logins with it, and sends it to the mailstore as IMAP `ID
+("x-originating-ip" ...)`, after LOGIN: Dovecot can only log it there, so its logins and auth penalties still
+see the webmail server). A PROXY line from anywhere else is read and ignored: the client is the peer.
 Octavia's health checks carry the PROXY line too (see `contract.DEFAULT_LISTENERS`), so `/healthz` needs no
 listener of its own. Without PROXY on a port (a `pool_protocol: TCP` override) every request there seems to
 come from the load balancer.
@@ -35,8 +35,9 @@ HEALTH_PATH = "/healthz"  # the load balancer's HTTP health monitor; answered by
 # Mozilla "intermediate", ECDHE only: no dhparam file to manage.
 TLS_CIPHERS = ":".join(contract.ECDHE_CIPHERS)
 TLS_PROTOCOLS = f"{contract.TLS_MIN_VERSION} TLSv1.3"  # every version from the floor up
-# ActiveSync keeps Ping/Sync requests open; nginx must wait at least as long as SOGo may hold one.
-EAS_PROXY_TIMEOUT_S = 3600
+# ActiveSync keeps Ping/Sync requests open; nginx must wait at least as long as SOGo may hold one
+# (daemons/sogo.py: EAS_MAX_HOLD_S, a minute less) and gives up when the webmail LB's data timeouts would.
+EAS_PROXY_TIMEOUT_S = contract.WEBMAIL_SESSION_MS // 1000
 HSTS_MAX_AGE_S = 31536000  # one year
 
 

@@ -475,9 +475,10 @@ def mx(ctx: LayerContext, os: OsProfile, *, content_filter: ContentFilter, spf: 
                     "the\nre-injection smtpd in master.cf."),)
     exceptions, why_exc = ((), "Per-client limits apply to the real clients (PROXY protocol on port 25); nobody "
                                "is exempt: a PROXY header\ncan name any address, loopback included.") if proxy else (
-        (LOOPBACK_NET, *ctx.platform.networks.vip_subnet),
-        "No PROXY protocol on port 25: every client has the LB's address, so per-client limits would throttle\n"
-        "the whole Internet as one client. The LB is exempt; enable PROXY on the pool to get the limits back.")
+        (LOOPBACK_NET, *ctx.proxy_sources()),
+        "No PROXY protocol on port 25: every client has the amphora's address (on the member subnet), so\n"
+        "per-client limits would throttle the whole Internet as one client. The LB is exempt; enable PROXY on\n"
+        "the pool to get the limits back.")
     main = MainCf(
         summary=(f"SMTP-in, the MX (Postfix {os.versions.postfix}): accepts mail for the served domains only, checks "
                  "it,", "hands it to amavisd and forwards what survives to the delivery VIP."),
@@ -673,10 +674,10 @@ def delivery(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Postfix:
     Dovecot over LMTP (`lmtp_socket`, relative to the queue directory). Nobody relays through it."""
     pdir = str(os.paths.postfix_dir)
     tables = _people_and_groups(ctx.platform.directory, os, groups_expand=True)
-    # Our own MTAs reach port 25 through the delivery LB (whose amphorae use the VIP or the member subnet):
-    # they are exempt from per-client limits, which would otherwise throttle every delivery as one client.
-    # Exemption grants no relaying (mynetworks is empty on the PROXY listener), only more connections.
-    internal = tuple(dict.fromkeys([*ctx.platform.networks.vip_subnet,
+    # Our own MTAs reach port 25 through the delivery LB (whose amphorae connect from the member subnet,
+    # mailstrata/octavia.py): they are exempt from per-client limits, which would otherwise throttle every
+    # delivery as one client. Exemption grants no relaying (mynetworks is empty on the PROXY listener).
+    internal = tuple(dict.fromkeys([*ctx.proxy_sources(),
                                     *ctx.platform.networks.of(Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE)]))
     relays = ctx.platform.relays
     if relays:

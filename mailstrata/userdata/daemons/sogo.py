@@ -4,6 +4,10 @@ SOGo authenticates the user against AD (an indirect bind: search by sAMAccountNa
 user), then logs in to the mailstore VIP with the same credentials over IMAPS 993 and ManageSieve 4190
 (STARTTLS), and sends through the smtp-out VIP on submission 587 (STARTTLS, AUTH PLAIN with the user's
 credentials). User profiles, folder info and sessions live in MariaDB, the session cache in memcached.
+
+ActiveSync devices (phones, Outlook) reach the same sogod through nginx's `/Microsoft-Server-ActiveSync`, with
+HTTP Basic auth checked against AD as above; the sogo-activesync package (`values.sogo_packages` of each OS
+profile) provides the bundle that answers there. Without it SOGo answers that path as plain WebDAV.
 """
 
 from __future__ import annotations
@@ -25,6 +29,26 @@ SIEVE_PORT = contract.MANAGESIEVE
 SUBMISSION_PORT = contract.SUBMISSION
 DRAFTS, SENT, TRASH, JUNK = contract.DRAFTS, contract.SENT, contract.TRASH, contract.JUNK  # the mailstore's
 SESSION_MINUTES = 60  # web sessions idle longer are dropped by the cron job
+
+# ActiveSync (the sogo-activesync bundle; SOGo's Installation Guide, "Microsoft Enterprise ActiveSync" and
+# "... Tuning"). Phones "push" by holding a Ping (or Sync) request open until something changes; SOGo's
+# defaults answer a Ping after 10 s and a Sync after 30 s, which the guide calls "similar to disable EAS push
+# entirely". Each hop must let a request live longer than the one behind it:
+#   SOGo's hold (+ one internal poll) < nginx's proxy_read_timeout = the webmail LB's data timeouts
+#   (contract.WEBMAIL_SESSION_MS, 60 min) <= sogod's watchdog.
+EAS_WINDOW_S = contract.WEBMAIL_SESSION_MS // 1000
+# "slightly under 3600 seconds (say 3540 - or 59 minutes)": the answer leaves before any hop gives up.
+EAS_MAX_HOLD_S = EAS_WINDOW_S - 60
+# How often a held request looks for changes (IMAP, database); the guide's example for 100 users, 10 devices.
+# It must stay under the holds ("must be lower than SOGoMaximumSyncInterval and SOGoMaximumPingInterval").
+EAS_INTERNAL_SYNC_S = 30
+# At most this many items per Sync answer (default: whatever the phone asks; the guide warns of "unexpected
+# behaviour" above 512): a first sync of a large mailbox becomes many short requests, each holding a worker
+# briefly. SOGoMaximumSyncResponseSize (KB) stays at its default, no cap: an item larger still goes alone.
+EAS_SYNC_WINDOW = 100
+# WOWatchDogRequestTimeout is in minutes (SOPE: "watchdog request timeout set to %d minutes"); the default 10
+# would kill a worker holding a 59-minute Ping. The guide pairs a 3600 s proxy timeout with 60.
+WATCHDOG_MINUTES = -(-EAS_WINDOW_S // 60)
 # The MariaDB tables SOGo keeps its state in, by the sogo.conf key that names each one's URL.
 TABLES = (
     ("SOGoProfileURL", "sogo_user_profile"),
@@ -74,6 +98,26 @@ class SogoDatabaseUrl:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SogoActiveSync:
+    """sogo.conf's ActiveSync settings (the constants above say why each has its value)."""
+
+    watchdog_minutes: int  # WOWatchDogRequestTimeout
+    max_ping_s: int  # SOGoMaximumPingInterval
+    max_sync_s: int  # SOGoMaximumSyncInterval
+    internal_sync_s: int  # SOGoInternalSyncInterval
+    sync_window: int  # SOGoMaximumSyncWindowSize
+
+
+ACTIVESYNC = SogoActiveSync(
+    watchdog_minutes=WATCHDOG_MINUTES,
+    max_ping_s=EAS_MAX_HOLD_S,
+    max_sync_s=EAS_MAX_HOLD_S,
+    internal_sync_s=EAS_INTERNAL_SYNC_S,
+    sync_window=EAS_SYNC_WINDOW,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SogoConf:
     listen: str
     workers: int
@@ -94,6 +138,7 @@ class SogoConf:
     max_upload_kb: int
     x_forward_header: bool  # SOGo's X-Forward header (the sender's address) in every message it sends
     ldap: SogoLdapSource
+    activesync: SogoActiveSync
 
 
 def ldap_hostname(conn: LdapConnection) -> tuple[str, str | None]:
@@ -184,6 +229,7 @@ def sogo_conf(ctx: LayerContext, os: OsProfile, *, database: Account, memcached:
         # SOGo's log keeps it for the operator ("successful login from ...").
         x_forward_header=False,
         ldap=ldap,
+        activesync=ACTIVESYNC,
     )
 
 

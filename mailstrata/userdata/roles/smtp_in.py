@@ -51,7 +51,7 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         *mta.files(ctx, os),
         *policyd_spf.files(ctx.platform.spam, os),
         amavis.conf_file(amavis_ctx, os),
-        clamav.clamd_file(scanner),
+        *clamav.scanner_files(scanner, ctx.platform.antivirus, os),
         *spamassassin.files(ctx.platform.spam, os),
         amavis.cleanup_cron_file(amavis_ctx, os),
         amavis.quarantine_tool_file(amavis_ctx),

@@ -89,7 +89,7 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     return [
         *mta.files(ctx, os),
         *saslauthd.files(ctx.platform.directory, os),
-        *clamav.milter_files(ctx.platform.limits, os),
+        *clamav.milter_files(ctx.platform.limits, ctx.platform.antivirus, os),
         *from_check.files(os),
         *opendkim.files(ctx, os, internal_hosts=internal, originating_daemon_name=ORIGINATING),
         FileSpec(

@@ -161,7 +161,9 @@ def directory() -> Iterator[Directory]:
         ms_profile = _profile(Role.MAILSTORE, root / "mailstore", dovecot_log=str(base / "dovecot.log"))
         ms_sample = _sample.context(Role.MAILSTORE)
         ms_ctx = ms_sample.with_platform(
-            directory=d, networks=replace(ms_sample.platform.networks, vip_subnet=("127.0.0.0/8",))
+            # the test plays the amphora, whose port is on the member subnet: loopback here
+            directory=d, networks=replace(ms_sample.platform.networks, servers={
+                **ms_sample.platform.networks.servers, Role.MAILSTORE: ("127.0.0.0/8",)})
         )
         out_ctx = _sample.context(Role.SMTP_OUT).with_platform(directory=d)
         files = delivered([render_layer(ms_ctx, os=ms_profile),

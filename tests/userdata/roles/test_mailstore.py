@@ -1,9 +1,9 @@
 """The mailstore layer: Dovecot and Postfix configs checked by the real daemons, and against a real AD.
 
 Versions checked: Debian 12's Dovecot 2.3.19 and Postfix 3.7. The centos7 profile renders for Dovecot
-2.2 and Postfix 2.10; the only setting that differs (the TLS floor) is chosen from `os.versions`, and a
-test proves that the 2.2 file equals the 2.3 file but for that line. Daemon tests run inside a private
-network namespace with only `lo` and 127.x addresses.
+2.2 and Postfix 2.10; the settings that differ (the TLS floor, the DH parameters) are chosen from
+`os.versions`, and a test proves that the 2.2 file equals the 2.3 file but for those lines. Daemon tests run
+inside a private network namespace with only `lo` and 127.x addresses.
 
 Test-side changes, never in the templates: Postfix copies point their LDAP map paths into the copy's
 directory (postconf opens the maps) and, for `postfix check`, use a temporary queue and data directory.
@@ -131,11 +131,13 @@ def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
         LDAP_CONF,
         DOVECOT_CONF,
         SIEVE,
+        "/etc/modprobe.d/lockd.conf",  # the NFS client's lockd and statd ports (daemons/nfs.py client_files)
         "/etc/postfix/ffdhe2048.pem",
         GROUPS_CF,
         PEOPLE_CF,
         MAIN_CF,
         MASTER_CF,
+        "/etc/sysconfig/nfs",
         "/etc/systemd/system/dovecot.service.d/mailstrata.conf",
         "/etc/systemd/system/mailstrata-metadata-guard.service",
         "/etc/yum.repos.d/CentOS-Base.repo",
@@ -249,11 +251,12 @@ def test_tls_floor_is_tls12(tmp_path: Path) -> None:
     assert doveconf_value(write_file(tmp_path / "dovecot.conf", text), "ssl_min_protocol") == "TLSv1.2"
 
 
-def test_centos7_file_differs_from_the_checked_one_only_in_the_tls_floor(files: dict[str, str]) -> None:
+def test_centos7_file_differs_from_the_checked_one_only_in_the_tls_floor_and_dh(files: dict[str, str]) -> None:
     checked = render(context(), profile())[DOVECOT_CONF].splitlines()
     centos = files[DOVECOT_CONF].splitlines()
     diff = [(a, b) for a, b in zip(checked, centos, strict=True) if a != b]
-    assert diff == [("ssl_min_protocol = TLSv1.2", "ssl_protocols = !SSLv2 !SSLv3 !TLSv1 !TLSv1.1")]
+    assert diff == [("ssl_min_protocol = TLSv1.2", "ssl_protocols = !SSLv2 !SSLv3 !TLSv1 !TLSv1.1"),
+                    ("ssl_dh = </etc/dovecot/ffdhe2048.pem", "ssl_dh_parameters_length = 2048")]
 
 
 @pytest.mark.daemons
@@ -282,7 +285,7 @@ def test_dovecot_listens_on_ipv4(dovecot23: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_proxy_headers_are_trusted_from_the_lb_subnets_only(dovecot23: dict[str, str]) -> None:
-    assert dovecot23["haproxy_trusted_networks"] == "10.20.0.0/24 10.10.3.0/24"
+    assert dovecot23["haproxy_trusted_networks"] == "10.10.3.0/24"  # the member subnet (mailstrata.octavia)
 
 
 def test_listener_without_proxy_pool_has_no_haproxy() -> None:
@@ -298,11 +301,12 @@ def test_no_proxy_pool_means_no_trusted_proxies() -> None:
 
 def test_proxy_source_of_the_whole_internet_is_refused() -> None:
     nets = _sample.context(Role.MAILSTORE).platform.networks
-    wide = Networks(servers=nets.servers, vip_subnet=("0.0.0.0/0",), clients=nets.clients, admin=nets.admin)
+    wide = Networks(servers={**nets.servers, Role.MAILSTORE: ("0.0.0.0/0",)}, vip_subnet=nets.vip_subnet,
+                    clients=nets.clients, admin=nets.admin)
     with pytest.raises(ConfigError) as err:
         render(context(networks=wide), profile())
     assert str(err.value.problems[0]) == (
-        "networks.vip_subnet: a PROXY-protocol source must not be the whole Internet, got 0.0.0.0/0; "
+        "networks.servers.mailstore: a PROXY-protocol source must not be the whole Internet, got 0.0.0.0/0; "
         "name the LB subnets"
     )
 
@@ -338,9 +342,9 @@ def test_no_autocreate_plugin(files: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_shared_namespace_with_acls(dovecot23: dict[str, str]) -> None:
-    shared = {k: v for k, v in dovecot23.items() if k.startswith("namespace shared/")}
-    assert shared["namespace shared/prefix"] == "shared/%%u/"
-    assert shared["namespace shared/type"] == "shared"
+    shared = {k: v for k, v in dovecot23.items() if k.startswith("namespace shared_users/")}
+    assert shared["namespace shared_users/prefix"] == "shared/%%u/"
+    assert shared["namespace shared_users/type"] == "shared"
     assert (dovecot23["plugin/acl"], dovecot23["plugin/acl_shared_dict"]) == (
         "vfile",
         "file:/var/vmail/shared-mailboxes.db",
@@ -516,7 +520,9 @@ def test_postfix_limits(main_cf: dict[str, str]) -> None:
 
 @pytest.mark.daemons
 def test_postfix_exempts_the_platform_mtas_from_client_limits(main_cf: dict[str, str]) -> None:
-    assert main_cf["smtpd_client_event_limit_exceptions"] == "10.20.0.0/24, 10.10.1.0/24, 10.10.2.0/24, 10.10.3.0/24"
+    # the delivery LB's amphorae connect from the mailstore subnet (mailstrata/octavia.py), then smtp-in and
+    # smtp-out; not the VIP subnet, which no member traffic comes from
+    assert main_cf["smtpd_client_event_limit_exceptions"] == "10.10.3.0/24, 10.10.1.0/24, 10.10.2.0/24"
 
 
 @pytest.mark.daemons
@@ -737,8 +743,10 @@ def store() -> Iterator[Store]:
             ctx = context(
                 directory=directory,
                 vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
-                # The test client plays the LB: PROXY headers are trusted from loopback here.
-                networks=replace(_sample.context(Role.MAILSTORE).platform.networks, vip_subnet=("127.0.0.0/8",)),
+                # The test client plays the LB's amphora, whose port is on the member subnet: loopback here.
+                networks=replace(_sample.context(Role.MAILSTORE).platform.networks,
+                                 servers={**_sample.context(Role.MAILSTORE).platform.networks.servers,
+                                          Role.MAILSTORE: ("127.0.0.0/8",)}),
             )
             prof = profile(root=root, dovecot_log=str(tmp / "dovecot.log"))
             for path, text in render(ctx, prof).items():

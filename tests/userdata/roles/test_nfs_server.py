@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -96,7 +97,8 @@ def test_export_without_mailstore_subnets_is_refused() -> None:
 
 
 def test_nfsv3_side_daemons_are_pinned(files: dict[str, str]) -> None:
-    assert body(files["/etc/sysconfig/nfs"]) == ["MOUNTD_PORT=20048", "STATD_PORT=662"]
+    assert body(files["/etc/sysconfig/nfs"]) == ["MOUNTD_PORT=20048", "STATD_PORT=662", "LOCKD_TCPPORT=32803",
+                                                 "LOCKD_UDPPORT=32769"]
     assert body(files["/etc/modprobe.d/lockd.conf"]) == ["options lockd nlm_tcpport=32803 nlm_udpport=32769"]
 
 
@@ -134,6 +136,13 @@ class Volume:
     root: Path
     script: Path
     env: dict[str, str]
+    ctx: LayerContext
+    profile: OsProfile
+
+    def render_with(self, **changes: object) -> None:
+        """Render the role script again with other NfsServer settings (e.g. the volume's names)."""
+        ctx = replace(self.ctx, nfs_server=replace(self.ctx.nfs_server, **changes))  # type: ignore[arg-type]
+        self.script.write_text(render(ctx, self.profile)[str(self.root) + ROLE_SCRIPT])
 
     @property
     def export_dir(self) -> Path:
@@ -184,7 +193,7 @@ def volume(tmp_path: Path) -> Iterator[Volume]:
     script.write_text(render(ctx, prof)[str(root) + ROLE_SCRIPT])
     (root / "etc").mkdir(parents=True)
     (root / "etc/fstab").write_text("# static file system information\n")
-    vol = Volume(device, root, script, {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"})
+    vol = Volume(device, root, script, {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}, ctx, prof)
     try:
         yield vol
     finally:
@@ -252,10 +261,41 @@ def test_partitioned_volume_is_refused(volume: Volume) -> None:
 
 @pytest.mark.daemons
 def test_missing_volume_stops_after_the_wait(volume: Volume) -> None:
-    text = volume.script.read_text().replace(f"DEVICE={volume.device}\n", "DEVICE=/dev/mailstrata-absent\n")
-    volume.script.write_text(text)
+    volume.render_with(device="/dev/mailstrata-absent", device_aliases=("/dev/mailstrata-absent-scsi",))
+    started = time.monotonic()
     proc = volume.run()
     assert proc.returncode == 1
     assert proc.stderr.strip().endswith(
-        "ERROR: no block device at /dev/mailstrata-absent after 5 s; is the volume attached?"
+        "ERROR: no block device at /dev/mailstrata-absent /dev/mailstrata-absent-scsi after 5 s; is the volume "
+        "attached?"
     )
+    assert time.monotonic() - started < 15  # bounded: device_wait_seconds plus one poll
+
+
+@pytest.mark.daemons
+def test_a_volume_under_its_virtio_scsi_name_is_found_and_formatted(volume: Volume, tmp_path: Path) -> None:
+    # GIVEN udev's names of a virtio-scsi disk (a folder standing in for /dev/disk/by-id): no virtio-blk name
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    serial = _sample.SAMPLE_VOLUME_SERIAL + "000-000000000000"
+    (by_id / f"scsi-0QEMU_QEMU_HARDDISK_{serial}").symlink_to(volume.device)
+    volume.render_with(device=f"{by_id}/virtio-{serial[:20]}",
+                       device_aliases=(f"{by_id}/scsi-0QEMU_QEMU_HARDDISK_{serial}",))
+    # WHEN the role script runs THEN it takes the volume by its SCSI name, formats and mounts it
+    proc = volume.run()
+    assert proc.returncode == 0, proc.stderr
+    assert f"the volume is {by_id}/scsi-0QEMU_QEMU_HARDDISK_{serial} ({volume.device})" in proc.stdout
+    assert volume.blkid("TYPE") == "xfs"
+    assert subprocess.run(["mountpoint", "-q", str(volume.export_dir)]).returncode == 0
+
+
+@pytest.mark.daemons
+def test_the_virtio_blk_name_is_taken_when_it_is_there(volume: Volume, tmp_path: Path) -> None:
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "virtio-6f1c1c3e-0000-4000-8").symlink_to(volume.device)
+    volume.render_with(device=f"{by_id}/virtio-6f1c1c3e-0000-4000-8",
+                       device_aliases=(f"{by_id}/scsi-0QEMU_QEMU_HARDDISK_6f1c1c3e-0000-4000-8",))
+    proc = volume.run()
+    assert proc.returncode == 0, proc.stderr
+    assert f"the volume is {by_id}/virtio-6f1c1c3e-0000-4000-8 ({volume.device})" in proc.stdout

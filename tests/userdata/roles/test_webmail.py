@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from mailstrata.contract import DRAFTS, JUNK, SENT, TRASH
 from mailstrata.directory import DirectorySettings, LdapTls
 from mailstrata.errors import ConfigError
 from mailstrata.roles import Role
@@ -42,7 +43,7 @@ from mailstrata.userdata.render import LayerUserData, render_layer
 from mailstrata.userdata.terraform_text import escape, references, substitute
 from tests.support import netns
 from tests.support.daemons import stop, wait_for, write_tree
-from tests.support.requires import requires, requires_netns
+from tests.support.requires import DEBIAN, requires, requires_netns, unavailable
 from tests.support.synth import default_platform, resources
 from tests.userdata import _sample
 
@@ -390,6 +391,67 @@ def test_sogo_sysconfig_prefork_equals_workers(files: dict[str, str], tmp_path: 
         "LDAPTLS_CACERT": "/etc/pki/tls/certs/ca-bundle.crt",
         "LDAPTLS_REQCERT": "demand",
     }
+
+
+# ---- ActiveSync: the bundle, and the hold of Ping and Sync requests ------------------------------------
+# Phones "push" by holding a Ping or Sync request open until something changes (SOGo's Installation Guide,
+# "Microsoft Enterprise ActiveSync Tuning"). SOGo answers a held request after its hold, plus at most one
+# internal poll; nginx, the webmail load balancer and sogod's watchdog must each wait longer than that.
+
+EAS_KEYS = ("SOGoMaximumPingInterval", "SOGoMaximumSyncInterval", "SOGoInternalSyncInterval",
+            "SOGoMaximumSyncWindowSize", "WOWatchDogRequestTimeout")
+EAS_LOCATION = "location ^~ /Microsoft-Server-ActiveSync {"
+
+
+def nginx_activesync_timeouts(conf: str) -> dict[str, int]:
+    """The proxy_*_timeout values (seconds) of nginx.conf's ActiveSync location."""
+    block = conf.split(EAS_LOCATION, 1)[1].split("}", 1)[0]
+    return {k: int(v) for k, v in re.findall(r"^\s*(proxy_\w+_timeout) (\d+)s;", block, re.M)}
+
+
+@pytest.mark.daemons
+def test_sogo_holds_activesync_requests_for_push(files: dict[str, str], tmp_path: Path) -> None:
+    # SOGo's defaults (10 s Ping, 30 s Sync, 10-minute watchdog) amount to no push; the guide's values for 59 min
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    assert {k: conf.get(k) for k in EAS_KEYS} == {
+        "SOGoMaximumPingInterval": "3540", "SOGoMaximumSyncInterval": "3540", "SOGoInternalSyncInterval": "30",
+        "SOGoMaximumSyncWindowSize": "100", "WOWatchDogRequestTimeout": "60",
+    }  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_every_hop_waits_longer_than_sogo_holds_an_activesync_request(
+    layer_files: Callable[[Role], dict[str, str]], tmp_path: Path
+) -> None:
+    # The default platform as synthesized: sogo.conf and nginx.conf from the user-data, the listener's data
+    # timeouts from cdk.tf.json (what Octavia's amphora applies to the HTTPS connection).
+    files = layer_files(ROLE)
+    conf = sogo_plist(files[SOGO_CONF], tmp_path)
+    longest_answer = max(int(conf["SOGoMaximumPingInterval"]), int(conf["SOGoMaximumSyncInterval"])) + int(
+        conf["SOGoInternalSyncInterval"]
+    )
+    nginx = nginx_activesync_timeouts(files[NGINX_CONF])
+    [https] = [lst for lst in resources(default_platform(), "openstack_lb_listener_v2").values()
+               if lst["description"].startswith("mailstrata/webmail/443:")]  # fmt: skip
+    lb = min(https["timeout_client_data"], https["timeout_member_data"]) // 1000
+    watchdog = int(conf["WOWatchDogRequestTimeout"]) * 60
+    assert (longest_answer < nginx["proxy_read_timeout"], nginx["proxy_read_timeout"] <= lb, lb <= watchdog,
+            nginx["proxy_send_timeout"] == nginx["proxy_read_timeout"]) == (True, True, True, True), (
+        longest_answer, nginx, lb, watchdog)  # fmt: skip
+
+
+def test_both_profiles_install_sogos_activesync_bundle() -> None:
+    # Debian 12 has sogo-activesync in its archive, CentOS 7 from the SOGo repository (webmail.sogo_repo_url).
+    debian = render(_sample.context(ROLE), load_profile("debian12", ROLE))
+    centos = render(sample_context(sogo_repo_url="https://repo.example.net/sogo/5/rhel/7/$basearch"))
+    assert ("sogo-activesync" in debian.packages, "sogo-activesync" in centos.packages) == (True, True)
+
+
+@pytest.mark.parametrize("os_name", ["debian12", "centos7"])
+def test_role_script_refuses_a_server_without_the_activesync_bundle(os_name: str) -> None:
+    profile = load_profile(os_name, ROLE)
+    script = render(_sample.context(ROLE), profile).file(ROLE_SCRIPT).content
+    assert f"if ! {profile.commands.is_installed} sogo-activesync >/dev/null 2>&1; then" in script
 
 
 @pytest.fixture(scope="module")
@@ -753,7 +815,6 @@ def test_proxy_protocol_pool_gives_nginx_the_client_address() -> None:
     conf = render(ctx).file(NGINX_CONF).content
     lines = [ln.strip() for ln in conf.splitlines()]
     assert [ln for ln in lines if ln.startswith(("listen", "set_real_ip_from", "real_ip_header"))] == [
-        "set_real_ip_from 10.20.0.0/24;",
         "set_real_ip_from 10.10.4.0/24;",
         "real_ip_header proxy_protocol;",
         "listen 80 default_server;",
@@ -848,11 +909,73 @@ def _sogod_argv(conf: dict[str, Any]) -> list[str]:
     return ["/usr/sbin/sogod", "-WONoDetach", "YES", "-WOLogFile", "-", "-WOPidFile", "/run/sogo/sogo.pid", *args]
 
 
+MAILSTORE_STANDIN = "127.0.0.12"  # the mailstore VIP as this stack renders it: a stand-in Dovecot answers there
+
+# The mailstore VIP's IMAPS for SOGo (its ActiveSync lists the user's folders there): only a stand-in, since this
+# stack tests the webmail layer. Any password is taken (SOGo has checked it against AD already); the mailstore's
+# own Dovecot, with AD behind it, is tests/userdata/roles/test_mailstore.py's and the twin's. The special-use
+# folders are contract.DRAFTS, SENT, TRASH and JUNK, as the mailstore creates them.
+IMAP_STANDIN = """
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = {address}
+ssl = required
+ssl_cert = <{tls}/server.crt
+ssl_key = <{tls}/server.key
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox {drafts} {{
+    auto = subscribe
+    special_use = \\Drafts
+  }}
+  mailbox {sent} {{
+    auto = subscribe
+    special_use = \\Sent
+  }}
+  mailbox {trash} {{
+    auto = subscribe
+    special_use = \\Trash
+  }}
+  mailbox {junk} {{
+    auto = subscribe
+    special_use = \\Junk
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+}}
+"""
+
+
+def _start_imap_standin(ns: netns.NetNs, root: Path, tls: Path) -> subprocess.Popen[bytes]:
+    root.mkdir(parents=True)
+    (root / "mail").mkdir()
+    shutil.chown(root / "mail", "nobody", "nogroup")
+    conf = root / "dovecot.conf"
+    conf.write_text(IMAP_STANDIN.format(root=root, address=MAILSTORE_STANDIN, tls=tls, drafts=DRAFTS, sent=SENT,
+                                        trash=TRASH, junk=JUNK))
+    return ns.popen(["dovecot", "-F", "-c", str(conf)])
+
+
 @pytest.fixture(scope="module", params=[LdapTls.LDAPS, LdapTls.STARTTLS], ids=["ldaps", "starttls"])
 def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs, Any, Path]]:
     """(namespace, SambaAD, the relocated root) with the layer's daemons running."""
     requires("samba", "samba-tool", "sogod", "plser", "mariadbd", "mariadb-install-db", "memcached", "nginx",
-            "curl", "openssl", "setpriv", "unshare")  # fmt: skip
+            "curl", "openssl", "setpriv", "unshare", "dovecot")  # fmt: skip
     requires_netns()
     from tests.support.samba_ad import BIND_LOGIN, TRICKY_PASSWORD, USERS_DN, SambaAD
 
@@ -878,7 +1001,9 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
             ca_cert_pem=ad.ca_cert_pem,
         )
         profile = machine_profile(root, mariadb="10.11")
-        ud = render(_sample.context(ROLE).with_platform(directory=directory), profile)
+        sample = _sample.context(ROLE)
+        vips = replace(sample.platform.vips, mailstore=MAILSTORE_STANDIN)
+        ud = render(sample.with_platform(directory=directory, vips=vips), profile)
         tree = resolved_files(ud, {BIND_REF[2:-1]: ad.bind_password})
         write_tree(tree, Path("/"))
 
@@ -894,6 +1019,7 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
         Path(profile.paths.nginx_log_dir).mkdir(parents=True, exist_ok=True)
         Path(profile.paths.nginx_pid).parent.mkdir(parents=True, exist_ok=True)
         _self_signed(Path(profile.paths.tls_dir))
+        procs.append(_start_imap_standin(ns, base / "imap", Path(profile.paths.tls_dir)))
 
         mariadb, sock = _start_mariadb(ns, base, path(MARIADB_CNF))
         procs.append(mariadb)
@@ -917,7 +1043,8 @@ def webmail_stack(request: pytest.FixtureRequest) -> Iterator[tuple[netns.NetNs,
             procs.append(ns.popen(["unshare", "-m", "--propagation", "private", "sh", "-c", start],
                                   stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
         procs.append(ns.popen(["nginx", "-c", str(path(NGINX_CONF)), "-g", "daemon off;"]))
-        wait_for(lambda: port_open(ns, 11211) and port_open(ns, 20000) and port_open(ns, 443), "the stack", 30)
+        wait_for(lambda: port_open(ns, 11211) and port_open(ns, 20000) and port_open(ns, 443)
+                 and open_at(ns, MAILSTORE_STANDIN, 993), "the stack", 30)  # fmt: skip
         yield ns, ad, root
     finally:
         for p in reversed(procs):
@@ -979,6 +1106,68 @@ def test_health_endpoint_reports_a_running_sogo(webmail_stack: tuple[netns.NetNs
     assert status(ns, url) == "200 "
 
 
+ACTIVESYNC_BUNDLE = Path("/usr/lib/GNUstep/SOGo/ActiveSync.SOGo")  # what Debian's sogo-activesync installs
+
+
+def requires_activesync() -> None:
+    if not ACTIVESYNC_BUNDLE.is_dir():
+        unavailable(f"not installed: sogo-activesync ({ACTIVESYNC_BUNDLE})", why="for SOGo's ActiveSync",
+                    install=DEBIAN)
+
+
+def activesync_options(ns: netns.NetNs, *auth: str) -> tuple[str, dict[str, str]]:
+    """(status, headers) of OPTIONS /Microsoft-Server-ActiveSync through nginx, as a phone asks before anything."""
+    out = curl(ns, "https://127.0.0.1/Microsoft-Server-ActiveSync", "-X", "OPTIONS", *auth, "-D", "-",
+               "-o", "/dev/null")  # fmt: skip
+    status, *lines = out.splitlines()
+    headers = dict(ln.split(": ", 1) for ln in lines if ": " in ln)
+    return status.split()[1], {k.lower(): v.strip() for k, v in headers.items()}
+
+
+@pytest.mark.daemons
+def test_activesync_options_through_nginx_names_the_protocol_versions_and_commands(
+    webmail_stack: tuple[netns.NetNs, Any, Path],
+) -> None:
+    # Without the bundle (sogo-activesync) SOGo answers this path as plain WebDAV, without MS-AS headers.
+    requires_activesync()
+    ns, ad, _ = webmail_stack
+    code, headers = activesync_options(ns, "-u", f"usuario01:{ad.users['usuario01'].password}")
+    versions = headers.get("ms-asprotocolversions", "").split(",")
+    commands = headers.get("ms-asprotocolcommands", "").split(",")
+    assert (code, "14.1" in versions, {"FolderSync", "Sync", "Ping"} <= set(commands)) == ("200", True, True), headers
+
+
+@pytest.mark.daemons
+def test_activesync_with_a_wrong_password_is_refused(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    requires_activesync()
+    ns, _, _ = webmail_stack
+    code, headers = activesync_options(ns, "-u", "usuario01:not-the-password")
+    assert (code, "ms-asprotocolversions" in headers) == ("401", False)
+
+
+@pytest.mark.daemons
+def test_activesync_folder_sync_lists_the_users_mailboxes(webmail_stack: tuple[netns.NetNs, Any, Path]) -> None:
+    # A phone's first FolderSync (SyncKey 0), HTTP Basic as the AD user: SOGo lists the user's IMAP folders
+    # (from the stand-in mailstore), typing the special-use ones by the names sogo.conf gives them.
+    from tests.support import activesync as eas
+
+    requires_activesync()
+    ns, ad, root = webmail_stack
+    request, answer = root / "foldersync.wbxml", root / "foldersync.answer"
+    request.write_bytes(eas.folder_sync_request())
+    query = "Cmd=FolderSync&User=usuario01&DeviceId=MailstrataTest1&DeviceType=SmartPhone"
+    out = curl(ns, f"https://127.0.0.1/Microsoft-Server-ActiveSync?{query}", "-u",
+               f"usuario01:{ad.users['usuario01'].password}", "-H", f"MS-ASProtocolVersion: {eas.PROTOCOL}",
+               "-H", f"Content-Type: {eas.CONTENT_TYPE}", "--data-binary", f"@{request}", "-o", str(answer),
+               "-w", "%{http_code} %{content_type}")  # fmt: skip
+    tree = eas.decode(answer.read_bytes()) if out.startswith("200 ") else eas.Element("none")
+    names = {t: sorted(n for n, _ in f) for t, f in eas.folders_by_type(tree).items()}
+    assert (out, tree.name, tree.value("Status"), names.get(eas.INBOX), names.get(eas.DRAFTS),
+            names.get(eas.DELETED_ITEMS), names.get(eas.SENT_ITEMS)) == (
+        f"200 {eas.CONTENT_TYPE}", "FolderSync", "1", ["INBOX"], [DRAFTS], [TRASH], [SENT]
+    ), names  # fmt: skip
+
+
 # ---- client addresses: the PROXY protocol from the webmail pools ---------------------------------------
 # The webmail pools send PROXY v1 (tests/constructs/test_webmail_pool.py reads that from cdk.tf.json), so
 # nginx must read it on 80 and 443, trust it only from where amphorae connect from, and give sogod the
@@ -990,7 +1179,7 @@ def test_health_endpoint_reports_a_running_sogo(webmail_stack: tuple[netns.NetNs
 
 CLIENT = "203.0.113.7"  # the browser named in PROXY lines; never an address anything binds or dials
 LIVE_VIP_SUBNET, LIVE_WEBMAIL_SUBNET = "127.20.0.0/24", "127.10.4.0/24"
-AMPHORA = "127.20.0.110"  # an amphora's address on the VIP subnet
+AMPHORA = "127.10.4.210"  # an amphora's member-side port, on the webmail subnet (mailstrata.octavia)
 LB_VIP = "127.20.0.13"
 MEMBER = "127.10.4.41"  # the webmail server
 OUTSIDER = "127.200.0.1"  # the Internet: not a source nginx may take a PROXY line from
@@ -1038,7 +1227,6 @@ def test_the_default_platform_reads_proxy_on_80_and_443_from_the_lb_subnets_only
     layer_files: Callable[[Role], dict[str, str]],
 ) -> None:
     assert listen_lines(layer_files(ROLE)[NGINX_CONF]) == [
-        "set_real_ip_from 10.20.0.0/24;",  # the VIP subnet
         "set_real_ip_from 10.10.4.0/24;",  # the webmail servers' subnet (the amphorae's member-side ports)
         "real_ip_header proxy_protocol;",
         "listen 80 default_server proxy_protocol;",
@@ -1055,11 +1243,11 @@ def test_sogo_gets_the_client_address_in_every_header_it_reads(layer_files: Call
 
 def test_a_whole_internet_proxy_source_is_refused() -> None:
     ctx = live_context()
-    networks = replace(ctx.platform.networks, vip_subnet=("0.0.0.0/0",))
+    networks = replace(ctx.platform.networks, servers={**ctx.platform.networks.servers, ROLE: ("0.0.0.0/0",)})
     with pytest.raises(ConfigError) as err:
         render(ctx.with_platform(networks=networks))
     assert [str(p) for p in err.value.problems] == [
-        "networks.vip_subnet: a PROXY-protocol source must not be the whole Internet, got 0.0.0.0/0; name the LB "
+        "networks.servers.webmail: a PROXY-protocol source must not be the whole Internet, got 0.0.0.0/0; name the LB "
         "subnets"
     ]
 
@@ -1348,3 +1536,4 @@ def test_only_the_policy_path_is_served_on_mta_sts_names(mta_sts_site: tuple[net
     got = [fetch(ns, f"https://{host}{path}", host, 443, "--cacert", str(ca))[0]
            for path in ("/", "/SOGo/", "/.well-known/mta-sts.txt/", "/mta-sts.txt")]
     assert got == ["404", "404", "404", "404"]
+
