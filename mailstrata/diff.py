@@ -517,8 +517,19 @@ def _short(value: Any, limit: int = 80) -> str:
     return f"`{text}`" if len(text) <= limit else f"`{text[:limit - 1]}…`"
 
 
-def markdown(report: Report) -> str:
-    """The report as a pull-request comment."""
+COMMENT_LIMIT = 65_000  # GitHub refuses a comment longer than 65,536 characters
+
+
+def markdown(report: Report, *, limit: int | None = COMMENT_LIMIT) -> str:
+    """The report as a pull-request comment. Longer than `limit`: the rendered files' diffs are left out (the
+    report says so; `--format json` or `limit=None` has them all)."""
+    text = _markdown(report, files=True)
+    if limit is not None and len(text) > limit:
+        text = _markdown(report, files=False)
+    return text
+
+
+def _markdown(report: Report, *, files: bool) -> str:
     out = [f"## mailstrata diff: `{report.base}` → `{report.head}`", ""]
     code = report.exit_code
     if code == EXIT_NO_CHANGE:
@@ -531,7 +542,7 @@ def markdown(report: Report) -> str:
         if not s.changes:
             out.append(f"\n### Stack `{s.stack}`: no change")
         else:
-            out += _stack_markdown(s)
+            out += _stack_markdown(s, files=files)
     variables = {v: ls for s in report.stacks for v, ls in s.variables.items()}
     if variables:
         out += ["", "Not part of this diff: the values of Terraform variables, which no synthesized stack holds. "
@@ -541,7 +552,7 @@ def markdown(report: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _stack_markdown(s: StackDiff) -> list[str]:
+def _stack_markdown(s: StackDiff, *, files: bool) -> list[str]:
     out = ["", f"### Stack `{s.stack}`", ""]
     if s.warnings:
         out.append("> [!WARNING]")
@@ -563,8 +574,8 @@ def _stack_markdown(s: StackDiff) -> list[str]:
         out.append(head)
         for path, v in c.attributes.items():
             if path == "user_data":
-                files = v.get("files") or []
-                out.append("  - `user_data`: changed" + (f" ({', '.join(files)})" if files else ""))
+                paths = v.get("files") or []
+                out.append("  - `user_data`: changed" + (f" ({', '.join(paths)})" if paths else ""))
             else:
                 out.append(f"  - `{path}`: {_short(v['before'])} → {_short(v['after'])}")
     if s.dns_added or s.dns_removed:
@@ -572,11 +583,16 @@ def _stack_markdown(s: StackDiff) -> list[str]:
         out += [f"- {n} {t} {v}" for n, t, v in s.dns_removed]
         out += [f"+ {n} {t} {v}" for n, t, v in s.dns_added]
         out.append("```")
-    if s.files:
+    if s.files and not files:
+        count = sum(len(f) for f in s.files.values())
+        out += ["", "#### Rendered files", "", f"{count} files changed in {', '.join(s.files)}: too long for a "
+                "comment; the full report (`mailstrata diff --format json`, or the Markdown written with "
+                "`--output`) has every diff."]
+    elif s.files:
         out += ["", "#### Rendered files"]
-        for layer, files in s.files.items():
-            out += ["", f"<details><summary>{layer}: {len(files)} file(s)</summary>", ""]
-            for path, text in files.items():
+        for layer, changed in s.files.items():
+            out += ["", f"<details><summary>{layer}: {len(changed)} file(s)</summary>", ""]
+            for path, text in changed.items():
                 out += [f"`{path}`", "", "```diff", text.rstrip("\n"), "```", ""]
             out.append("</details>")
     return out
@@ -689,6 +705,8 @@ def add_parser(sub: Any) -> None:
                    help="commits only: the configs to synthesize, as paths in each commit's tree. Default: what "
                    "each commit's main.py reads (MAILSTRATA_CONFIG, else its embedded default)")
     p.add_argument("--output", metavar="FILE", default=None, help="write the report here instead of stdout")
+    p.add_argument("--full", action="store_true",
+                   help="markdown: every file diff, even past a comment's size (GitHub: 65,536 characters)")
 
     def usage_error(message: str) -> None:  # exit 3, not argparse's 2, which means "replacement" here
         p.print_usage(sys.stderr)
@@ -709,7 +727,10 @@ def _diff(args: argparse.Namespace) -> int:
     except DiffError as exc:
         sys.stderr.write(f"mailstrata diff: {exc}\n")
         return EXIT_FAILED
-    text = json.dumps(report.as_json(), indent=2) + "\n" if args.format == "json" else markdown(report)
+    if args.format == "json":
+        text = json.dumps(report.as_json(), indent=2) + "\n"
+    else:
+        text = markdown(report, limit=None if args.full else COMMENT_LIMIT)
     if args.output:
         Path(args.output).write_text(text)
     else:

@@ -234,3 +234,12 @@ def test_replacement_follows_terraform_references_and_lifecycle(tmp_path: Path) 
         "user-data changed: /etc/postfix/main.cf (not applied by a deploy: lifecycle.ignore_changes; a rollout "
         "applies it)"]
     assert list(stack.files["smtp_in"]) == ["/etc/postfix/main.cf"]
+
+
+def test_a_comment_too_long_leaves_the_file_diffs_out(base: str, tmp_path: Path) -> None:
+    report = diff.run(base, _config(tmp_path, "dnsbl", _add_dnsbl))
+    full = diff.markdown(report, limit=None)
+    assert "+    reject_rbl_client b.barracudacentral.org," in full
+    short = diff.markdown(report, limit=len(full) - 1)
+    assert "reject_rbl_client" not in short and "too long for a comment" in short
+    assert "mail-smtp-in-01" in short  # the servers and resources stay
