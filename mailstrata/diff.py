@@ -49,7 +49,6 @@ from typing import Any
 import yaml
 
 from mailstrata.errors import ConfigError
-from mailstrata.userdata.terraform_text import interpolations
 
 EXIT_NO_CHANGE, EXIT_CHANGE, EXIT_REPLACE, EXIT_INVALID, EXIT_FAILED = 0, 1, 2, 3, 4
 CACHE_DIR = Path(".cache") / "mailstrata-diff"  # under the project (the git top level, else the current folder)
@@ -130,7 +129,7 @@ class Layer:
 def read_folder(folder: Path) -> dict[str, dict[str, Any]]:
     """Stack name -> its `cdk.tf.json`, from a synthesized folder (cdktf's manifest, else stacks/*/)."""
     if not folder.is_dir():
-        raise DiffError(f"{folder}: no such folder")
+        raise DiffError(f"{folder}: no such folder; give a folder `mailstrata synth` wrote")
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
         paths = {name: folder / s["synthesizedStackPath"] for name, s in manifest["stacks"].items()}
@@ -204,6 +203,9 @@ def _locals_read(value: Any, locals_: Mapping[str, Any]) -> set[str]:
 
 def _resources_read(value: Any, locals_: Mapping[str, Any]) -> set[str]:
     """The resources (`type.name`) the interpolations in `value` refer to, directly or through locals."""
+    # imported here: `mailstrata.userdata` loads the templates' machinery, which `mailstrata --help` must not
+    from mailstrata.userdata.terraform_text import interpolations
+
     found: set[str] = set()
     for v in [value, *(locals_[n] for n in _locals_read(value, locals_))]:
         for s in _strings(v):
@@ -629,7 +631,8 @@ def kind_of(spec: str, repo: Path) -> str:
                            capture_output=True, text=True, check=False)
     if found.returncode == 0:
         return "commit"
-    raise DiffError(f"{spec}: neither a folder, a config file nor a commit of {repo}")
+    raise DiffError(f"{spec}: neither a folder, a config file nor a commit of {repo}; give a synthesized folder "
+                    "(cdktf.out), a YAML config or a git revision")
 
 
 def synth_config(path: str | None, outdir: Path) -> dict[str, dict[str, Any]]:
@@ -695,7 +698,7 @@ def run(base: str, head: str, *, configs: Sequence[str] | None = None, repo: Pat
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "diff", help="what a change does: resources, servers replaced, rendered files, DNS (no credentials)",
+        "diff", help="what a change does (servers, files, DNS), without credentials",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", metavar="BASE", help="a commit, a config file or a synthesized folder (cdktf.out)")
     p.add_argument("head", metavar="HEAD", help="the same kind as BASE")
