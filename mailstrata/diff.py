@@ -264,10 +264,11 @@ def dns_records(doc: Mapping[str, Any]) -> set[tuple[str, str, str]]:
     return out
 
 
-def user_data_variables(doc: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Each Terraform variable -> the layers whose user-data embeds it (a new value changes their user-data)."""
+def user_data_variables(found: Mapping[str, Layer]) -> dict[str, list[str]]:
+    """Each Terraform variable -> the layers (`layers(doc)`) whose user-data embeds it (a new value changes
+    their user-data)."""
     out: dict[str, set[str]] = {}
-    for layer in layers(doc).values():
+    for layer in found.values():
         for text in layer.files.values():
             for var in re.findall(r"\bvar\.([A-Za-z_][\w-]*)", text):
                 out.setdefault(var, set()).add(layer.label)
@@ -494,7 +495,7 @@ def compare_stack(name: str, base: Mapping[str, Any], head: Mapping[str, Any]) -
     b_dns, h_dns = dns_records(base), dns_records(head)
     out.dns_added = [list(r) for r in sorted(h_dns - b_dns)]
     out.dns_removed = [list(r) for r in sorted(b_dns - h_dns)]
-    out.variables = user_data_variables(head)
+    out.variables = user_data_variables(h_layers)
     return out
 
 
