@@ -305,6 +305,9 @@ class StackDiff:
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[Change] = field(default_factory=list)
+    # locals (other than user-data, shown as files), outputs (other than dns_records), variable declarations,
+    # providers and the terraform block (backend): `local.x`, `output.x`, `var.x`, `provider.x`, `terraform.x`
+    blocks: list[Change] = field(default_factory=list)
     servers: list[Server] = field(default_factory=list)
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # layer -> destination path -> unified diff
     dns_added: list[list[str]] = field(default_factory=list)
@@ -314,7 +317,8 @@ class StackDiff:
 
     @property
     def changes(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.files or self.dns_added or self.dns_removed)
+        return bool(self.added or self.removed or self.changed or self.blocks or self.files or self.dns_added
+                    or self.dns_removed)
 
     @property
     def removed_servers(self) -> list[str]:
@@ -492,10 +496,32 @@ def compare_stack(name: str, base: Mapping[str, Any], head: Mapping[str, Any]) -
             out.warnings.append(f"`{addr}` is removed" + (f": {WARN[(rtype, '*')]}" if (rtype, "*") in WARN else ""))
     out.warnings = list(dict.fromkeys(out.warnings))
 
+    out.blocks = _blocks(base, head)
     b_dns, h_dns = dns_records(base), dns_records(head)
     out.dns_added = [list(r) for r in sorted(h_dns - b_dns)]
     out.dns_removed = [list(r) for r in sorted(b_dns - h_dns)]
     out.variables = user_data_variables(h_layers)
+    return out
+
+
+# The top-level blocks compared besides resources: (JSON key, address prefix).
+BLOCKS: tuple[tuple[str, str], ...] = (("locals", "local"), ("output", "output"), ("variable", "var"),
+                                       ("provider", "provider"), ("terraform", "terraform"))
+
+
+def _blocks(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[Change]:
+    """Changes of the other blocks: a variable declared or dropped, a local or output changed, the backend."""
+    out = []
+    for key, prefix in BLOCKS:
+        b, h = base.get(key) or {}, head.get(key) or {}
+        for name in sorted(set(b) | set(h)):
+            if (key == "locals" and name.startswith(USER_DATA_LOCAL)) or (key == "output" and name == "dns_records"):
+                continue  # shown as rendered files and DNS records
+            if b.get(name) == h.get(name):
+                continue
+            paths = _paths(b.get(name), h.get(name)) if name in b and name in h else [""]
+            attrs = {p or "(whole)": {"before": _get(b.get(name), p), "after": _get(h.get(name), p)} for p in paths}
+            out.append(Change(f"{prefix}.{name}", None, attrs))
     return out
 
 
@@ -581,6 +607,11 @@ def _stack_markdown(s: StackDiff, *, files: bool) -> list[str]:
                 out.append("  - `user_data`: changed" + (f" ({', '.join(paths)})" if paths else ""))
             else:
                 out.append(f"  - `{path}`: {_short(v['before'])} → {_short(v['after'])}")
+    if s.blocks:
+        out += ["", "#### Locals, outputs, variables, providers, backend", ""]
+        for c in s.blocks:
+            out.append(f"- `~` `{c.address}`")
+            out += [f"  - `{path}`: {_short(v['before'])} → {_short(v['after'])}" for path, v in c.attributes.items()]
     if s.dns_added or s.dns_removed:
         out += ["", "#### DNS records", "", "```diff"]
         out += [f"- {n} {t} {v}" for n, t, v in s.dns_removed]

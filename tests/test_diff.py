@@ -243,3 +243,16 @@ def test_a_comment_too_long_leaves_the_file_diffs_out(base: str, tmp_path: Path)
     short = diff.markdown(report, limit=len(full) - 1)
     assert "reject_rbl_client" not in short and "too long for a comment" in short
     assert "mail-smtp-in-01" in short  # the servers and resources stay
+
+
+def test_a_new_state_path_shows_in_the_terraform_block(base: str, tmp_path: Path) -> None:
+    """What is not a resource still shows: here the backend, whose change means a state migration."""
+    head = _config(tmp_path, "state", lambda d: d.update(backend={"type": "local", "path": "state/mail-new.tfstate"}))
+    report = diff.run(base, head)
+    (stack,) = report.stacks
+    (block,) = stack.blocks
+    assert block.address == "terraform.backend"
+    (change,) = block.attributes.values()
+    assert str(change["after"]).endswith("state/mail-new.tfstate")
+    assert not stack.changed and not stack.files and report.exit_code == diff.EXIT_CHANGE
+    assert "`terraform.backend`" in diff.markdown(report)
