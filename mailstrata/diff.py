@@ -541,6 +541,12 @@ def compare(base: Mapping[str, Mapping[str, Any]], head: Mapping[str, Mapping[st
 # ---- output -------------------------------------------------------------------------------------------
 
 
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in `text` (CommonMark), so no file can close it early."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return f"`{text}`" if len(text) <= limit else f"`{text[:limit - 1]}…`"
@@ -627,7 +633,8 @@ def _stack_markdown(s: StackDiff, *, files: bool) -> list[str]:
         for layer, changed in s.files.items():
             out += ["", f"<details><summary>{layer}: {len(changed)} file(s)</summary>", ""]
             for path, text in changed.items():
-                out += [f"`{path}`", "", "```diff", text.rstrip("\n"), "```", ""]
+                fence = _fence(text)
+                out += [f"`{path}`", "", f"{fence}diff", text.rstrip("\n"), fence, ""]
             out.append("</details>")
     return out
 
@@ -685,7 +692,10 @@ def synth_commit(rev: str, repo: Path, dest: Path, configs: Sequence[str] | None
     if archive.returncode != 0:
         raise DiffError(f"{rev}: git archive failed: {archive.stderr.decode(errors='replace').strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse links and paths that leave `dest`
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)  # noqa: S202 (git archive of our own repository)
     if not (dest / "main.py").is_file():
         raise DiffError(f"{rev}: has no main.py (not a mailstrata project at that commit)")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CDKTF_OUTDIR", "CDKTF_CONTEXT_JSON")}

@@ -256,3 +256,10 @@ def test_a_new_state_path_shows_in_the_terraform_block(base: str, tmp_path: Path
     assert str(change["after"]).endswith("state/mail-new.tfstate")
     assert not stack.changed and not stack.files and report.exit_code == diff.EXIT_CHANGE
     assert "`terraform.backend`" in diff.markdown(report)
+
+
+def test_a_file_holding_a_code_fence_cannot_close_the_comment_s_fence() -> None:
+    patch = "--- a/etc/motd\n+++ b/etc/motd\n@@ -1 +1 @@\n-x\n+```\n"
+    stack = diff.StackDiff(stack="mail", files={"smtp_in": {"/etc/motd": patch}})
+    text = diff.markdown(diff.Report("a", "b", [stack]))
+    assert "````diff\n" + patch + "````\n" in text
