@@ -41,6 +41,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -717,8 +718,9 @@ def synth_commit(rev: str, repo: Path, dest: Path, configs: Sequence[str] | None
     return read_folder(dest / "cdktf.out")
 
 
-def load_side(spec: str, work: Path, repo: Path, configs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    kind = kind_of(spec, repo)
+def load_side(spec: str, work: Path, repo: Path, configs: Sequence[str] | None,
+              kind: str | None = None) -> dict[str, dict[str, Any]]:
+    kind = kind or kind_of(spec, repo)
     if kind == "folder":
         return read_folder(Path(spec))
     work.mkdir(parents=True)
@@ -729,9 +731,18 @@ def load_side(spec: str, work: Path, repo: Path, configs: Sequence[str] | None) 
 
 def run(base: str, head: str, *, configs: Sequence[str] | None = None, repo: Path | None = None) -> Report:
     repo = repo or project_root()
+    kinds = (kind_of(base, repo), kind_of(head, repo))
     with workspace(repo) as work:
-        b = load_side(base, work / "base", repo, configs)
-        h = load_side(head, work / "head", repo, configs)
+        if kinds == ("commit", "commit"):
+            # Two commits synthesize in two processes at once (a synth in this process cannot run beside another:
+            # jsii's Node.js bridge is one per process).
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                sides = [pool.submit(load_side, spec, work / where, repo, configs, "commit")
+                         for spec, where in ((base, "base"), (head, "head"))]
+                b, h = (f.result() for f in sides)
+        else:
+            b = load_side(base, work / "base", repo, configs, kinds[0])
+            h = load_side(head, work / "head", repo, configs, kinds[1])
     return compare(b, h, base_label=base, head_label=head)
 
 
