@@ -69,6 +69,11 @@ DNSBLS: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net")
 CLAMAV_DATABASE_MIRROR = "database.clamav.net"
 SPF_REJECT_SOFTFAIL = False  # ~all is "not sure": rejecting it loses mail from domains with sloppy SPF
 
+# Spool volumes (smtp-in, smtp-out, mailstore): one per server slot, kept across replacements (issue 12).
+# Postfix's queue_minfree defaults to 0 and message_size_limit is 10 MB by default; 20 GB holds two thousand
+# of the largest messages with room for a deferred backlog of a day's mail of a few thousand users.
+SPOOL_GB = 20
+
 # Dovecot quotas (mailstore)
 QUOTA_STORAGE = "2G"  # for users whose directory entry has no quota attribute
 QUOTA_MESSAGES = 100_000  # a ceiling on message count as well as size (0 in the config: none)

@@ -150,6 +150,28 @@ class NfsServer:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Spool:
+    """A queueing server's spool volume (issue 12): one Cinder volume per server slot, kept when the server is
+    replaced and attached to the replacement, holding what must survive it: Postfix's queue (and, on smtp-in,
+    amavisd's quarantine). `MailLayer` makes the volumes; the slot's own cloud-config head writes its volume's
+    ID to `id_file` at boot (`bootcmd`), and the setup script finds the disk by that ID (the same
+    /dev/disk/by-id names as the NFS server's volume), formats it only when blank, and mounts it."""
+
+    id_file: str = "/run/mailstrata/spool-volume-id"
+    filesystem: Filesystem = Filesystem.XFS
+    device_wait_seconds: int = 600  # the volume is attached after the server is created
+    size_gb: int = D.SPOOL_GB
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One server of this layer: its name and its address (a Terraform reference at synth time)."""
+
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Database:
     """SOGo's MariaDB: local on each webmail server by default."""
 
@@ -210,6 +232,8 @@ class LayerContext:
     proxy_ports: frozenset[int] = frozenset()  # this layer's ports whose LB pool sends the PROXY protocol
     nfs: NfsMount | None = None  # the mailbox share, on mailstores
     nfs_server: NfsServer = field(default_factory=NfsServer)  # used by the nfs_server role only
+    spool: Spool | None = None  # the slot's spool volume, on the queueing layers (smtp-in, smtp-out, mailstore)
+    peers: tuple[Peer, ...] = ()  # this layer's servers, in slot order (the mailstores place users on them)
 
     def with_platform(self, **changes: Any) -> LayerContext:
         """This layer's view of a platform with `changes` (e.g. another directory)."""
