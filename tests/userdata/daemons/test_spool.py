@@ -325,7 +325,8 @@ def test_the_partial_is_shared_by_the_nfs_server_and_the_spool() -> None:
     spool_script = rendered(spool_context(Role.SMTP_OUT), load_profile("centos7", Role.SMTP_OUT))[SCRIPT]
 
     def partial(text: str) -> str:
-        return text[text.index("# ---- a Cinder volume"):text.index("# ---- end of common/_volume.sh.j2")]
+        start = text.index("\nDEVICE=\n")
+        return text[start:text.index("\n}\n", text.index("\nmount_volume() {", start)) + 3]
 
     assert partial(nfs["/usr/local/sbin/mailstrata-setup-role"]) == partial(spool_script)
 
