@@ -25,6 +25,7 @@ from mailstrata.userdata.context import LayerContext, Spool
 from mailstrata.userdata.daemons import spool
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
+from tests.support.daemons import scratch_dir
 from tests.support.requires import requires, unavailable
 from tests.userdata import _sample
 
@@ -166,9 +167,14 @@ class Volume:
 
 
 @pytest.fixture
-def volume(tmp_path: Path) -> Iterator[Volume]:
+def volume() -> Iterator[Volume]:
     requires("losetup", "blkid", "mkfs.xfs", "mkfs.ext4", "mountpoint", "sfdisk", "unshare", "postfix",
              why="for a loop device standing in for the volume, and private mounts", root=True)
+    with scratch_dir("spool") as tmp_path:  # Postfix's own user must reach its data directory
+        yield from _volume(tmp_path)
+
+
+def _volume(tmp_path: Path) -> Iterator[Volume]:
     image = tmp_path / "volume.img"
     with image.open("wb") as f:
         f.truncate(VOLUME_BYTES)
@@ -330,3 +336,25 @@ def test_the_partial_is_shared_by_the_nfs_server_and_the_spool() -> None:
 
     assert partial(nfs["/usr/local/sbin/mailstrata-setup-role"]) == partial(spool_script)
 
+
+
+@pytest.mark.daemons
+def test_the_replacements_running_postfix_serves_the_queue_from_the_volume(volume: Volume) -> None:
+    # GIVEN a message the first server queued on the volume
+    first = volume.server("server1")
+    proc = volume.run(first, _sendmail(first) + f"ls {first.path('postfix_queue_dir')}/maildrop")
+    assert proc.returncode == 0, proc.stderr
+    queue_id = proc.stdout.split()[-1]
+    # WHEN the replacement's step has run and its Postfix starts (its own network namespace: nothing but lo)
+    second = volume.server("server2")
+    conf = second.path("postfix_dir")
+    proc = subprocess.run(
+        ["unshare", "--mount", "--net", "--propagation", "private", "bash", "-c",
+         f"set -e\nip link set lo up\nbash {second.script}\n"
+         f"trap 'postfix -c {conf} abort >/dev/null 2>&1 || true' EXIT\npostfix -c {conf} start\n"
+         f"postqueue -c {conf} -p\n"],
+        capture_output=True, text=True, timeout=120)
+    # THEN the running Postfix lists the message: its queue is the volume's
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"(?m)^{queue_id}\W", proc.stdout), proc.stdout
+    assert "Mail system is down" not in proc.stderr  # showq answered: the master runs on the volume's queue
