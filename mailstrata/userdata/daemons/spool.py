@@ -114,7 +114,7 @@ def files(ctx: LayerContext, os: OsProfile, kept: Sequence[Kept]) -> list[FileSp
                  context={"s": s}, mode="0755"),
         *(FileSpec(dest=f"{os.paths.systemd_unit_dir}/{unit}.service.d/mailstrata-spool.conf",
                    template="spool/etc/systemd/system/unit.service.d/mailstrata-spool.conf.j2",
-                   context={"paths": [k.path for k in kept if unit in k.units],
+                   context={"mount_point": s.mount_point, "paths": [k.path for k in kept if unit in k.units],
                             "what": " and ".join(k.what for k in kept if unit in k.units)})
           for unit in dict.fromkeys(u for k in kept for u in k.units)),
     ]

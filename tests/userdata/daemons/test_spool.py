@@ -11,7 +11,9 @@ replacement is a fresh root with the same volume. Real Postfix (Debian's) makes 
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -76,9 +78,32 @@ def test_each_daemon_waits_for_its_folder_on_the_volume(os_name: str, role: Role
     got = {m.group(1): re.findall(r"(?m)^RequiresMountsFor=(.*)$", text)
            for path, text in files.items() if (m := re.fullmatch(r"/etc/systemd/system/(.+)\.service\.d/"
                                                                   r"mailstrata-spool\.conf", path))}
-    assert got == units
+    mount = load_profile(os_name, role).paths.spool_dir
+    assert got == {unit: [mount, *paths] for unit, paths in units.items()}
     binds = re.findall(r"(?m)^bind_dir (\S+) (\S+)$", files[SCRIPT])
+    assert [name for name, _ in binds] == ["postfix", "amavis-quarantine"][:len(binds)]
     assert sorted({p for ps in units.values() for p in ps}) == sorted(dest for _, dest in binds)
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize("role", QUEUEING, ids=lambda r: r.value)
+def test_systemd_reads_the_drop_ins_without_a_warning(role: Role, tmp_path: Path) -> None:
+    # GIVEN this machine's units (Debian's Postfix, Dovecot, amavis) and the layer's drop-ins
+    requires("systemd-analyze", why="to read the drop-ins with systemd's own loader")
+    root = tmp_path / "root"
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    files = rendered(spool_context(role), load_profile("debian12", role).relocated(str(root)))
+    units = []
+    for path, text in files.items():
+        if m := re.fullmatch(rf"{root}/etc/systemd/system/(.+)\.service\.d/mailstrata-spool\.conf", path):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+            units.append(m.group(1).replace("@", "@-") + ".service")
+    # WHEN systemd loads each unit THEN nothing in the drop-in is refused or unknown
+    for unit in units:
+        proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}", unit], capture_output=True, text=True)
+        assert "mailstrata-spool.conf" not in proc.stdout + proc.stderr, proc.stderr
+    assert units
 
 
 @pytest.mark.daemons
@@ -217,6 +242,26 @@ def test_first_boot_formats_the_blank_volume_and_the_queue_is_on_it(volume: Volu
     ]
     # the file written under the queue directory is on the volume; the quarantine started as the package's
     assert proc.stdout.splitlines()[-2:] == ["queued", "local-only"]
+    # and systemd's own fstab generator makes the mount units a reboot mounts: the volume, then the binds
+    units = fstab_units(server.path("fstab"), volume.tmp / "generated")
+    assert units[str(queue)] == {"What": f"{mount}/postfix", "Type": "none", "Options": "bind,nofail"}
+    assert units[str(mount)] == {"What": f"/dev/disk/by-uuid/{volume.blkid('UUID')}", "Type": "xfs",
+                                 "Options": "defaults,nofail"}
+
+
+def fstab_units(fstab: Path, out: Path) -> dict[str, dict[str, str]]:
+    """{Where: the [Mount] settings} of the units systemd-fstab-generator makes from `fstab`."""
+    generator = "/usr/lib/systemd/system-generators/systemd-fstab-generator"
+    if not Path(generator).exists():
+        unavailable("no systemd-fstab-generator", why="to read the fstab lines as systemd does", install="systemd")
+    out.mkdir()
+    subprocess.run([generator, str(out), str(out), str(out)], check=True, capture_output=True,
+                   env={**os.environ, "SYSTEMD_FSTAB": str(fstab), "SYSTEMD_PROC_CMDLINE": ""})
+    units = {}
+    for unit in out.glob("*.mount"):
+        mount = dict(re.findall(r"(?m)^(\w+)=(.*)$", unit.read_text().split("[Mount]")[1]))
+        units[mount.pop("Where")] = mount
+    return units
 
 
 @pytest.mark.daemons
