@@ -58,7 +58,7 @@ class SpoolScript:
     postfix: str
     postconf: str
     postfix_dir: str
-    postfix_unit: str
+    postfix_service: str
     queue_dir: str
     stop_service: str
     daemon_reload: str
@@ -95,7 +95,7 @@ def script(ctx: LayerContext, os: OsProfile, kept: Sequence[Kept]) -> SpoolScrip
         postfix=str(os.commands.postfix),
         postconf=str(os.commands.postconf),
         postfix_dir=str(os.paths.postfix_dir),
-        postfix_unit=str(os.values.postfix_unit),
+        postfix_service=str(os.values.postfix_service),
         queue_dir=str(os.paths.postfix_queue_dir),
         stop_service=str(os.commands.stop_service),
         daemon_reload=str(os.commands.daemon_reload),

@@ -148,13 +148,14 @@ class Volume:
         return subprocess.run(["blkid", "-p", "-o", "value", "-s", tag, self.device], capture_output=True,
                               text=True).stdout.strip()  # fmt: skip
 
-    def server(self, name: str, *, role: Role = Role.SMTP_IN, wait: int = 5, link: str | None = "virtio") -> Server:
+    def server(self, name: str, *, role: Role = Role.SMTP_IN, wait: int = 5, link: str | None = "virtio",
+               stop_service: str = "false") -> Server:
         """A fresh server: its files rendered with the Debian profile relocated under its own root, the
         volume linked under the by-id name `link` takes (None: not attached), Postfix's queue made by Postfix."""
         root = self.tmp / name
         prof = load_profile("debian12", role).relocated(str(root))
-        # no systemd here: reloading it is a no-op, and nothing must stop a service
-        commands = {**prof.commands, "daemon_reload": "true", "stop_service": "false"}
+        # no systemd here: reloading it is a no-op, and nothing may stop a service unless the test says how
+        commands = {**prof.commands, "daemon_reload": "true", "stop_service": stop_service}
         prof = replace(prof, commands=_Attrs("test.commands", commands))
         ctx = spool_context(role, id_file=str(self.id_file), device_wait_seconds=wait)
         ud = render_layer(ctx, os=prof)
@@ -403,3 +404,25 @@ def test_the_replacements_running_postfix_serves_the_queue_from_the_volume(volum
     assert proc.returncode == 0, proc.stderr
     assert re.search(rf"(?m)^{queue_id}\W", proc.stdout), proc.stdout
     assert "Mail system is down" not in proc.stderr  # showq answered: the master runs on the volume's queue
+
+
+@pytest.mark.daemons
+def test_a_postfix_already_running_is_stopped_before_its_queue_moves(volume: Volume) -> None:
+    # GIVEN a server whose Postfix runs on its own disk's queue when the step starts (as a package may start it)
+    stub = volume.tmp / "stop-service"
+    server = volume.server("server1", stop_service=str(stub))
+    conf = server.path("postfix_dir")
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {volume.tmp}/stopped\nexec postfix -c {conf} stop\n')
+    stub.chmod(0o755)
+    # WHEN the step runs
+    proc = subprocess.run(
+        ["unshare", "--mount", "--net", "--propagation", "private", "bash", "-c",
+         f"set -e\nip link set lo up\ntrap 'postfix -c {conf} abort >/dev/null 2>&1 || true' EXIT\n"
+         f"postfix -c {conf} start\nbash {server.script}\n"
+         f"postfix -c {conf} status 2>/dev/null || echo 'not running'\n"],
+        capture_output=True, text=True, timeout=120)
+    # THEN it stops Postfix through the service manager before binding the queue (mailstrata-setup starts it)
+    assert proc.returncode == 0, proc.stderr
+    assert "stopping the Postfix that its package started" in proc.stdout
+    assert (volume.tmp / "stopped").read_text() == "postfix\n"
+    assert proc.stdout.splitlines()[-1] == "not running"
