@@ -589,6 +589,12 @@ def test_profile_settings_are_checked() -> None:
     with pytest.raises(ValueError, match=r"^x: port set twice: tcp/1$"):
         p = {"proto": "tcp", "port": 1, "type": "a_t", "domain": "b_t", "access": "a", "rule": "r", "reason": "y"}
         selinux.merged("x", {"ports": [p]}, {"ports": [p]})
+    with pytest.raises(ValueError, match=r"^x\.equivalences\[0\]: needs an absolute path and the absolute path"):
+        selinux.parse("x", {"equivalences": [{"path": "/a", "same_as": "b", "domain": "b_t", "access": "a",
+                                              "rule": "r", "reason": "y"}]})
+    with pytest.raises(ValueError, match=r"^x: equivalence set twice: /a$"):
+        e = {"path": "/a", "same_as": "/b", "domain": "b_t", "access": "a", "rule": "r", "reason": "y"}
+        selinux.merged("x", {"equivalences": [e]}, {"equivalences": [e]})
 
 
 def doc_table() -> str:
