@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from mailstrata.roles import Role
-from mailstrata.userdata.context import LayerContext, Spool
+from mailstrata.userdata.context import Filesystem, LayerContext, Spool
 from mailstrata.userdata.daemons import spool
 from mailstrata.userdata.profiles import OsProfile, _Attrs, load_profile
 from mailstrata.userdata.render import render_layer
@@ -149,7 +149,7 @@ class Volume:
                               text=True).stdout.strip()  # fmt: skip
 
     def server(self, name: str, *, role: Role = Role.SMTP_IN, wait: int = 5, link: str | None = "virtio",
-               stop_service: str = "false") -> Server:
+               stop_service: str = "false", filesystem: Filesystem = Filesystem.XFS) -> Server:
         """A fresh server: its files rendered with the Debian profile relocated under its own root, the
         volume linked under the by-id name `link` takes (None: not attached), Postfix's queue made by Postfix."""
         root = self.tmp / name
@@ -157,7 +157,7 @@ class Volume:
         # no systemd here: reloading it is a no-op, and nothing may stop a service unless the test says how
         commands = {**prof.commands, "daemon_reload": "true", "stop_service": stop_service}
         prof = replace(prof, commands=_Attrs("test.commands", commands))
-        ctx = spool_context(role, id_file=str(self.id_file), device_wait_seconds=wait)
+        ctx = spool_context(role, id_file=str(self.id_file), device_wait_seconds=wait, filesystem=filesystem)
         ud = render_layer(ctx, os=prof)
         for f in ud.files:
             Path(f.path).parent.mkdir(parents=True, exist_ok=True)
@@ -426,3 +426,16 @@ def test_a_postfix_already_running_is_stopped_before_its_queue_moves(volume: Vol
     assert "stopping the Postfix that its package started" in proc.stdout
     assert (volume.tmp / "stopped").read_text() == "postfix\n"
     assert proc.stdout.splitlines()[-1] == "not running"
+
+
+@pytest.mark.daemons
+def test_an_ext4_spool_is_formatted_labelled_and_kept(volume: Volume) -> None:
+    # GIVEN a layer whose spool volumes are ext4; WHEN a first and then a replacing server run the step
+    first = volume.server("server1", filesystem=Filesystem.EXT4)
+    assert volume.run(first, f"echo queued > {first.path('postfix_queue_dir')}/incoming/probe").returncode == 0
+    second = volume.server("server2", filesystem=Filesystem.EXT4)
+    proc = volume.run(second, f"cat {second.path('postfix_queue_dir')}/incoming/probe")
+    # THEN the volume was formatted once, as ext4 with the label, and the replacement finds the queue
+    assert proc.returncode == 0, proc.stderr
+    assert (volume.blkid("TYPE"), volume.blkid("LABEL")) == ("ext4", spool.LABEL)
+    assert "already holds ext4; keeping its data" in proc.stdout and proc.stdout.endswith("queued\n")
