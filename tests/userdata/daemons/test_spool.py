@@ -98,6 +98,7 @@ def test_systemd_reads_the_drop_ins_without_a_warning(role: Role, tmp_path: Path
         if m := re.fullmatch(rf"{root}/etc/systemd/system/(.+)\.service\.d/mailstrata-spool\.conf", path):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
+            assert (root / f"usr/lib/systemd/system/{m.group(1)}.service").is_file(), f"no unit {m.group(1)} here"
             units.append(m.group(1).replace("@", "@-") + ".service")
     # WHEN systemd loads each unit THEN nothing in the drop-in is refused or unknown
     for unit in units:
