@@ -29,8 +29,9 @@ from mailstrata.userdata.roles import ROLES
 
 BANNER_PREFIX = "Managed by mailstrata"
 
-# Every top-level key this module may emit; cloud-init 22.4's schema accepts unknown keys, so
-# tests check the document against this list too.
+# Every top-level key this module and the per-server head (constructs/_user_data.py) may emit; cloud-init 22.4's
+# schema accepts unknown keys, so tests check the document against this list too. `bootcmd` is the head's alone:
+# it writes the slot's spool volume ID (MailLayer); the shared body never uses it.
 CLOUD_CONFIG_KEYS: frozenset[str] = frozenset(
     {
         "hostname",
@@ -42,6 +43,7 @@ CLOUD_CONFIG_KEYS: frozenset[str] = frozenset(
         "runcmd",
         "mounts",
         "final_message",
+        "bootcmd",
     }
 )
 
