@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailstrata import contract
 from mailstrata.roles import Role
 from mailstrata.userdata.context import LayerContext
 from mailstrata.userdata.files import FileSpec
@@ -40,6 +41,16 @@ PYTHON = "/usr/bin/python3"  # CentOS 7.7+ base (3.6) and Debian 12 (3.11)
 # Where proxied sessions reach a user's home: plain listeners beside the LB's PROXY-protocol ones (a Dovecot
 # proxy sends no PROXY header). Dovecot's service names (`%s`), as the map keys them. LMTP keeps its port.
 PEER_PORTS = {"imap": 10143, "pop3": 10110, "sieve": 14190, "lmtp": 24}
+# Where sessions arrive from outside the layer (`%{real_lport}`, the listener's own port whatever a PROXY header
+# or a trusted proxy says): the LB's ports, and 0 for LMTP's unix socket (the local Postfix). Only these are
+# in the map; a session on a peer port is not, so the server it reached serves it (the home, per the sender's
+# map): never a second hop, so no proxy loop even while two maps disagree.
+FRONT_PORTS = {
+    "imap": (contract.IMAP, contract.IMAPS),
+    "pop3": (contract.POP3, contract.POP3S),
+    "sieve": (contract.MANAGESIEVE,),
+    "lmtp": (0,),
+}
 LOGIN_SERVICES = ("imap", "pop3", "sieve")  # proxied logins carry the client's password (pass=%w)
 
 
@@ -50,6 +61,7 @@ class Placement:
     map_file: str  # the passwd-file Dovecot reads; written by the agent (tmpfs: never stale after a reboot)
     buckets: int
     peer_ports: dict[str, int]
+    front_ports: dict[str, tuple[int, ...]]
     config_file: str  # the agent's config (`NAME VALUE` lines)
     script: str
     drain_dir: str  # on the share: <name> exists while that server drains
@@ -60,8 +72,9 @@ class Placement:
 
     @property
     def username_format(self) -> str:
-        """The map's key for a request: `<service>-<bucket>`, the bucket in hex (`%x`, no padding)."""
-        return f"%s-%{self.buckets}Nu"
+        """The map's key for a request: `<service>-<listener port>-<bucket>`, the bucket in hex (`%x`, no
+        padding). `real_lport`, not `lport`: a trusted proxy's ID command replaces lport with its own."""
+        return f"%s-%{{real_lport}}-%{self.buckets}Nu"
 
     def settings_lines(self) -> list[str]:
         """The agent's config, `NAME VALUE...` per line (the agent's parser; `#` starts a comment)."""
@@ -79,6 +92,7 @@ class Placement:
             f"vmail_uid {self.vmail_uid}",
         ]
         lines += [f"peer_port {s} {port}" for s, port in sorted(self.peer_ports.items())]
+        lines += [f"front_ports {s} {' '.join(map(str, ports))}" for s, ports in sorted(self.front_ports.items())]
         lines += [f"login_service {s}" for s in LOGIN_SERVICES]
         lines += [f"peer {n} {a}" for n, a in self.peers]  # slot order; the map does not depend on it
         return lines
@@ -95,6 +109,7 @@ def settings(ctx: LayerContext, os: OsProfile) -> Placement:
         map_file=f"{run}/placement/map.passwd",
         buckets=BUCKETS,
         peer_ports=dict(PEER_PORTS),
+        front_ports=dict(FRONT_PORTS),
         config_file=f"{os.paths.dovecot_dir}/mailstrata-placement.conf",
         script=f"{os.root}/usr/local/sbin/{SERVICE}",
         # In the vmail tree on the share (vmail-owned: root may be squashed there); homes are hashed two

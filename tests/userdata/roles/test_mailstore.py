@@ -44,6 +44,7 @@ from mailstrata.userdata.context import (
     Networks,
     NfsMount,
     OverQuota,
+    Peer,
     QuotaPolicy,
     Vips,
 )
@@ -718,6 +719,73 @@ class Store:
             return lmtp.data(message.encode())
 
 
+def _ad_context(ad: Any, **changes: object) -> LayerContext:
+    """The sample mailstore context against the test AD `ad`, with loopback VIPs, the test client playing the
+    LB's amphora (whose port is on the member subnet: loopback here); `changes` to the layer's own fields."""
+    directory = DirectorySettings(
+        urls=(ad.ldaps_url,),
+        tls=LdapTls.LDAPS,
+        base_dn=ad.base_dn,
+        bind_dn=ad.bind_dn,
+        bind_password=Secret(ref=ad.bind_password),
+        domains=ad.domains,
+        ca_cert_pem=ad.ca_cert_pem,
+    )
+    ctx = context(
+        directory=directory,
+        vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
+        networks=replace(_sample.context(Role.MAILSTORE).platform.networks,
+                         servers={**_sample.context(Role.MAILSTORE).platform.networks.servers,
+                                  Role.MAILSTORE: ("127.0.0.0/8",)}),
+    )
+    return dataclasses.replace(ctx, **changes)  # type: ignore[arg-type]
+
+
+def _install_dovecot(ctx: LayerContext, root: Path, log: Path, *, listen: str | None = None) -> Path:
+    """Render the layer under `root` (Dovecot logging to `log`), make its certificate and directories as the
+    setup script would, compile the global sieve; returns dovecot.conf. `listen`: test-side only, for two
+    instances in one namespace (a server has its own addresses; here they share one `lo`)."""
+    prof = profile(root=root, dovecot_log=str(log))
+    for path, text in render(ctx, prof).items():
+        if path == str(root) + DOVECOT_CONF and listen is not None:
+            assert "\nlisten = *\n" in text
+            text = text.replace("\nlisten = *\n", f"\nlisten = {listen}\n")
+        write_file(Path(path), text)
+    tls = root / "etc/pki/mailstrata"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", "/CN=mailstore", "-keyout", str(tls / "server.key"),
+         "-out", str(tls / "server.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    for d in ("var/lib/dovecot", "var/spool/postfix/private"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    if not (root / "var/vmail").exists():
+        (root / "var/vmail").mkdir(parents=True)
+        os.chown(root / "var/vmail", 5000, 5000)
+    (root / LDAP_CONF.lstrip("/")).chmod(0o600)  # as the setup script leaves it
+    conf = root / DOVECOT_CONF.lstrip("/")
+    # As the role script does: compile the global sieve as root.
+    subprocess.run(["sievec", "-c", str(conf), str(root) + SIEVE], check=True, capture_output=True)
+    return conf
+
+
+def _start_dovecot(ns: NetNs, root: Path, conf: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Dovecot in the foreground inside `ns`, once its LMTP socket is there."""
+    dovecot = ns.popen(["dovecot", "-F", "-c", str(conf)])
+    sock = root / "var/spool/postfix/private/dovecot-lmtp"
+    deadline = time.monotonic() + 15
+    while not sock.exists():
+        assert dovecot.poll() is None and time.monotonic() < deadline, log.read_text() if log.exists() else ""
+        time.sleep(0.1)
+    return dovecot
+
+
+def _stop_dovecot(dovecot: subprocess.Popen[bytes]) -> None:
+    dovecot.terminate()
+    dovecot.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
     requires("samba", "samba-tool", "dovecot", "doveadm", "postmap", "sievec", "openssl", "ip", root=True)
@@ -731,52 +799,13 @@ def store() -> Iterator[Store]:
     ns = NetNs.create("mst-ms")
     try:
         with SambaAD(tmp / "ad", netns=ns.name) as ad:
-            directory = DirectorySettings(
-                urls=(ad.ldaps_url,),
-                tls=LdapTls.LDAPS,
-                base_dn=ad.base_dn,
-                bind_dn=ad.bind_dn,
-                bind_password=Secret(ref=ad.bind_password),
-                domains=ad.domains,
-                ca_cert_pem=ad.ca_cert_pem,
-            )
-            ctx = context(
-                directory=directory,
-                vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
-                # The test client plays the LB's amphora, whose port is on the member subnet: loopback here.
-                networks=replace(_sample.context(Role.MAILSTORE).platform.networks,
-                                 servers={**_sample.context(Role.MAILSTORE).platform.networks.servers,
-                                          Role.MAILSTORE: ("127.0.0.0/8",)}),
-            )
-            prof = profile(root=root, dovecot_log=str(tmp / "dovecot.log"))
-            for path, text in render(ctx, prof).items():
-                write_file(Path(path), text)
-            tls = root / "etc/pki/mailstrata"
-            subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-days", "2", "-subj", "/CN=mailstore", "-keyout", str(tls / "server.key"),
-                 "-out", str(tls / "server.crt")],
-                check=True, capture_output=True,
-            )  # fmt: skip
-            for d in ("var/vmail", "var/lib/dovecot", "var/spool/postfix/private"):
-                (root / d).mkdir(parents=True, exist_ok=True)
-            os.chown(root / "var/vmail", 5000, 5000)
-            (root / LDAP_CONF.lstrip("/")).chmod(0o600)  # as the setup script leaves it
-            conf = root / DOVECOT_CONF.lstrip("/")
-            # As the role script does: compile the global sieve as root.
-            subprocess.run(["sievec", "-c", str(conf), str(root) + SIEVE], check=True, capture_output=True)
-            dovecot = ns.popen(["dovecot", "-F", "-c", str(conf)])
+            conf = _install_dovecot(_ad_context(ad), root, tmp / "dovecot.log")
+            dovecot = _start_dovecot(ns, root, conf, tmp / "dovecot.log")
             try:
-                sock = root / "var/spool/postfix/private/dovecot-lmtp"
-                deadline = time.monotonic() + 15
-                while not sock.exists():
-                    assert dovecot.poll() is None and time.monotonic() < deadline, (tmp / "dovecot.log").read_text()
-                    time.sleep(0.1)
                 passwords = {login: u.password for login, u in ad.users.items()}
                 yield Store(ns, root, conf, root / "etc/postfix", passwords, ad.run_in_netns, tmp / "dovecot.log")
             finally:
-                dovecot.terminate()
-                dovecot.wait(timeout=15)
+                _stop_dovecot(dovecot)
     finally:
         ns.delete()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -902,9 +931,9 @@ PROXY_HEADER = b"PROXY TCP4 127.0.0.99 127.0.0.1 40000 143\r\n"  # as an amphora
 class ProxiedIMAP4(imaplib.IMAP4):
     """imaplib that sends a PROXY v1 header before reading the greeting, as Octavia's pools do."""
 
-    def __init__(self, port: int, header: bytes | None) -> None:
+    def __init__(self, port: int, header: bytes | None, host: str = "127.0.0.1") -> None:
         self._header = header
-        super().__init__("127.0.0.1", port, timeout=10)
+        super().__init__(host, port, timeout=10)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]  # not in typeshed
@@ -1195,3 +1224,243 @@ def test_postfix_delivers_namesakes_to_their_own_mailboxes(store: Store, mta: Pa
 def test_imap_logs_the_client_address_webmail_names_in_imap_id(dovecot23: dict[str, str]) -> None:
     # SOGo sends ID ("x-originating-ip" ...) after LOGIN, when Dovecot no longer trusts it: logged, not believed.
     assert dovecot23["protocol imap/imap_id_log"] == "x-originating-ip"
+
+
+# ---- per-user placement: two mailstores on one share (issue 12, item 4) -----------------------------
+# Two real Dovecot 2.3 instances rendered from the library, each under its own root with its own address in
+# one namespace, sharing one maildir tree (a directory standing in for the NFS share: each root's var/vmail
+# links to it, as the role script links /var/vmail into the share) and one Samba AD. The placement agent is
+# the rendered script, run a round at a time (`--once`) with `--self`: both servers' addresses are local here.
+
+PEERS = (Peer("mailstore-01", "127.0.0.11"), Peer("mailstore-02", "127.0.0.12"))
+PLACEMENT_CONF = "/etc/dovecot/mailstrata-placement.conf"
+AGENT = "/usr/local/sbin/mailstrata-placement"
+MAP = "/run/mailstrata/placement/map.passwd"
+
+
+@dataclass
+class Mailstores:
+    ns: NetNs
+    tmp: Path
+    share: Path
+    roots: dict[str, Path]
+    confs: dict[str, Path]
+    logs: dict[str, Path]
+    procs: dict[str, subprocess.Popen[bytes]]
+    passwords: dict[str, str]
+    in_netns: Callable[..., Any]
+
+    def address(self, name: str) -> str:
+        return next(p.address for p in PEERS if p.name == name)
+
+    def other(self, name: str) -> str:
+        return next(p.name for p in PEERS if p.name != name)
+
+    def agent(self, name: str) -> subprocess.CompletedProcess[str]:
+        """One round of `name`'s placement agent; fails the test on an error."""
+        root = self.roots[name]
+        proc = self.ns.run(["/usr/bin/python3", f"{root}{AGENT}", "--config", f"{root}{PLACEMENT_CONF}", "--once",
+                            "--self", name], capture_output=True, text=True, check=False)  # fmt: skip
+        assert proc.returncode == 0 and "error" not in proc.stdout, proc.stdout + proc.stderr
+        return proc
+
+    def agents(self) -> None:
+        for p in PEERS:
+            self.agent(p.name)
+
+    def map(self, name: str) -> str:
+        return (self.roots[name] / MAP.lstrip("/")).read_text()
+
+    def doveadm(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.ns.run(["doveadm", "-c", str(self.confs[name]), *args], capture_output=True, text=True,
+                           check=False)  # fmt: skip
+
+    def home_of(self, name: str, user: str) -> str:
+        """Where server `name` places `user`, as Dovecot's own passdb lookup answers (the `host` field)."""
+        proc = self.doveadm(name, "auth", "lookup", "-x", "service=lmtp", user)  # as LMTP asks
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        pairs = (ln.split(" : ", 1) for ln in proc.stdout.splitlines()[1:] if " : " in ln)
+        fields = {k.strip(): v.strip() for k, v in pairs}
+        return next(p.name for p in PEERS if p.address == fields["host"])
+
+    def start(self, name: str) -> None:
+        self.procs[name] = _start_dovecot(self.ns, self.roots[name], self.confs[name], self.logs[name])
+        _wait_for_port(self, self.address(name), 24)
+
+    def stop(self, name: str) -> None:
+        _stop_dovecot(self.procs.pop(name))
+
+    def lmtp(self, name: str, rcpt: str, message: str) -> tuple[int, bytes]:
+        """A delivery as the local Postfix of `name` makes it: over the unix socket in its queue directory."""
+        with smtplib.LMTP(str(self.roots[name] / "var/spool/postfix/private/dovecot-lmtp")) as lmtp:
+            lmtp.ehlo("test")
+            lmtp.mail("sender@example.org")
+            lmtp.rcpt(rcpt)
+            return lmtp.data(message.encode())
+
+    def wait_log(self, name: str, needle: str, timeout: float = 10) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [ln for ln in self.logs[name].read_text().splitlines() if needle in ln]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
+
+
+def _wait_for_port(ms: Mailstores, host: str, port: int) -> None:
+    def probe() -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    assert ms.in_netns(probe), f"{host}:{port} does not answer"
+
+
+@pytest.fixture(scope="module")
+def mailstores() -> Iterator[Mailstores]:
+    requires("samba", "samba-tool", "dovecot", "doveadm", "sievec", "openssl", "ip", "/usr/bin/python3", root=True)
+    from tests.support.samba_ad import SambaAD
+
+    tmp = Path(tempfile.mkdtemp(prefix="mailstrata-placement-"))
+    tmp.chmod(0o755)
+    share = tmp / "share"  # the NFS share's vmail directory
+    share.mkdir()
+    os.chown(share, 5000, 5000)
+    ns = NetNs.create("mst-pl", addresses=[p.address for p in PEERS])
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        with SambaAD(tmp / "ad", netns=ns.name) as ad:
+            ctx = _ad_context(ad, peers=PEERS)
+            roots = {p.name: tmp / p.name for p in PEERS}
+            logs = {p.name: tmp / f"{p.name}.log" for p in PEERS}
+            confs = {}
+            for p in PEERS:
+                (roots[p.name] / "var").mkdir(parents=True)
+                (roots[p.name] / "var/vmail").symlink_to(share)  # as the role script links /var/vmail
+                confs[p.name] = _install_dovecot(ctx, roots[p.name], logs[p.name], listen=p.address)
+                # Test-side: no metadata service here (the poll is tested on its own, with a local server).
+                cfg = roots[p.name] / PLACEMENT_CONF.lstrip("/")
+                cfg.write_text(re.sub(r"(?m)^metadata_url .*$", "metadata_url", cfg.read_text()))
+            ms = Mailstores(ns, tmp, share, roots, confs, logs, procs,
+                            {login: u.password for login, u in ad.users.items()}, ad.run_in_netns)
+            ms.agents()  # the first map, before Dovecot starts (the unit's ExecStartPre)
+            for p in PEERS:
+                ms.start(p.name)
+            ms.agents()  # both healthy now
+            yield ms
+            for name in list(procs):
+                ms.stop(name)
+    finally:
+        ns.delete()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _homes(ms: Mailstores, users: tuple[str, ...]) -> dict[str, str]:
+    return {u: ms.home_of(PEERS[0].name, u) for u in users}
+
+
+USERS = ("usuario01@domain01.dom", "usuario02@domain01.dom", "usuario03@domain01.dom", "usuario05@domain02.dom",
+         "jsmith@domain01.dom", "jsmith@domain02.dom", "john.doe@domain01.dom")
+
+
+def _a_user_homed_on(ms: Mailstores, name: str) -> tuple[str, str]:
+    """(canonical address, login) of a seeded user whose home is `name`."""
+    logins = {"jsmith@domain01.dom": "jsmith", "jsmith@domain02.dom": "jsmith02", "john.doe@domain01.dom": "jdoe"}
+    for u in USERS:
+        if ms.home_of(name, u) == name:
+            return u, logins.get(u, u.split("@")[0])
+    raise AssertionError(f"no seeded user is homed on {name}")
+
+
+def _imap_via(ms: Mailstores, name: str, user: str, password: str) -> imaplib.IMAP4:
+    """An IMAP session through server `name`'s LB-facing port (PROXY header, STARTTLS), as a client gets one."""
+    address = ms.address(name)
+    header = f"PROXY TCP4 127.0.0.99 {address} 40000 143\r\n".encode()
+    imap = ProxiedIMAP4(143, header, host=address)
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # two self-signed test certificates
+        imap.starttls(ctx)
+        imap.login(user, password)
+    except BaseException:
+        imap.shutdown()
+        raise
+    return imap
+
+
+def _imap_subjects_via(ms: Mailstores, name: str, user: str, password: str) -> list[str]:
+    imap = _imap_via(ms, name, user, password)
+    try:
+        _, count = imap.select("INBOX", readonly=True)
+        if count == [b"0"]:
+            return []
+        _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    finally:
+        imap.logout()
+    return sorted(part[1].decode().strip().removeprefix("Subject: ") for part in data if isinstance(part, tuple))
+
+
+@pytest.mark.daemons
+def test_placement_config_is_accepted_by_doveconf(mailstores: Mailstores) -> None:
+    for name, conf in mailstores.confs.items():
+        proc = mailstores.ns.run(["doveconf", "-n", "-c", str(conf)], capture_output=True, text=True, check=False)
+        assert (proc.returncode, proc.stderr) == (0, ""), name
+        assert "\nlmtp_proxy = yes\n" in proc.stdout
+
+
+@pytest.mark.daemons
+def test_every_mailstore_computes_the_same_map(mailstores: Mailstores) -> None:
+    maps = {p.name: mailstores.map(p.name) for p in PEERS}
+    assert maps[PEERS[0].name] == maps[PEERS[1].name]
+    lines = maps[PEERS[0].name].splitlines()
+    assert len(lines) == 6 * 256  # imap (143, 993), pop3 (110, 995), sieve, lmtp (the unix socket): every bucket
+    hosts = {ln.split("host=")[1].split()[0] for ln in lines}
+    assert hosts == {p.address for p in PEERS}  # both healthy: both hold buckets
+
+
+@pytest.mark.daemons
+def test_every_mailstore_places_a_user_on_the_same_home(mailstores: Mailstores) -> None:
+    # Dovecot's own lookup on each server, whatever login spelling
+    by_server = {p.name: {u: mailstores.home_of(p.name, u) for u in USERS} for p in PEERS}
+    assert by_server[PEERS[0].name] == by_server[PEERS[1].name]
+    assert set(by_server[PEERS[0].name].values()) == {p.name for p in PEERS}  # seven users over both
+
+
+@pytest.mark.daemons
+def test_imap_login_on_another_mailstore_is_served_by_the_users_home(mailstores: Mailstores) -> None:
+    ms = mailstores
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    # WHEN the user logs in through the other server's LB port
+    imap = ms.in_netns(_imap_via, ms, other, login, ms.passwords[login])
+    ms.in_netns(imap.logout)
+    # THEN the other server proxied the login, and the home logged it in (its peer port, the client's address)
+    assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:10143): Started proxying")
+    logins = ms.wait_log(home, f"imap-login: Info: Login: user=<{user}>")
+    # the client's address (the proxy is a trusted network), and TLS between the two servers (STARTTLS)
+    assert logins and all("rip=127.0.0.99" in ln and "TLS" in ln for ln in logins)
+    assert not [ln for ln in ms.logs[other].read_text().splitlines() if f"Login: user=<{user}>" in ln]
+
+
+@pytest.mark.daemons
+def test_lmtp_delivery_on_another_mailstore_lands_via_the_home(mailstores: Mailstores) -> None:
+    ms = mailstores
+    home = PEERS[1].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    msgid = f"<placement-{time.monotonic_ns()}@example.org>"
+    msg = (f"From: a@example.org\r\nTo: {user}\r\nSubject: via {other}\r\nMessage-ID: {msgid}\r\n"
+           "X-Spam-Flag: NO\r\n\r\nx\r\n")
+    # WHEN the other server's Postfix hands the message to its own Dovecot
+    assert ms.lmtp(other, user, msg)[0] == 250
+    # THEN the home saved it (and only the home), and the user reads it
+    assert ms.wait_log(home, f"msgid={msgid}: stored mail into mailbox 'INBOX'")
+    assert not [ln for ln in ms.logs[other].read_text().splitlines() if f"msgid={msgid}: stored mail" in ln]
+    assert f"via {other}" in ms.in_netns(_imap_subjects_via, ms, home, login, ms.passwords[login])
