@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import imaplib
+import json
 import os
 import re
 import shlex
@@ -1464,3 +1465,118 @@ def test_lmtp_delivery_on_another_mailstore_lands_via_the_home(mailstores: Mails
     assert ms.wait_log(home, f"msgid={msgid}: stored mail into mailbox 'INBOX'")
     assert not [ln for ln in ms.logs[other].read_text().splitlines() if f"msgid={msgid}: stored mail" in ln]
     assert f"via {other}" in ms.in_netns(_imap_subjects_via, ms, home, login, ms.passwords[login])
+
+
+def _logged(ms: Mailstores, name: str, needle: str) -> int:
+    return sum(needle in ln for ln in ms.logs[name].read_text().splitlines())
+
+
+def _session_state(imap: imaplib.IMAP4) -> str:
+    """"open" when the session still answers NOOP, else "closed"."""
+    try:
+        imap.noop()
+        return "open"
+    except (imaplib.IMAP4.abort, OSError):
+        return "closed"
+
+
+@pytest.fixture
+def restored(mailstores: Mailstores) -> Iterator[Mailstores]:
+    """The pair as the module left it (both up, none draining, current maps) after the test."""
+    yield mailstores
+    for p in PEERS:
+        (mailstores.roots[p.name] / "run/mailstrata/drain").unlink(missing_ok=True)
+        if p.name not in mailstores.procs:
+            mailstores.start(p.name)
+    mailstores.agents()
+    mailstores.agents()  # a second round sees the others' flags gone
+
+
+@pytest.mark.daemons
+def test_a_draining_home_hands_its_users_over_and_kicks_their_sessions(restored: Mailstores) -> None:
+    ms = restored
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    # GIVEN an open IMAP session of the user on its home
+    imap = ms.in_netns(_imap_via, ms, home, login, ms.passwords[login])
+    ms.in_netns(imap.select, "INBOX")
+    # WHEN the home is asked to drain and each agent runs one round (the home first: it publishes its flag)
+    (ms.roots[home] / "run/mailstrata/drain").touch()
+    kicked = ms.agent(home).stdout
+    ms.agent(other)
+    # THEN both servers place the user on the other one, with the same map
+    assert {p.name: ms.home_of(p.name, user) for p in PEERS} == {home: other, other: other}
+    assert ms.map(home) == ms.map(other)
+    assert (ms.share / ".mailstrata/draining" / home).exists()
+    # AND the session on the old home was kicked, so that the client reconnects to the new one
+    assert "kicked" in kicked
+    assert ms.in_netns(_session_state, imap) == "closed"
+    # AND a new login through the drained server's LB port is served by the other server
+    before = _logged(ms, other, f"imap-login: Info: Login: user=<{user}>")
+    ms.in_netns(ms.in_netns(_imap_via, ms, home, login, ms.passwords[login]).logout)
+    assert ms.wait_log(home, f"proxy({user},{ms.address(other)}:10143): Started proxying")
+    assert _logged(ms, other, f"imap-login: Info: Login: user=<{user}>") == before + 1
+
+
+@pytest.mark.daemons
+def test_when_a_home_stops_its_users_are_served_and_delivered_by_the_other(restored: Mailstores) -> None:
+    ms = restored
+    home = PEERS[1].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    # GIVEN the user's home stops WHEN the other server's agent runs a round
+    ms.stop(home)
+    ms.agent(other)
+    # THEN the other server is the user's home, and serves the user's mail and deliveries itself
+    assert ms.home_of(other, user) == other
+    msgid = f"<outage-{time.monotonic_ns()}@example.org>"
+    msg = f"From: a@example.org\r\nTo: {user}\r\nSubject: during the outage\r\nMessage-ID: {msgid}\r\n\r\nx\r\n"
+    assert ms.lmtp(other, user, msg)[0] == 250
+    assert ms.wait_log(other, f"msgid={msgid}: stored mail into mailbox 'INBOX'")
+    assert "during the outage" in ms.in_netns(_imap_subjects_via, ms, other, login, ms.passwords[login])
+    # AND WHEN the home comes back and both agents run a round THEN it is the user's home again
+    ms.start(home)
+    ms.agents()
+    assert {p.name: ms.home_of(p.name, user) for p in PEERS} == {home: home, other: home}
+
+
+def _serve_metadata(body: bytes) -> Any:
+    """An HTTP server standing in for Nova's metadata service, on 127.0.0.31 inside the namespace."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path == "/openstack/latest/meta_data.json" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.31", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.daemons
+def test_the_nova_metadata_key_drains_a_server(restored: Mailstores) -> None:
+    ms = restored
+    name = PEERS[1].name
+    ms.ns.add_address("127.0.0.31")
+    cfg = ms.roots[name] / PLACEMENT_CONF.lstrip("/")
+    original = cfg.read_text()
+    flag = ms.share / ".mailstrata/draining" / name
+    try:
+        for value, drained in (("true", True), ("false", False)):
+            server = ms.in_netns(_serve_metadata, json.dumps({"meta": {"mailstrata_drain": value}}).encode())
+            try:
+                url = f"http://127.0.0.31:{server.server_port}/openstack/latest/meta_data.json"
+                cfg.write_text(re.sub(r"(?m)^metadata_url.*$", f"metadata_url {url}", original))
+                ms.agent(name)
+            finally:
+                server.shutdown()
+            assert flag.exists() is drained, value
+    finally:
+        cfg.write_text(original)
