@@ -52,7 +52,7 @@ from mailstrata.userdata.context import (
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import references, substitute
-from tests.support.daemons import doveconf, doveconf_value, postconf, postconf_text, write_file
+from tests.support.daemons import doveconf, doveconf_value, flatten_doveconf, postconf, postconf_text, write_file
 from tests.support.netns import NetNs
 from tests.support.requires import requires, unavailable
 from tests.userdata import _sample
@@ -1465,6 +1465,71 @@ def test_lmtp_delivery_on_another_mailstore_lands_via_the_home(mailstores: Mails
     assert ms.wait_log(home, f"msgid={msgid}: stored mail into mailbox 'INBOX'")
     assert not [ln for ln in ms.logs[other].read_text().splitlines() if f"msgid={msgid}: stored mail" in ln]
     assert f"via {other}" in ms.in_netns(_imap_subjects_via, ms, home, login, ms.passwords[login])
+
+
+# ---- placement: the rendered files (no daemons running) ---------------------------------------------
+
+SAMPLE_PEERS = (Peer("mailstore-01", "10.10.3.11"), Peer("mailstore-02", "10.10.3.12"))
+
+
+def _placed(tmp_path: Path) -> str:
+    """`doveconf -n` of the sample mailstore with two servers; no warnings."""
+    text = render(dataclasses.replace(context(), peers=SAMPLE_PEERS), profile())[DOVECOT_CONF]
+    proc = subprocess.run(["doveconf", "-n", "-c", str(write_file(tmp_path / "dovecot.conf", text))],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (0, "")
+    return proc.stdout
+
+
+@pytest.mark.daemons
+def test_placement_asks_the_directory_first_and_the_map_only_after_it(tmp_path: Path) -> None:
+    # The map holds no passwords: it must never be reached by a user the directory did not verify.
+    blocks = re.findall(r"(?ms)^passdb \{\n(.*?)^\}", _placed(tmp_path))
+    assert [dict(ln.strip().split(" = ", 1) for ln in b.splitlines()) for b in blocks] == [
+        {"args": LDAP_CONF, "driver": "ldap", "result_success": "continue-ok", "result_failure": "return-fail",
+         "result_internalfail": "return-fail"},
+        {"args": "username_format=%s-%{real_lport}-%256Nu /run/mailstrata/placement/map.passwd",
+         "driver": "passwd-file", "result_internalfail": "return-fail"},
+    ]  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_placement_opens_peer_ports_and_proxies_lmtp(tmp_path: Path) -> None:
+    conf = flatten_doveconf(_placed(tmp_path))
+    peer = {k: v for k, v in conf.items() if "_peer/" in k or k.startswith("service lmtp/inet")}
+    assert peer == {
+        "service imap-login/inet_listener imap_peer/port": "10143",
+        "service pop3-login/inet_listener pop3_peer/port": "10110",
+        "service managesieve-login/inet_listener sieve_peer/port": "14190",
+        "service lmtp/inet_listener lmtp/port": "24",
+    }
+    assert (conf["lmtp_proxy"], conf["login_trusted_networks"]) == ("yes", "10.10.3.0/24")
+
+
+def test_without_peers_there_is_no_placement() -> None:
+    out = render(context(), profile())
+    assert "lmtp_proxy" not in out[DOVECOT_CONF] and "passwd-file" not in out[DOVECOT_CONF]
+    assert not [p for p in out if "placement" in p]
+
+
+def test_placement_agent_config_lists_the_peers_and_the_map() -> None:
+    out = render(dataclasses.replace(context(), peers=SAMPLE_PEERS), load_profile("centos7", Role.MAILSTORE))
+    cfg = [ln for ln in out[PLACEMENT_CONF].splitlines() if ln and not ln.startswith("#")]
+    assert [ln for ln in cfg if ln.startswith(("peer ", "map_file", "front_ports", "buckets", "drain_dir", "drain_request"))] == [
+        "buckets 256",
+        "map_file /run/mailstrata/placement/map.passwd",
+        "drain_dir /var/vmail/.mailstrata/draining",
+        "drain_request /run/mailstrata/drain",
+        "front_ports imap 143 993",
+        "front_ports lmtp 0",
+        "front_ports pop3 110 995",
+        "front_ports sieve 4190",
+        "peer mailstore-01 10.10.3.11",
+        "peer mailstore-02 10.10.3.12",
+    ]
+    unit = out["/etc/systemd/system/mailstrata-placement.service"]
+    assert "\nBefore=dovecot.service\n" in unit and " --once\n" in unit  # the first map before Dovecot
+    assert "systemctl enable --now mailstrata-placement.service\n" in out[ROLE_SCRIPT]
 
 
 def _logged(ms: Mailstores, name: str, needle: str) -> int:

@@ -1,0 +1,131 @@
+"""The placement agent (`mailstrata-placement`, daemons/placement.py): the script as rendered for CentOS 7, its
+grammar (CentOS 7's Python 3.6), and the map it computes. Its work with real Dovecot (two instances on one share:
+IMAP and LMTP reach the home, drain, kick, a stopped home, the Nova metadata key) is tested in
+tests/userdata/roles/test_mailstore.py."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+import subprocess
+import types
+from pathlib import Path
+
+import pytest
+
+from mailstrata.roles import Role
+from mailstrata.userdata.context import Peer
+from mailstrata.userdata.profiles import load_profile
+from mailstrata.userdata.render import render_layer
+from tests.support.requires import requires
+from tests.userdata import _sample
+
+SCRIPT = "/usr/local/sbin/mailstrata-placement"
+CONFIG = "/etc/dovecot/mailstrata-placement.conf"
+PEERS = (Peer("mailstore-01", "10.10.3.11"), Peer("mailstore-02", "10.10.3.12"), Peer("mailstore-03", "10.10.3.13"))
+
+
+def _files(os_name: str = "centos7") -> dict[str, str]:
+    ctx = dataclasses.replace(_sample.context(Role.MAILSTORE), peers=PEERS)
+    return {f.path: f.content for f in render_layer(ctx, os=load_profile(os_name, Role.MAILSTORE)).files}
+
+
+def _agent() -> types.ModuleType:
+    """The rendered script as a module (its `main` only runs as a program)."""
+    module = types.ModuleType("mailstrata_placement")
+    exec(compile(_files()[SCRIPT], SCRIPT, "exec"), module.__dict__)  # noqa: S102 (the project's own script)
+    return module
+
+
+def _config(tmp_path: Path) -> dict:
+    path = tmp_path / "placement.conf"
+    path.write_text(_files()[CONFIG])
+    return _agent().read_config(str(path))  # type: ignore[no-any-return]
+
+
+def test_the_script_is_python_3_6_grammar() -> None:
+    # CPython's own parser with CentOS 7's grammar version: no syntax newer than 3.6.
+    ast.parse(_files()[SCRIPT], feature_version=(3, 6))
+
+
+def test_the_script_is_roots_and_starts(tmp_path: Path) -> None:
+    requires("/usr/bin/python3")
+    script = tmp_path / "mailstrata-placement"
+    script.write_text(_files()[SCRIPT])
+    proc = subprocess.run(["/usr/bin/python3", "-W", "error", str(script), "--help"], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr, proc.stdout.startswith("usage: mailstrata-placement")) == (0, "", True)
+
+
+def test_the_config_names_every_peer_in_slot_order(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    assert cfg["peers"] == [(p.name, p.address) for p in PEERS]
+    assert (cfg["buckets"], cfg["interval"], cfg["peer_ports"]["lmtp"]) == (256, 5, 24)
+
+
+def test_every_bucket_has_one_home_and_the_servers_share_them() -> None:
+    agent = _agent()
+    peers = [(p.name, p.address) for p in PEERS]
+    placed = agent.homes(256, peers, {p.name for p in PEERS}, set())
+    counts = {p.name: sum(1 for n, _ in placed.values() if n == p.name) for p in PEERS}
+    assert sorted(placed) == list(range(256))
+    assert all(60 <= c <= 110 for c in counts.values()), counts  # about a third each
+
+
+def test_the_map_does_not_depend_on_the_order_of_the_servers() -> None:
+    agent = _agent()
+    peers = [(p.name, p.address) for p in PEERS]
+    up = {p.name for p in PEERS}
+    assert agent.homes(256, peers, up, set()) == agent.homes(256, list(reversed(peers)), up, set())
+
+
+@pytest.mark.parametrize("gone", [p.name for p in PEERS])
+def test_losing_a_server_moves_only_its_buckets(gone: str) -> None:
+    agent = _agent()
+    peers = [(p.name, p.address) for p in PEERS]
+    before = agent.homes(256, peers, {p.name for p in PEERS}, set())
+    down = agent.homes(256, peers, {p.name for p in PEERS} - {gone}, set())
+    drained = agent.homes(256, peers, {p.name for p in PEERS}, {gone})
+    moved = {b for b in before if before[b] != down[b]}
+    assert moved == {b for b in before if before[b][0] == gone}
+    assert down == drained  # down or draining: the same map
+    assert all(n != gone for n, _ in down.values())
+
+
+def test_when_no_server_answers_every_server_not_draining_is_used() -> None:
+    # e.g. every server boots at once: their first maps (written before Dovecot starts) must agree
+    agent = _agent()
+    peers = [(p.name, p.address) for p in PEERS]
+    assert agent.homes(256, peers, set(), {"mailstore-03"}) == agent.homes(256, peers, {"mailstore-01", "mailstore-02"},
+                                                                           set())
+
+
+def test_the_map_keys_every_front_port_and_bucket(tmp_path: Path) -> None:
+    agent = _agent()
+    cfg = _config(tmp_path)
+    text = agent.map_text(cfg, agent.homes(256, cfg["peers"], {p.name for p in PEERS}, set()))
+    keys = [ln.split(":", 1)[0] for ln in text.splitlines()]
+    assert len(keys) == len(set(keys)) == 6 * 256
+    assert {k.rsplit("-", 1)[0] for k in keys} == {"imap-143", "imap-993", "pop3-110", "pop3-995", "sieve-4190",
+                                                    "lmtp-0"}  # fmt: skip
+    first = dict(ln.split(":::::::", 1) for ln in text.splitlines())
+    assert first["imap-993-ff"].split()[1:] == ["port=10143", "proxy_maybe=y", "pass=%w", "starttls=any-cert"]
+    assert first["lmtp-0-ff"].split()[1:] == ["port=24", "proxy_maybe=y"]  # LMTP carries no password
+
+
+def test_a_new_map_of_the_same_size_gets_a_newer_mtime(tmp_path: Path) -> None:
+    # Dovecot re-reads a passwd-file when its mtime (seconds) or size changes: a same-size map written within
+    # the same second would be missed.
+    agent = _agent()
+    path = tmp_path / "map.passwd"
+    assert agent.write_map(str(path), "a-1:::::::host=10.0.0.1\n")
+    first = os.stat(path).st_mtime
+    assert not agent.write_map(str(path), "a-1:::::::host=10.0.0.1\n")  # unchanged: not rewritten
+    assert agent.write_map(str(path), "a-1:::::::host=10.0.0.2\n")
+    assert os.stat(path).st_mtime >= first + 1
+
+
+def test_the_bucket_is_dovecots_n_modifier() -> None:
+    # var-expand.c m_str_newhash (2.2.36 and 2.3): the first 8 bytes of the MD5, big-endian, modulo the width.
+    # Dovecot 2.3.19 itself (auth_debug of the two-instance test) looked this user up as `imap-143-63`.
+    assert format(_agent().bucket_of("usuario01@domain01.dom", 256), "x") == "63"
