@@ -48,7 +48,8 @@ def _variants() -> Iterator[tuple[str, LayerContext]]:
     ms = _sample.context(Role.MAILSTORE)
     yield "mailstore-solr", replace(ms, platform=replace(ms.platform, fts=FtsBackend.SOLR))
     # Per-user placement (the layer's servers known): the proxy passdb, peer listeners, lmtp_proxy.
-    yield "mailstore-placement", replace(ms, peers=(Peer("mailstore-01", "10.10.3.11"), Peer("mailstore-02", "10.10.3.12")))
+    peers = (Peer("mailstore-01", "10.10.3.11"), Peer("mailstore-02", "10.10.3.12"))
+    yield "mailstore-placement", replace(ms, peers=peers)
 
 
 @cache

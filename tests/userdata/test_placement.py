@@ -129,3 +129,45 @@ def test_the_bucket_is_dovecots_n_modifier() -> None:
     # var-expand.c m_str_newhash (2.2.36 and 2.3): the first 8 bytes of the MD5, big-endian, modulo the width.
     # Dovecot 2.3.19 itself (auth_debug of the two-instance test) looked this user up as `imap-143-63`.
     assert format(_agent().bucket_of("usuario01@domain01.dom", 256), "x") == "63"
+
+
+def _python36() -> str:
+    found = sorted(Path(os.path.expanduser("~/.pyenv/versions")).glob("3.6*/bin/python3.6"))
+    if not found:
+        pytest.skip("CentOS 7's Python 3.6 is in no Debian package; pyenv's 3.6 is not installed here")
+    return str(found[-1])
+
+
+@pytest.mark.parametrize("python", ["3.6", "debian"])
+def test_a_round_on_centos7s_and_debians_python(python: str) -> None:
+    # GIVEN the rendered script and config, moved under a scratch root, inside a namespace with only `lo` (the
+    # peers' 10.x addresses are unreachable there: nobody answers), and this server asked to drain
+    requires("ip", root=True)
+    from tests.support.daemons import scratch_dir
+    from tests.support.netns import NetNs
+
+    interpreter = _python36() if python == "3.6" else "/usr/bin/python3"
+    with scratch_dir("placement") as root, NetNs.create("mst-pla") as ns:
+        files = _files()
+        script = root / "mailstrata-placement"
+        script.write_text(files[SCRIPT])
+        text = files[CONFIG]
+        for key, value in (("map_file", root / "run/map.passwd"), ("drain_dir", root / "vmail/.mailstrata/draining"),
+                           ("drain_request", root / "run/drain")):
+            text = "\n".join(f"{key} {value}" if ln.startswith(f"{key} ") else ln for ln in text.splitlines())
+        text = "\n".join("metadata_url" if ln.startswith("metadata_url ") else ln for ln in text.splitlines())
+        (root / "placement.conf").write_text(text + "\n")
+        (root / "vmail").mkdir()
+        os.chown(root / "vmail", 5000, 5000)
+        (root / "run").mkdir()
+        (root / "run/drain").touch()
+        # WHEN one round runs
+        proc = ns.run([interpreter, "-W", "error", str(script), "--config", str(root / "placement.conf"), "--once",
+                       "--self", "mailstore-01"], capture_output=True, text=True, check=False)  # fmt: skip
+        # THEN it wrote a map over the two servers not draining (nobody answers: health is not used), and its own
+        # drain flag on the "share", as vmail
+        assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout
+        hosts = {ln.split("host=")[1].split()[0] for ln in (root / "run/map.passwd").read_text().splitlines()}
+        assert hosts == {"10.10.3.12", "10.10.3.13"}
+        flag = root / "vmail/.mailstrata/draining/mailstore-01"
+        assert (flag.exists(), flag.stat().st_uid) == (True, 5000)

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailstrata import contract
-from mailstrata.userdata.context import FtsBackend, LayerContext, OverQuota
 from mailstrata.roles import Role
+from mailstrata.userdata.context import FtsBackend, LayerContext, OverQuota
 from mailstrata.userdata.daemons import placement as placement_
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec

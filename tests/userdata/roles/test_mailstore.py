@@ -1515,7 +1515,8 @@ def test_without_peers_there_is_no_placement() -> None:
 def test_placement_agent_config_lists_the_peers_and_the_map() -> None:
     out = render(dataclasses.replace(context(), peers=SAMPLE_PEERS), load_profile("centos7", Role.MAILSTORE))
     cfg = [ln for ln in out[PLACEMENT_CONF].splitlines() if ln and not ln.startswith("#")]
-    assert [ln for ln in cfg if ln.startswith(("peer ", "map_file", "front_ports", "buckets", "drain_dir", "drain_request"))] == [
+    keys = ("peer ", "map_file", "front_ports", "buckets", "drain_dir", "drain_request")
+    assert [ln for ln in cfg if ln.startswith(keys)] == [
         "buckets 256",
         "map_file /run/mailstrata/placement/map.passwd",
         "drain_dir /var/vmail/.mailstrata/draining",
