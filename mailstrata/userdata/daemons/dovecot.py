@@ -320,10 +320,14 @@ def files(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> list[FileSpe
     ]
 
 
-def systemd_dropin(os: OsProfile, *, requires_mount: str) -> FileSpec:
-    """A drop-in that keeps Dovecot from starting before `requires_mount` (the mailbox share) is mounted."""
+def systemd_dropin(os: OsProfile, *, requires_mount: str | None, placement: placement_.Placement | None = None,
+                   ) -> FileSpec:
+    """A drop-in that keeps Dovecot from starting before `requires_mount` (the mailbox share) is mounted and,
+    with `placement`, before the placement agent has written the first map."""
     return FileSpec(
         dest=f"{os.paths.systemd_unit_dir}/dovecot.service.d/mailstrata.conf",
         template=f"{TEMPLATES}/etc/systemd/system/dovecot.service.d/mailstrata.conf.j2",
-        context={"mount_point": requires_mount},
+        context={"mount_point": requires_mount,
+                 "placement_map": placement.map_file if placement else None,
+                 "placement_unit": f"{placement_.SERVICE}.service"},
     )

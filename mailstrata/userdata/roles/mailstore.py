@@ -71,8 +71,10 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         ),
     ]
     specs.extend(placement.files(ctx, os))  # one user, one mailstore: the agent that writes Dovecot's map
-    if ctx.nfs is not None:
-        specs.append(dovecot.systemd_dropin(os, requires_mount=ctx.nfs.mount_point))
+    placed = placement.settings(ctx, os) if placement.enabled(ctx) else None
+    if ctx.nfs is not None or placed is not None:
+        specs.append(dovecot.systemd_dropin(os, requires_mount=ctx.nfs.mount_point if ctx.nfs else None,
+                                            placement=placed))
     specs.extend(nfs.client_files(ctx, os))  # statd's and lockd's ports: the NFSv3 server's lock callbacks
     return specs
 

@@ -218,8 +218,15 @@ def test_dovecot_auth_is_ldap_only(dovecot23: dict[str, str]) -> None:
     }
 
 
-def test_no_passwordless_or_master_login(files: dict[str, str]) -> None:
-    text = "\n".join(ln for ln in files[DOVECOT_CONF].splitlines() if not ln.lstrip().startswith("#"))
+@pytest.mark.parametrize("placed", [False, True], ids=["one-server", "placement"])
+def test_no_passwordless_or_master_login(files: dict[str, str], placed: bool) -> None:
+    conf = files[DOVECOT_CONF]
+    if placed:
+        conf = render(dataclasses.replace(context(), peers=(Peer("a", "10.10.3.11"),)), profile())[DOVECOT_CONF]
+    text = "\n".join(ln for ln in conf.splitlines() if not ln.lstrip().startswith("#"))
+    # The one passwd-file allowed is placement's map, after the directory (whose failures return at once):
+    # test_placement_asks_the_directory_first_and_the_map_only_after_it.
+    text = text.replace("driver = passwd-file\n  args = username_format=%s-%{real_lport}-%256Nu ", "")
     forbidden = [r"nopassword", r"driver = static", r"driver = passwd-file", r"master = yes", r"port = 144",
                  r"auth_master_user_separator"]  # fmt: skip
     assert [f for f in forbidden if re.search(f, text)] == []
@@ -1528,6 +1535,10 @@ def test_placement_agent_config_lists_the_peers_and_the_map() -> None:
         "peer mailstore-01 10.10.3.11",
         "peer mailstore-02 10.10.3.12",
     ]
+    dropin = out["/etc/systemd/system/dovecot.service.d/mailstrata.conf"]
+    # Dovecot reads a missing map as "no line" (served anywhere): it must not start without one.
+    assert "\nAfter=mailstrata-placement.service\n" in dropin
+    assert "\nExecStartPre=/usr/bin/test -s /run/mailstrata/placement/map.passwd\n" in dropin
     unit = out["/etc/systemd/system/mailstrata-placement.service"]
     assert "\nBefore=dovecot.service\n" in unit and " --once\n" in unit  # the first map before Dovecot
     assert "systemctl enable --now mailstrata-placement.service\n" in out[ROLE_SCRIPT]
