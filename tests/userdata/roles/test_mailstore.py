@@ -14,6 +14,7 @@ the PROXY sources there are 127.0.0.0/8, because the test client plays the load 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import imaplib
@@ -1298,12 +1299,34 @@ class Mailstores:
     def stop(self, name: str) -> None:
         _stop_dovecot(self.procs.pop(name))
 
+    def kill(self, name: str) -> None:
+        """The server dies: every process of its Dovecot at once (SIGKILL), as when the machine goes away."""
+        master = self.procs.pop(name)
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        tree, todo = [], [master.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, []))
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        master.wait(timeout=15)
+
     def lmtp(self, name: str, rcpt: str, message: str) -> tuple[int, bytes]:
         """A delivery as the local Postfix of `name` makes it: over the unix socket in its queue directory."""
         with smtplib.LMTP(str(self.roots[name] / "var/spool/postfix/private/dovecot-lmtp")) as lmtp:
             lmtp.ehlo("test")
             lmtp.mail("sender@example.org")
-            lmtp.rcpt(rcpt)
+            code, reply = lmtp.rcpt(rcpt)
+            if code != 250:
+                return code, reply  # e.g. 4xx: the home cannot be reached
             return lmtp.data(message.encode())
 
     def wait_log(self, name: str, needle: str, timeout: float = 10) -> list[str]:
@@ -1657,3 +1680,67 @@ def test_the_nova_metadata_key_drains_a_server(restored: Mailstores) -> None:
             assert flag.exists() is drained, value
     finally:
         cfg.write_text(original)
+
+
+def _deliver_until_accepted(ms: Mailstores, name: str, user: str, msg: str) -> int:
+    """As the sending Postfix does: a 4xx (the home went away mid-delivery) is retried after the next round."""
+    for _ in range(5):
+        try:
+            code = ms.lmtp(name, user, msg)[0]
+        except smtplib.SMTPResponseException as err:
+            code = err.smtp_code
+        if code == 250:
+            return code
+        assert 400 <= code < 500, code
+        ms.agent(name)
+        time.sleep(0.5)
+    return code
+
+
+def _search(imap: imaplib.IMAP4, word: str) -> list[bytes]:
+    _, data = imap.search(None, "BODY", word)
+    return data[0].split()
+
+
+@pytest.mark.daemons
+def test_after_a_home_is_killed_mid_stream_every_message_arrives_once_and_search_finds_it(
+        restored: Mailstores) -> None:
+    # GIVEN a user whose home is `home`, and deliveries arriving at both servers in turn (the LB's round robin)
+    ms = restored
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    run = f"r{time.monotonic_ns()}"
+    words: list[str] = []
+
+    def deliver(i: int, via: str) -> None:
+        word = f"{run}w{i:02d}"
+        msg = (f"From: a@example.org\r\nTo: {user}\r\nSubject: {run} {i}\r\nMessage-ID: <{word}@example.org>\r\n"
+               f"X-Spam-Flag: NO\r\n\r\nthe word is {word}\r\n")
+        assert _deliver_until_accepted(ms, via, user, msg) == 250
+        words.append(word)
+
+    for i in range(6):
+        deliver(i, (home, other)[i % 2])
+    # WHEN the home is killed mid-stream, the other server's agent runs a round, mail keeps coming
+    ms.kill(home)
+    for i in range(6, 12):
+        deliver(i, other)
+        if i == 7:
+            ms.agent(other)
+    # AND the home comes back, both agents run, and mail arrives at both servers again
+    ms.start(home)
+    ms.agents()
+    for i in range(12, 18):
+        deliver(i, (home, other)[i % 2])
+    # THEN every message is in the mailbox once, and a full-text search (Lucene, on the share) finds each one
+    imap = ms.in_netns(_imap_via, ms, other, login, ms.passwords[login])
+    try:
+        ms.in_netns(imap.select, "INBOX", True)
+        _, data = ms.in_netns(imap.search, None, "SUBJECT", run)
+        found = {w: len(ms.in_netns(_search, imap, w)) for w in words}
+        _, subj = ms.in_netns(imap.fetch, "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)])")
+    finally:
+        ms.in_netns(imap.logout)
+    assert found == {w: 1 for w in words}
+    assert len(data[0].split()) == 18, [p[1] for p in subj if isinstance(p, tuple)]
