@@ -1744,3 +1744,75 @@ def test_after_a_home_is_killed_mid_stream_every_message_arrives_once_and_search
         ms.in_netns(imap.logout)
     assert found == {w: 1 for w in words}
     assert len(data[0].split()) == 18, [p[1] for p in subj if isinstance(p, tuple)]
+
+
+def _pop3_login_via(ms: Mailstores, name: str, user: str, password: str) -> bytes:
+    """POP3 through server `name`'s LB port (PROXY header, STLS, USER/PASS): the server's answer to PASS."""
+    address = ms.address(name)
+    raw = socket.create_connection((address, 110), timeout=10)
+    raw.sendall(f"PROXY TCP4 127.0.0.99 {address} 40000 110\r\n".encode())
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    raw.sendall(b"STLS\r\n")
+    assert f.readline().startswith(b"+OK")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    tls = ctx.wrap_socket(raw)
+    f = tls.makefile("rb")
+    tls.sendall(f"USER {user}\r\n".encode())
+    f.readline()
+    tls.sendall(f"PASS {password}\r\n".encode())
+    answer = f.readline()
+    tls.sendall(b"QUIT\r\n")
+    f.readline()
+    tls.close()
+    return answer
+
+
+def _sieve_login_via(ms: Mailstores, name: str, user: str, password: str) -> bytes:
+    """ManageSieve through server `name`'s LB port (PROXY header, STARTTLS, AUTHENTICATE PLAIN): the answer."""
+    import base64
+
+    address = ms.address(name)
+    raw = socket.create_connection((address, 4190), timeout=10)
+    raw.sendall(f"PROXY TCP4 127.0.0.99 {address} 40000 4190\r\n".encode())
+
+    def until_ok(f: Any) -> bytes:
+        while True:
+            line: bytes = f.readline()
+            if not line or line.startswith((b"OK", b"NO", b"BYE")):
+                return line
+
+    assert until_ok(raw.makefile("rb")).startswith(b"OK")
+    raw.sendall(b"STARTTLS\r\n")
+    assert until_ok(raw.makefile("rb")).startswith(b"OK")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    tls = ctx.wrap_socket(raw)
+    f = tls.makefile("rb")
+    until_ok(f)  # the capabilities again, after TLS
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    tls.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+    answer = until_ok(f)
+    tls.sendall(b"LOGOUT\r\n")
+    tls.close()
+    return answer
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize(("service", "login_via"), [("pop3", _pop3_login_via), ("managesieve", _sieve_login_via)])
+def test_pop3_and_managesieve_logins_on_another_mailstore_are_served_by_the_home(
+        mailstores: Mailstores, service: str, login_via: Callable[..., bytes]) -> None:
+    ms = mailstores
+    home = PEERS[1].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    before = _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>")
+    # WHEN the user logs in through the other server's LB port THEN the home serves the login
+    assert ms.in_netns(login_via, ms, other, login, ms.passwords[login]).startswith((b"+OK", b"OK"))
+    port = {"pop3": 10110, "managesieve": 14190}[service]
+    assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:{port}): Started proxying")
+    deadline = time.monotonic() + 10
+    while _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>") == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>") == before + 1
