@@ -1271,11 +1271,13 @@ class Mailstores:
         proc = self.ns.run(["/usr/bin/python3", f"{root}{AGENT}", "--config", f"{root}{PLACEMENT_CONF}", "--once",
                             "--self", name], capture_output=True, text=True, check=False)  # fmt: skip
         assert proc.returncode == 0 and "error" not in proc.stdout, proc.stdout + proc.stderr
+        if "map written" in proc.stdout:
+            time.sleep(1.1)  # Dovecot checks a passwd-file for changes at most once a second
         return proc
 
-    def agents(self) -> None:
-        for p in PEERS:
-            self.agent(p.name)
+    def agents(self) -> str:
+        """One round of every agent, in slot order; their output."""
+        return "".join(self.agent(p.name).stdout for p in PEERS)
 
     def map(self, name: str) -> str:
         return (self.roots[name] / MAP.lstrip("/")).read_text()
@@ -1637,8 +1639,8 @@ def test_when_a_home_stops_its_users_are_served_and_delivered_by_the_other(resto
     assert "during the outage" in ms.in_netns(_imap_subjects_via, ms, other, login, ms.passwords[login])
     # AND WHEN the home comes back and both agents run a round THEN it is the user's home again
     ms.start(home)
-    ms.agents()
-    assert {p.name: ms.home_of(p.name, user) for p in PEERS} == {home: home, other: home}
+    rounds = ms.agents()
+    assert {p.name: ms.home_of(p.name, user) for p in PEERS} == {home: home, other: home}, rounds
 
 
 def _serve_metadata(body: bytes) -> Any:
@@ -1742,7 +1744,9 @@ def test_after_a_home_is_killed_mid_stream_every_message_arrives_once_and_search
         _, subj = ms.in_netns(imap.fetch, "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)])")
     finally:
         ms.in_netns(imap.logout)
-    assert found == {w: 1 for w in words}
+    logs = {n: [ln for ln in ms.logs[n].read_text().splitlines() if "fts" in ln or "ucene" in ln or "indexer" in ln]
+            for n in ms.logs}
+    assert found == {w: 1 for w in words}, logs
     assert len(data[0].split()) == 18, [p[1] for p in subj if isinstance(p, tuple)]
 
 
