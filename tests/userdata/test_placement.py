@@ -109,7 +109,7 @@ def test_the_map_keys_every_front_port_and_bucket(tmp_path: Path) -> None:
     assert {k.rsplit("-", 1)[0] for k in keys} == {"imap-143", "imap-993", "pop3-110", "pop3-995", "sieve-4190",
                                                     "lmtp-0"}  # fmt: skip
     first = dict(ln.split(":::::::", 1) for ln in text.splitlines())
-    assert first["imap-993-ff"].split()[1:] == ["port=10143", "proxy_maybe=y", "pass=%w", "starttls=any-cert"]
+    assert first["imap-993-ff"].split()[1:] == ["port=10993", "proxy_maybe=y", "pass=%w", "starttls=any-cert"]
     assert first["lmtp-0-ff"].split()[1:] == ["port=24", "proxy_maybe=y"]  # LMTP carries no password
 
 
@@ -171,3 +171,37 @@ def test_a_round_on_centos7s_and_debians_python(python: str) -> None:
         assert hosts == {"10.10.3.12", "10.10.3.13"}
         flag = root / "vmail/.mailstrata/draining/mailstore-01"
         assert (flag.exists(), flag.stat().st_uid) == (True, 5000)
+
+
+def test_dovecots_auth_process_may_read_the_map_on_centos7() -> None:
+    # CentOS 7 enforces SELinux: the map must have a type Dovecot's auth process (which runs the passwd-file
+    # passdb) may read, as file_contexts labels its path. /run/* (var_run_t) would be refused.
+    from tests.userdata.test_selinux import FILE_READ, policy
+
+    map_file = next(ln.split()[1] for ln in _files()[CONFIG].splitlines() if ln.startswith("map_file "))
+    p = policy()
+    auth = p.domain_of("/usr/libexec/dovecot/auth")
+    assert auth == "dovecot_auth_t"
+    defaults = dict(p.booleans)  # the policy's boolean defaults: the mailstore sets none that matters here
+    assert p.verdict(auth, p.file_type(map_file), "file", FILE_READ, defaults)[0] == "allowed"
+    assert p.verdict(auth, p.file_type("/run/mailstrata/placement/map.passwd"), "file", FILE_READ,
+                     defaults)[0] != "allowed"  # fmt: skip
+
+
+def test_dovecot_may_bind_and_reach_the_peer_ports_on_centos7() -> None:
+    # Dovecot's master binds every listener (dovecot_t); the login and lmtp processes connect to the peers.
+    from mailstrata.userdata.daemons.placement import PEER_PORTS
+    from tests.userdata.test_selinux import policy
+
+    p = policy()
+    defaults = dict(p.booleans)
+    master = p.domain_of("/usr/sbin/dovecot")
+    clients = {p.domain_of(f"/usr/libexec/dovecot/{exe}") for exe in ("imap-login", "pop3-login", "lmtp")}
+    verdicts = {}
+    for service, port in sorted(PEER_PORTS.items()):
+        t = p.port_type("tcp", port, {})
+        verdicts[service] = (
+            p.verdict(master, t, "tcp_socket", ["name_bind"], defaults)[0],
+            sorted({p.verdict(d, t, "tcp_socket", ["name_connect"], defaults)[0] for d in clients}),
+        )
+    assert verdicts == {s: ("allowed", ["allowed"]) for s in PEER_PORTS}

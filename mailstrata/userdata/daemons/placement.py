@@ -40,7 +40,9 @@ DRAIN_KEY = "mailstrata_drain"  # Nova server metadata key; "true" drains the se
 PYTHON = "/usr/bin/python3"  # CentOS 7.7+ base (3.6) and Debian 12 (3.11)
 # Where proxied sessions reach a user's home: plain listeners beside the LB's PROXY-protocol ones (a Dovecot
 # proxy sends no PROXY header). Dovecot's service names (`%s`), as the map keys them. LMTP keeps its port.
-PEER_PORTS = {"imap": 10143, "pop3": 10110, "sieve": 14190, "lmtp": 24}
+# Ports CentOS 7's policy already labels pop_port_t (10993, 1109, 220), which Dovecot (dovecot_t) may bind: an
+# unlabeled port is unreserved_port_t, which it may not (tests/userdata/test_placement.py asks the policy data).
+PEER_PORTS = {"imap": 10993, "pop3": 1109, "sieve": 220, "lmtp": 24}
 # Where sessions arrive from outside the layer (`%{real_lport}`, the listener's own port whatever a PROXY header
 # or a trusted proxy says): the LB's ports, and 0 for LMTP's unix socket (the local Postfix). Only these are
 # in the map; a session on a peer port is not, so the server it reached serves it (the home, per the sender's
@@ -58,7 +60,7 @@ LOGIN_SERVICES = ("imap", "pop3", "sieve")  # proxied logins carry the client's 
 class Placement:
     """What Dovecot and the agent share: the map's path and shape, and the facts' locations."""
 
-    map_file: str  # the passwd-file Dovecot reads; written by the agent (tmpfs: never stale after a reboot)
+    map_file: str  # the passwd-file Dovecot reads; written by the agent
     buckets: int
     peer_ports: dict[str, int]
     front_ports: dict[str, tuple[int, ...]]
@@ -106,7 +108,10 @@ def enabled(ctx: LayerContext) -> bool:
 def settings(ctx: LayerContext, os: OsProfile) -> Placement:
     run = f"{os.root}/run/mailstrata"  # tmpfs on both OSes; the twin moves it under its root
     return Placement(
-        map_file=f"{run}/placement/map.passwd",
+        # Where Dovecot's auth process may read it on CentOS 7: /var/lib/* is var_lib_t, which dovecot_auth_t
+        # reads; /run/* is var_run_t, which it may not (docs/placement.md). It outlives a reboot: the unit
+        # rewrites it before Dovecot starts.
+        map_file=f"{os.paths.state_dir}/placement/map.passwd",
         buckets=BUCKETS,
         peer_ports=dict(PEER_PORTS),
         front_ports=dict(FRONT_PORTS),

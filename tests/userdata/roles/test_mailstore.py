@@ -1244,7 +1244,7 @@ def test_imap_logs_the_client_address_webmail_names_in_imap_id(dovecot23: dict[s
 PEERS = (Peer("mailstore-01", "127.0.0.11"), Peer("mailstore-02", "127.0.0.12"))
 PLACEMENT_CONF = "/etc/dovecot/mailstrata-placement.conf"
 AGENT = "/usr/local/sbin/mailstrata-placement"
-MAP = "/run/mailstrata/placement/map.passwd"
+MAP = "/var/lib/mailstrata/placement/map.passwd"
 
 
 @dataclass
@@ -1475,7 +1475,7 @@ def test_imap_login_on_another_mailstore_is_served_by_the_users_home(mailstores:
     imap = ms.in_netns(_imap_via, ms, other, login, ms.passwords[login])
     ms.in_netns(imap.logout)
     # THEN the other server proxied the login, and the home logged it in (its peer port, the client's address)
-    assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:10143): Started proxying")
+    assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:10993): Started proxying")
     logins = ms.wait_log(home, f"imap-login: Info: Login: user=<{user}>")
     # the client's address (the proxy is a trusted network), and TLS between the two servers (STARTTLS)
     assert logins and all("rip=127.0.0.99" in ln and "TLS" in ln for ln in logins)
@@ -1520,7 +1520,7 @@ def test_placement_asks_the_directory_first_and_the_map_only_after_it(tmp_path: 
     assert [dict(ln.strip().split(" = ", 1) for ln in b.splitlines()) for b in blocks] == [
         {"args": LDAP_CONF, "driver": "ldap", "result_success": "continue-ok", "result_failure": "return-fail",
          "result_internalfail": "return-fail"},
-        {"args": "username_format=%s-%{real_lport}-%256Nu /run/mailstrata/placement/map.passwd",
+        {"args": "username_format=%s-%{real_lport}-%256Nu /var/lib/mailstrata/placement/map.passwd",
          "driver": "passwd-file", "result_internalfail": "return-fail"},
     ]  # fmt: skip
 
@@ -1530,9 +1530,9 @@ def test_placement_opens_peer_ports_and_proxies_lmtp(tmp_path: Path) -> None:
     conf = flatten_doveconf(_placed(tmp_path))
     peer = {k: v for k, v in conf.items() if "_peer/" in k or k.startswith("service lmtp/inet")}
     assert peer == {
-        "service imap-login/inet_listener imap_peer/port": "10143",
-        "service pop3-login/inet_listener pop3_peer/port": "10110",
-        "service managesieve-login/inet_listener sieve_peer/port": "14190",
+        "service imap-login/inet_listener imap_peer/port": "10993",
+        "service pop3-login/inet_listener pop3_peer/port": "1109",
+        "service managesieve-login/inet_listener sieve_peer/port": "220",
         "service lmtp/inet_listener lmtp/port": "24",
     }
     assert (conf["lmtp_proxy"], conf["login_trusted_networks"]) == ("yes", "10.10.3.0/24")
@@ -1550,7 +1550,7 @@ def test_placement_agent_config_lists_the_peers_and_the_map() -> None:
     keys = ("peer ", "map_file", "front_ports", "buckets", "drain_dir", "drain_request")
     assert [ln for ln in cfg if ln.startswith(keys)] == [
         "buckets 256",
-        "map_file /run/mailstrata/placement/map.passwd",
+        "map_file /var/lib/mailstrata/placement/map.passwd",
         "drain_dir /var/vmail/.mailstrata/draining",
         "drain_request /run/mailstrata/drain",
         "front_ports imap 143 993",
@@ -1563,7 +1563,7 @@ def test_placement_agent_config_lists_the_peers_and_the_map() -> None:
     dropin = out["/etc/systemd/system/dovecot.service.d/mailstrata.conf"]
     # Dovecot reads a missing map as "no line" (served anywhere): it must not start without one.
     assert "\nAfter=mailstrata-placement.service\n" in dropin
-    assert "\nExecStartPre=/usr/bin/test -s /run/mailstrata/placement/map.passwd\n" in dropin
+    assert "\nExecStartPre=/usr/bin/test -s /var/lib/mailstrata/placement/map.passwd\n" in dropin
     unit = out["/etc/systemd/system/mailstrata-placement.service"]
     assert "\nBefore=dovecot.service\n" in unit and " --once\n" in unit  # the first map before Dovecot
     assert "systemctl enable --now mailstrata-placement.service\n" in out[ROLE_SCRIPT]
@@ -1604,6 +1604,7 @@ def test_a_draining_home_hands_its_users_over_and_kicks_their_sessions(restored:
     imap = ms.in_netns(_imap_via, ms, home, login, ms.passwords[login])
     ms.in_netns(imap.select, "INBOX")
     # WHEN the home is asked to drain and each agent runs one round (the home first: it publishes its flag)
+    (ms.roots[home] / "run/mailstrata").mkdir(parents=True, exist_ok=True)
     (ms.roots[home] / "run/mailstrata/drain").touch()
     kicked = ms.agent(home).stdout
     ms.agent(other)
@@ -1617,7 +1618,7 @@ def test_a_draining_home_hands_its_users_over_and_kicks_their_sessions(restored:
     # AND a new login through the drained server's LB port is served by the other server
     before = _logged(ms, other, f"imap-login: Info: Login: user=<{user}>")
     ms.in_netns(ms.in_netns(_imap_via, ms, home, login, ms.passwords[login]).logout)
-    assert ms.wait_log(home, f"proxy({user},{ms.address(other)}:10143): Started proxying")
+    assert ms.wait_log(home, f"proxy({user},{ms.address(other)}:10993): Started proxying")
     assert _logged(ms, other, f"imap-login: Info: Login: user=<{user}>") == before + 1
 
 
@@ -1814,7 +1815,7 @@ def test_pop3_and_managesieve_logins_on_another_mailstore_are_served_by_the_home
     before = _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>")
     # WHEN the user logs in through the other server's LB port THEN the home serves the login
     assert ms.in_netns(login_via, ms, other, login, ms.passwords[login]).startswith((b"+OK", b"OK"))
-    port = {"pop3": 10110, "managesieve": 14190}[service]
+    port = {"pop3": 1109, "managesieve": 220}[service]
     assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:{port}): Started proxying")
     deadline = time.monotonic() + 10
     while _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>") == before and time.monotonic() < deadline:
