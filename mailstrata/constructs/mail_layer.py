@@ -33,6 +33,7 @@ from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
 from mailstrata.userdata.context import LayerContext, NfsMount, Peer, Platform, Spool
+from mailstrata.userdata.daemons.placement import PEER_PORTS
 
 MAX_SERVERS = 500  # per layer, as the config allows
 # The layers whose Postfix queues mail: each server slot keeps its queue on a volume of its own (issue 12).
@@ -159,6 +160,12 @@ class MailLayer(Construct):
                 self.allow(member_port, cidr, f"from the load balancers' amphorae ({cidr})",
                            id_suffix=f"{member_port}-lb{j}")
         allow_ssh_from_admins(self, self.security_group.id, role, props.admin_cidrs)
+        if role is Role.MAILSTORE:
+            # one user, one mailstore: a mailstore proxies a user's sessions and deliveries to the user's home
+            # server on these plain ports (daemons/placement.py), and probes its peers' LMTP port
+            for service, peer_port in sorted(PEER_PORTS.items()):
+                self.allow(peer_port, None, f"{service} from the other mailstores (per-user placement)",
+                           id_suffix=f"{peer_port}-peers", remote_group_id=self.security_group.id)
         self.server_group = ComputeServergroupV2(self, "group", name=prefix, policies=[props.affinity.value])
         security_group_id, server_group_id = self.security_group.id, self.server_group.id  # one round trip each
         ports: list[tuple[str, NetworkingPortV2]] = []

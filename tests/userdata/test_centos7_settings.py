@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from mailstrata.roles import Role
-from mailstrata.userdata.context import FtsBackend, LayerContext
+from mailstrata.userdata.context import FtsBackend, LayerContext, Peer
 from mailstrata.userdata.profiles import load_profile
 from mailstrata.userdata.render import render_layer
 from tests.userdata import _sample
@@ -41,11 +41,15 @@ MAIN_CF, MASTER_CF, DOVECOT_CONF = "/etc/postfix/main.cf", "/etc/postfix/master.
 
 
 def _variants() -> Iterator[tuple[str, LayerContext]]:
-    """Every role's sample context, and the mailstore with Solr as its FTS backend (the other plugin setting)."""
+    """Every role's sample context, the mailstore with Solr as its FTS backend (the other plugin setting), and the
+    mailstore with per-user placement."""
     for role in Role:
         yield role.value, _sample.context(role)
     ms = _sample.context(Role.MAILSTORE)
     yield "mailstore-solr", replace(ms, platform=replace(ms.platform, fts=FtsBackend.SOLR))
+    # Per-user placement (the layer's servers known): the proxy passdb, peer listeners, lmtp_proxy.
+    peers = (Peer("mailstore-01", "10.10.3.11"), Peer("mailstore-02", "10.10.3.12"))
+    yield "mailstore-placement", replace(ms, peers=peers)
 
 
 @cache

@@ -15,9 +15,10 @@ version changes are the TLS floor (`ssl_min_protocol` from 2.3, the `ssl_protoco
 DH parameters (`ssl_dh` from 2.3, `ssl_dh_parameters_length` before). Names must also suit 2.2's parser:
 `tests/userdata/test_centos7_settings.py` checks every one against what 2.2.36 knows.
 
-Caveat (defect 12): Dovecot's NFS settings reduce, but do not remove, index races when two servers
-serve one user at the same time. Per-user affinity (a Dovecot director or proxy tier in front of these
-servers) is the robust answer; nothing here prevents adding it in front.
+Defect 12 (one user, one server at a time on NFS): with the layer's servers known (`LayerContext.peers`),
+every mailstore is also a Dovecot proxy with `proxy_maybe`: a second passdb, a bucket map the placement agent
+writes (`daemons/placement.py`, docs/placement.md), names each user's home; the home serves, any other server
+proxies to it (IMAP, POP3, ManageSieve and LMTP). Without peers, Dovecot's NFS settings only reduce the races.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailstrata import contract
+from mailstrata.roles import Role
 from mailstrata.userdata.context import FtsBackend, LayerContext, OverQuota
+from mailstrata.userdata.daemons import placement as placement_
 from mailstrata.userdata.daemons.ldap import Filters, LdapConnection
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
@@ -55,6 +58,15 @@ class Listener:
 class LoginService:
     name: str  # imap-login, pop3-login, managesieve-login
     listeners: tuple[Listener, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlacementConf:
+    """Dovecot's side of per-user placement (`daemons/placement.py`, docs/placement.md)."""
+
+    map_args: str  # the passwd-file passdb's args: the bucket key, then the map the agent writes
+    login_trusted_networks: str  # the layer's servers: proxies that pass the client's address on
+    lmtp_port: int  # LMTP on TCP for peers (and lmtp_proxy's own hop when the home is this server)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +108,7 @@ class DovecotConf:
     quota_full_tempfail: bool
     acl_shared_dict: str
     sieve_before: str
+    placement: PlacementConf | None  # None: one server, or the layer's servers are not known
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,12 +158,33 @@ def _login_services(ctx: LayerContext) -> tuple[LoginService, ...]:
     def listener(name: str, port: int, ssl: bool) -> Listener:
         return Listener(name=name, port=port, ssl=ssl, haproxy=port in ctx.proxy_ports)
 
+    def peer(service: str) -> tuple[Listener, ...]:
+        # With placement, the port where the other mailstores' proxies reach a user's home: plain (they send
+        # no PROXY header; the login itself is STARTTLS), no LB in front.
+        if not placement_.enabled(ctx):
+            return ()
+        return (Listener(name=f"{service}_peer", port=placement_.PEER_PORTS[service], ssl=False, haproxy=False),)
+
     return (
         LoginService(name="imap-login",
-                     listeners=(listener("imap", contract.IMAP, False), listener("imaps", contract.IMAPS, True))),
+                     listeners=(listener("imap", contract.IMAP, False), listener("imaps", contract.IMAPS, True),
+                                *peer("imap"))),
         LoginService(name="pop3-login",
-                     listeners=(listener("pop3", contract.POP3, False), listener("pop3s", contract.POP3S, True))),
-        LoginService(name="managesieve-login", listeners=(listener("sieve", contract.MANAGESIEVE, False),)),
+                     listeners=(listener("pop3", contract.POP3, False), listener("pop3s", contract.POP3S, True),
+                                *peer("pop3"))),
+        LoginService(name="managesieve-login",
+                     listeners=(listener("sieve", contract.MANAGESIEVE, False), *peer("sieve"))),
+    )
+
+
+def _placement(ctx: LayerContext, os: OsProfile) -> PlacementConf | None:
+    if not placement_.enabled(ctx):
+        return None
+    p = placement_.settings(ctx, os)
+    return PlacementConf(
+        map_args=f"username_format={p.username_format} {p.map_file}",
+        login_trusted_networks=" ".join(ctx.platform.networks.of(Role.MAILSTORE)),
+        lmtp_port=p.peer_ports["lmtp"],
     )
 
 
@@ -221,6 +255,7 @@ def dovecot_conf(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> Dovec
         quota_full_tempfail=ctx.platform.quota.over_quota is OverQuota.DEFER,
         acl_shared_dict=f"file:{vmail}/shared-mailboxes.db",
         sieve_before=global_sieve(os),
+        placement=_placement(ctx, os),
     )
 
 
@@ -285,10 +320,14 @@ def files(ctx: LayerContext, os: OsProfile, *, lmtp_socket: str) -> list[FileSpe
     ]
 
 
-def systemd_dropin(os: OsProfile, *, requires_mount: str) -> FileSpec:
-    """A drop-in that keeps Dovecot from starting before `requires_mount` (the mailbox share) is mounted."""
+def systemd_dropin(os: OsProfile, *, requires_mount: str | None, placement: placement_.Placement | None = None,
+                   ) -> FileSpec:
+    """A drop-in that keeps Dovecot from starting before `requires_mount` (the mailbox share) is mounted and,
+    with `placement`, before the placement agent has written the first map."""
     return FileSpec(
         dest=f"{os.paths.systemd_unit_dir}/dovecot.service.d/mailstrata.conf",
         template=f"{TEMPLATES}/etc/systemd/system/dovecot.service.d/mailstrata.conf.j2",
-        context={"mount_point": requires_mount},
+        context={"mount_point": requires_mount,
+                 "placement_map": placement.map_file if placement else None,
+                 "placement_unit": f"{placement_.SERVICE}.service"},
     )

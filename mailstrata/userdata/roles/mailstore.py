@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailstrata.userdata.context import LayerContext
-from mailstrata.userdata.daemons import dovecot, nfs, postfix, spool
+from mailstrata.userdata.daemons import dovecot, nfs, placement, postfix, spool
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -32,6 +32,8 @@ class RoleScript:
     sieve_scripts: tuple[str, ...]
     newaliases: str
     daemon_reload: str
+    placement_unit: str | None  # the placement agent's unit, started before Dovecot; None without placement
+    enable_service: str
 
 
 def role_script(ctx: LayerContext, os: OsProfile) -> RoleScript:
@@ -47,6 +49,8 @@ def role_script(ctx: LayerContext, os: OsProfile) -> RoleScript:
         sieve_scripts=(dovecot.global_sieve(os),),
         newaliases=str(os.commands.newaliases),
         daemon_reload=str(os.commands.daemon_reload),
+        placement_unit=f"{placement.SERVICE}.service" if placement.enabled(ctx) else None,
+        enable_service=str(os.commands.enable_service),
     )
 
 
@@ -66,8 +70,11 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
             mode="0755",
         ),
     ]
-    if ctx.nfs is not None:
-        specs.append(dovecot.systemd_dropin(os, requires_mount=ctx.nfs.mount_point))
+    specs.extend(placement.files(ctx, os))  # one user, one mailstore: the agent that writes Dovecot's map
+    placed = placement.settings(ctx, os) if placement.enabled(ctx) else None
+    if ctx.nfs is not None or placed is not None:
+        specs.append(dovecot.systemd_dropin(os, requires_mount=ctx.nfs.mount_point if ctx.nfs else None,
+                                            placement=placed))
     specs.extend(nfs.client_files(ctx, os))  # statd's and lockd's ports: the NFSv3 server's lock callbacks
     # The slot's spool volume keeps the queue; Dovecot's LMTP socket is in it, so Dovecot waits for it too.
     specs.extend(spool.files(ctx, os, (spool.postfix_queue(os, also=("dovecot",)),)))
@@ -75,4 +82,5 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
 
 
 def packages(ctx: LayerContext, os: OsProfile) -> list[str]:
-    return []
+    # The placement agent is Python (3.6 on CentOS 7.7+ base, standard library only).
+    return ["python3"] if placement.enabled(ctx) else []

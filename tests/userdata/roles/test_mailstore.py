@@ -14,9 +14,11 @@ the PROXY sources there are 127.0.0.0/8, because the test client plays the load 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import imaplib
+import json
 import os
 import re
 import shlex
@@ -44,13 +46,14 @@ from mailstrata.userdata.context import (
     Networks,
     NfsMount,
     OverQuota,
+    Peer,
     QuotaPolicy,
     Vips,
 )
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
 from mailstrata.userdata.terraform_text import references, substitute
-from tests.support.daemons import doveconf, doveconf_value, postconf, postconf_text, write_file
+from tests.support.daemons import doveconf, doveconf_value, flatten_doveconf, postconf, postconf_text, write_file
 from tests.support.netns import NetNs
 from tests.support.requires import requires, unavailable
 from tests.userdata import _sample
@@ -216,8 +219,15 @@ def test_dovecot_auth_is_ldap_only(dovecot23: dict[str, str]) -> None:
     }
 
 
-def test_no_passwordless_or_master_login(files: dict[str, str]) -> None:
-    text = "\n".join(ln for ln in files[DOVECOT_CONF].splitlines() if not ln.lstrip().startswith("#"))
+@pytest.mark.parametrize("placed", [False, True], ids=["one-server", "placement"])
+def test_no_passwordless_or_master_login(files: dict[str, str], placed: bool) -> None:
+    conf = files[DOVECOT_CONF]
+    if placed:
+        conf = render(dataclasses.replace(context(), peers=(Peer("a", "10.10.3.11"),)), profile())[DOVECOT_CONF]
+    text = "\n".join(ln for ln in conf.splitlines() if not ln.lstrip().startswith("#"))
+    # The one passwd-file allowed is placement's map, after the directory (whose failures return at once):
+    # test_placement_asks_the_directory_first_and_the_map_only_after_it.
+    text = text.replace("driver = passwd-file\n  args = username_format=%s-%{real_lport}-%256Nu ", "")
     forbidden = [r"nopassword", r"driver = static", r"driver = passwd-file", r"master = yes", r"port = 144",
                  r"auth_master_user_separator"]  # fmt: skip
     assert [f for f in forbidden if re.search(f, text)] == []
@@ -718,6 +728,73 @@ class Store:
             return lmtp.data(message.encode())
 
 
+def _ad_context(ad: Any, **changes: object) -> LayerContext:
+    """The sample mailstore context against the test AD `ad`, with loopback VIPs, the test client playing the
+    LB's amphora (whose port is on the member subnet: loopback here); `changes` to the layer's own fields."""
+    directory = DirectorySettings(
+        urls=(ad.ldaps_url,),
+        tls=LdapTls.LDAPS,
+        base_dn=ad.base_dn,
+        bind_dn=ad.bind_dn,
+        bind_password=Secret(ref=ad.bind_password),
+        domains=ad.domains,
+        ca_cert_pem=ad.ca_cert_pem,
+    )
+    ctx = context(
+        directory=directory,
+        vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
+        networks=replace(_sample.context(Role.MAILSTORE).platform.networks,
+                         servers={**_sample.context(Role.MAILSTORE).platform.networks.servers,
+                                  Role.MAILSTORE: ("127.0.0.0/8",)}),
+    )
+    return dataclasses.replace(ctx, **changes)  # type: ignore[arg-type]
+
+
+def _install_dovecot(ctx: LayerContext, root: Path, log: Path, *, listen: str | None = None) -> Path:
+    """Render the layer under `root` (Dovecot logging to `log`), make its certificate and directories as the
+    setup script would, compile the global sieve; returns dovecot.conf. `listen`: test-side only, for two
+    instances in one namespace (a server has its own addresses; here they share one `lo`)."""
+    prof = profile(root=root, dovecot_log=str(log))
+    for path, text in render(ctx, prof).items():
+        if path == str(root) + DOVECOT_CONF and listen is not None:
+            assert "\nlisten = *\n" in text
+            text = text.replace("\nlisten = *\n", f"\nlisten = {listen}\n")
+        write_file(Path(path), text)
+    tls = root / "etc/pki/mailstrata"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", "/CN=mailstore", "-keyout", str(tls / "server.key"),
+         "-out", str(tls / "server.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    for d in ("var/lib/dovecot", "var/spool/postfix/private"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    if not (root / "var/vmail").exists():
+        (root / "var/vmail").mkdir(parents=True)
+        os.chown(root / "var/vmail", 5000, 5000)
+    (root / LDAP_CONF.lstrip("/")).chmod(0o600)  # as the setup script leaves it
+    conf = root / DOVECOT_CONF.lstrip("/")
+    # As the role script does: compile the global sieve as root.
+    subprocess.run(["sievec", "-c", str(conf), str(root) + SIEVE], check=True, capture_output=True)
+    return conf
+
+
+def _start_dovecot(ns: NetNs, root: Path, conf: Path, log: Path) -> subprocess.Popen[bytes]:
+    """Dovecot in the foreground inside `ns`, once its LMTP socket is there."""
+    dovecot = ns.popen(["dovecot", "-F", "-c", str(conf)])
+    sock = root / "var/spool/postfix/private/dovecot-lmtp"
+    deadline = time.monotonic() + 15
+    while not sock.exists():
+        assert dovecot.poll() is None and time.monotonic() < deadline, log.read_text() if log.exists() else ""
+        time.sleep(0.1)
+    return dovecot
+
+
+def _stop_dovecot(dovecot: subprocess.Popen[bytes]) -> None:
+    dovecot.terminate()
+    dovecot.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
     requires("samba", "samba-tool", "dovecot", "doveadm", "postmap", "sievec", "openssl", "ip", root=True)
@@ -731,52 +808,13 @@ def store() -> Iterator[Store]:
     ns = NetNs.create("mst-ms")
     try:
         with SambaAD(tmp / "ad", netns=ns.name) as ad:
-            directory = DirectorySettings(
-                urls=(ad.ldaps_url,),
-                tls=LdapTls.LDAPS,
-                base_dn=ad.base_dn,
-                bind_dn=ad.bind_dn,
-                bind_password=Secret(ref=ad.bind_password),
-                domains=ad.domains,
-                ca_cert_pem=ad.ca_cert_pem,
-            )
-            ctx = context(
-                directory=directory,
-                vips=Vips(smtp_in="127.0.0.21", smtp_out="127.0.0.22", mailstore="127.0.0.23", webmail="127.0.0.24"),
-                # The test client plays the LB's amphora, whose port is on the member subnet: loopback here.
-                networks=replace(_sample.context(Role.MAILSTORE).platform.networks,
-                                 servers={**_sample.context(Role.MAILSTORE).platform.networks.servers,
-                                          Role.MAILSTORE: ("127.0.0.0/8",)}),
-            )
-            prof = profile(root=root, dovecot_log=str(tmp / "dovecot.log"))
-            for path, text in render(ctx, prof).items():
-                write_file(Path(path), text)
-            tls = root / "etc/pki/mailstrata"
-            subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-days", "2", "-subj", "/CN=mailstore", "-keyout", str(tls / "server.key"),
-                 "-out", str(tls / "server.crt")],
-                check=True, capture_output=True,
-            )  # fmt: skip
-            for d in ("var/vmail", "var/lib/dovecot", "var/spool/postfix/private"):
-                (root / d).mkdir(parents=True, exist_ok=True)
-            os.chown(root / "var/vmail", 5000, 5000)
-            (root / LDAP_CONF.lstrip("/")).chmod(0o600)  # as the setup script leaves it
-            conf = root / DOVECOT_CONF.lstrip("/")
-            # As the role script does: compile the global sieve as root.
-            subprocess.run(["sievec", "-c", str(conf), str(root) + SIEVE], check=True, capture_output=True)
-            dovecot = ns.popen(["dovecot", "-F", "-c", str(conf)])
+            conf = _install_dovecot(_ad_context(ad), root, tmp / "dovecot.log")
+            dovecot = _start_dovecot(ns, root, conf, tmp / "dovecot.log")
             try:
-                sock = root / "var/spool/postfix/private/dovecot-lmtp"
-                deadline = time.monotonic() + 15
-                while not sock.exists():
-                    assert dovecot.poll() is None and time.monotonic() < deadline, (tmp / "dovecot.log").read_text()
-                    time.sleep(0.1)
                 passwords = {login: u.password for login, u in ad.users.items()}
                 yield Store(ns, root, conf, root / "etc/postfix", passwords, ad.run_in_netns, tmp / "dovecot.log")
             finally:
-                dovecot.terminate()
-                dovecot.wait(timeout=15)
+                _stop_dovecot(dovecot)
     finally:
         ns.delete()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -902,9 +940,9 @@ PROXY_HEADER = b"PROXY TCP4 127.0.0.99 127.0.0.1 40000 143\r\n"  # as an amphora
 class ProxiedIMAP4(imaplib.IMAP4):
     """imaplib that sends a PROXY v1 header before reading the greeting, as Octavia's pools do."""
 
-    def __init__(self, port: int, header: bytes | None) -> None:
+    def __init__(self, port: int, header: bytes | None, host: str = "127.0.0.1") -> None:
         self._header = header
-        super().__init__("127.0.0.1", port, timeout=10)
+        super().__init__(host, port, timeout=10)
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         sock: socket.socket = super()._create_socket(timeout)  # type: ignore[misc]  # not in typeshed
@@ -1195,3 +1233,591 @@ def test_postfix_delivers_namesakes_to_their_own_mailboxes(store: Store, mta: Pa
 def test_imap_logs_the_client_address_webmail_names_in_imap_id(dovecot23: dict[str, str]) -> None:
     # SOGo sends ID ("x-originating-ip" ...) after LOGIN, when Dovecot no longer trusts it: logged, not believed.
     assert dovecot23["protocol imap/imap_id_log"] == "x-originating-ip"
+
+
+# ---- per-user placement: two mailstores on one share (issue 12, item 4) -----------------------------
+# Two real Dovecot 2.3 instances rendered from the library, each under its own root with its own address in
+# one namespace, sharing one maildir tree (a directory standing in for the NFS share: each root's var/vmail
+# links to it, as the role script links /var/vmail into the share) and one Samba AD. The placement agent is
+# the rendered script, run a round at a time (`--once`) with `--self`: both servers' addresses are local here.
+
+PEERS = (Peer("mailstore-01", "127.0.0.11"), Peer("mailstore-02", "127.0.0.12"))
+PLACEMENT_CONF = "/etc/dovecot/mailstrata-placement.conf"
+AGENT = "/usr/local/sbin/mailstrata-placement"
+MAP = "/var/lib/mailstrata/placement/map.passwd"
+
+
+@dataclass
+class Mailstores:
+    ns: NetNs
+    tmp: Path
+    share: Path
+    roots: dict[str, Path]
+    confs: dict[str, Path]
+    logs: dict[str, Path]
+    procs: dict[str, subprocess.Popen[bytes]]
+    passwords: dict[str, str]
+    in_netns: Callable[..., Any]
+
+    def address(self, name: str) -> str:
+        return next(p.address for p in PEERS if p.name == name)
+
+    def other(self, name: str) -> str:
+        return next(p.name for p in PEERS if p.name != name)
+
+    def agent(self, name: str) -> subprocess.CompletedProcess[str]:
+        """One round of `name`'s placement agent; fails the test on an error."""
+        root = self.roots[name]
+        proc = self.ns.run(["/usr/bin/python3", f"{root}{AGENT}", "--config", f"{root}{PLACEMENT_CONF}", "--once",
+                            "--self", name], capture_output=True, text=True, check=False)  # fmt: skip
+        assert proc.returncode == 0 and "error" not in proc.stdout, proc.stdout + proc.stderr
+        if "map written" in proc.stdout:
+            time.sleep(1.1)  # Dovecot checks a passwd-file for changes at most once a second
+        return proc
+
+    def agents(self) -> str:
+        """One round of every agent, in slot order; their output."""
+        return "".join(self.agent(p.name).stdout for p in PEERS)
+
+    def map(self, name: str) -> str:
+        return (self.roots[name] / MAP.lstrip("/")).read_text()
+
+    def doveadm(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.ns.run(["doveadm", "-c", str(self.confs[name]), *args], capture_output=True, text=True,
+                           check=False)  # fmt: skip
+
+    def home_of(self, name: str, user: str) -> str:
+        """Where server `name` places `user`, as Dovecot's own passdb lookup answers (the `host` field)."""
+        proc = self.doveadm(name, "auth", "lookup", "-x", "service=lmtp", user)  # as LMTP asks
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        pairs = (ln.split(" : ", 1) for ln in proc.stdout.splitlines()[1:] if " : " in ln)
+        fields = {k.strip(): v.strip() for k, v in pairs}
+        return next(p.name for p in PEERS if p.address == fields["host"])
+
+    def start(self, name: str) -> None:
+        self.procs[name] = _start_dovecot(self.ns, self.roots[name], self.confs[name], self.logs[name])
+        _wait_for_port(self, self.address(name), 24)
+
+    def stop(self, name: str) -> None:
+        _stop_dovecot(self.procs.pop(name))
+
+    def kill(self, name: str) -> None:
+        """The server dies: every process of its Dovecot at once (SIGKILL), as when the machine goes away."""
+        master = self.procs.pop(name)
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        tree, todo = [], [master.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, []))
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        master.wait(timeout=15)
+
+    def lmtp(self, name: str, rcpt: str, message: str) -> tuple[int, bytes]:
+        """A delivery as the local Postfix of `name` makes it: over the unix socket in its queue directory."""
+        with smtplib.LMTP(str(self.roots[name] / "var/spool/postfix/private/dovecot-lmtp")) as lmtp:
+            lmtp.ehlo("test")
+            lmtp.mail("sender@example.org")
+            code, reply = lmtp.rcpt(rcpt)
+            if code != 250:
+                return code, reply  # e.g. 4xx: the home cannot be reached
+            return lmtp.data(message.encode())
+
+    def wait_log(self, name: str, needle: str, timeout: float = 10) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [ln for ln in self.logs[name].read_text().splitlines() if needle in ln]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
+
+
+def _wait_for_port(ms: Mailstores, host: str, port: int) -> None:
+    def probe() -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return True
+            except OSError:
+                time.sleep(0.1)
+        return False
+
+    assert ms.in_netns(probe), f"{host}:{port} does not answer"
+
+
+@pytest.fixture(scope="module")
+def mailstores() -> Iterator[Mailstores]:
+    requires("samba", "samba-tool", "dovecot", "doveadm", "sievec", "openssl", "ip", "/usr/bin/python3", root=True)
+    from tests.support.samba_ad import SambaAD
+
+    tmp = Path(tempfile.mkdtemp(prefix="mailstrata-placement-"))
+    tmp.chmod(0o755)
+    share = tmp / "share"  # the NFS share's vmail directory
+    share.mkdir()
+    os.chown(share, 5000, 5000)
+    ns = NetNs.create("mst-pl", addresses=[p.address for p in PEERS])
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        with SambaAD(tmp / "ad", netns=ns.name) as ad:
+            ctx = _ad_context(ad, peers=PEERS)
+            roots = {p.name: tmp / p.name for p in PEERS}
+            logs = {p.name: tmp / f"{p.name}.log" for p in PEERS}
+            confs = {}
+            for p in PEERS:
+                (roots[p.name] / "var").mkdir(parents=True)
+                (roots[p.name] / "var/vmail").symlink_to(share)  # as the role script links /var/vmail
+                confs[p.name] = _install_dovecot(ctx, roots[p.name], logs[p.name], listen=p.address)
+                # Test-side: no metadata service here (the poll is tested on its own, with a local server).
+                cfg = roots[p.name] / PLACEMENT_CONF.lstrip("/")
+                cfg.write_text(re.sub(r"(?m)^metadata_url .*$", "metadata_url", cfg.read_text()))
+            ms = Mailstores(ns, tmp, share, roots, confs, logs, procs,
+                            {login: u.password for login, u in ad.users.items()}, ad.run_in_netns)
+            ms.agents()  # the first map, before Dovecot starts (the unit's ExecStartPre)
+            for p in PEERS:
+                ms.start(p.name)
+            ms.agents()  # both healthy now
+            yield ms
+            for name in list(procs):
+                ms.stop(name)
+    finally:
+        ns.delete()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _homes(ms: Mailstores, users: tuple[str, ...]) -> dict[str, str]:
+    return {u: ms.home_of(PEERS[0].name, u) for u in users}
+
+
+USERS = ("usuario01@domain01.dom", "usuario02@domain01.dom", "usuario03@domain01.dom", "usuario05@domain02.dom",
+         "jsmith@domain01.dom", "jsmith@domain02.dom", "john.doe@domain01.dom")
+
+
+def _a_user_homed_on(ms: Mailstores, name: str) -> tuple[str, str]:
+    """(canonical address, login) of a seeded user whose home is `name`."""
+    logins = {"jsmith@domain01.dom": "jsmith", "jsmith@domain02.dom": "jsmith02", "john.doe@domain01.dom": "jdoe"}
+    for u in USERS:
+        if ms.home_of(name, u) == name:
+            return u, logins.get(u, u.split("@")[0])
+    raise AssertionError(f"no seeded user is homed on {name}")
+
+
+def _imap_via(ms: Mailstores, name: str, user: str, password: str) -> imaplib.IMAP4:
+    """An IMAP session through server `name`'s LB-facing port (PROXY header, STARTTLS), as a client gets one."""
+    address = ms.address(name)
+    header = f"PROXY TCP4 127.0.0.99 {address} 40000 143\r\n".encode()
+    imap = ProxiedIMAP4(143, header, host=address)
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # two self-signed test certificates
+        imap.starttls(ctx)
+        imap.login(user, password)
+    except BaseException:
+        imap.shutdown()
+        raise
+    return imap
+
+
+def _imap_subjects_via(ms: Mailstores, name: str, user: str, password: str) -> list[str]:
+    imap = _imap_via(ms, name, user, password)
+    try:
+        _, count = imap.select("INBOX", readonly=True)
+        if count == [b"0"]:
+            return []
+        _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    finally:
+        imap.logout()
+    return sorted(part[1].decode().strip().removeprefix("Subject: ") for part in data if isinstance(part, tuple))
+
+
+@pytest.mark.daemons
+def test_placement_config_is_accepted_by_doveconf(mailstores: Mailstores) -> None:
+    for name, conf in mailstores.confs.items():
+        proc = mailstores.ns.run(["doveconf", "-n", "-c", str(conf)], capture_output=True, text=True, check=False)
+        assert (proc.returncode, proc.stderr) == (0, ""), name
+        assert "\nlmtp_proxy = yes\n" in proc.stdout
+
+
+@pytest.mark.daemons
+def test_every_mailstore_computes_the_same_map(mailstores: Mailstores) -> None:
+    maps = {p.name: mailstores.map(p.name) for p in PEERS}
+    assert maps[PEERS[0].name] == maps[PEERS[1].name]
+    lines = maps[PEERS[0].name].splitlines()
+    assert len(lines) == 6 * 256  # imap (143, 993), pop3 (110, 995), sieve, lmtp (the unix socket): every bucket
+    hosts = {ln.split("host=")[1].split()[0] for ln in lines}
+    assert hosts == {p.address for p in PEERS}  # both healthy: both hold buckets
+
+
+@pytest.mark.daemons
+def test_every_mailstore_places_a_user_on_the_same_home(mailstores: Mailstores) -> None:
+    # Dovecot's own lookup on each server, whatever login spelling
+    by_server = {p.name: {u: mailstores.home_of(p.name, u) for u in USERS} for p in PEERS}
+    assert by_server[PEERS[0].name] == by_server[PEERS[1].name]
+    assert set(by_server[PEERS[0].name].values()) == {p.name for p in PEERS}  # seven users over both
+
+
+@pytest.mark.daemons
+def test_imap_login_on_another_mailstore_is_served_by_the_users_home(mailstores: Mailstores) -> None:
+    ms = mailstores
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    # WHEN the user logs in through the other server's LB port
+    imap = ms.in_netns(_imap_via, ms, other, login, ms.passwords[login])
+    ms.in_netns(imap.logout)
+    # THEN the other server proxied the login, and the home logged it in (its peer port, the client's address)
+    assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:10993): Started proxying")
+    logins = ms.wait_log(home, f"imap-login: Info: Login: user=<{user}>")
+    # the client's address (the proxy is a trusted network), and TLS between the two servers (STARTTLS)
+    assert logins and all("rip=127.0.0.99" in ln and "TLS" in ln for ln in logins)
+    assert not [ln for ln in ms.logs[other].read_text().splitlines() if f"Login: user=<{user}>" in ln]
+
+
+@pytest.mark.daemons
+def test_lmtp_delivery_on_another_mailstore_lands_via_the_home(mailstores: Mailstores) -> None:
+    ms = mailstores
+    home = PEERS[1].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    msgid = f"<placement-{time.monotonic_ns()}@example.org>"
+    msg = (f"From: a@example.org\r\nTo: {user}\r\nSubject: via {other}\r\nMessage-ID: {msgid}\r\n"
+           "X-Spam-Flag: NO\r\n\r\nx\r\n")
+    # WHEN the other server's Postfix hands the message to its own Dovecot
+    assert ms.lmtp(other, user, msg)[0] == 250
+    # THEN the home saved it (and only the home), and the user reads it
+    assert ms.wait_log(home, f"msgid={msgid}: stored mail into mailbox 'INBOX'")
+    assert not [ln for ln in ms.logs[other].read_text().splitlines() if f"msgid={msgid}: stored mail" in ln]
+    assert f"via {other}" in ms.in_netns(_imap_subjects_via, ms, home, login, ms.passwords[login])
+
+
+# ---- placement: the rendered files (no daemons running) ---------------------------------------------
+
+SAMPLE_PEERS = (Peer("mailstore-01", "10.10.3.11"), Peer("mailstore-02", "10.10.3.12"))
+
+
+def _placed(tmp_path: Path) -> str:
+    """`doveconf -n` of the sample mailstore with two servers; no warnings."""
+    text = render(dataclasses.replace(context(), peers=SAMPLE_PEERS), profile())[DOVECOT_CONF]
+    proc = subprocess.run(["doveconf", "-n", "-c", str(write_file(tmp_path / "dovecot.conf", text))],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (0, "")
+    return proc.stdout
+
+
+@pytest.mark.daemons
+def test_placement_asks_the_directory_first_and_the_map_only_after_it(tmp_path: Path) -> None:
+    # The map holds no passwords: it must never be reached by a user the directory did not verify.
+    blocks = re.findall(r"(?ms)^passdb \{\n(.*?)^\}", _placed(tmp_path))
+    assert [dict(ln.strip().split(" = ", 1) for ln in b.splitlines()) for b in blocks] == [
+        {"args": LDAP_CONF, "driver": "ldap", "result_success": "continue-ok", "result_failure": "return-fail",
+         "result_internalfail": "return-fail"},
+        {"args": "username_format=%s-%{real_lport}-%256Nu /var/lib/mailstrata/placement/map.passwd",
+         "driver": "passwd-file", "result_internalfail": "return-fail"},
+    ]  # fmt: skip
+
+
+@pytest.mark.daemons
+def test_placement_opens_peer_ports_and_proxies_lmtp(tmp_path: Path) -> None:
+    conf = flatten_doveconf(_placed(tmp_path))
+    peer = {k: v for k, v in conf.items() if "_peer/" in k or k.startswith("service lmtp/inet")}
+    assert peer == {
+        "service imap-login/inet_listener imap_peer/port": "10993",
+        "service pop3-login/inet_listener pop3_peer/port": "1109",
+        "service managesieve-login/inet_listener sieve_peer/port": "220",
+        "service lmtp/inet_listener lmtp/port": "24",
+    }
+    assert (conf["lmtp_proxy"], conf["login_trusted_networks"]) == ("yes", "10.10.3.0/24")
+
+
+def test_without_peers_there_is_no_placement() -> None:
+    out = render(context(), profile())
+    assert "lmtp_proxy" not in out[DOVECOT_CONF] and "passwd-file" not in out[DOVECOT_CONF]
+    assert not [p for p in out if "placement" in p]
+
+
+def test_placement_agent_config_lists_the_peers_and_the_map() -> None:
+    out = render(dataclasses.replace(context(), peers=SAMPLE_PEERS), load_profile("centos7", Role.MAILSTORE))
+    cfg = [ln for ln in out[PLACEMENT_CONF].splitlines() if ln and not ln.startswith("#")]
+    keys = ("peer ", "map_file", "front_ports", "buckets", "drain_dir", "drain_request")
+    assert [ln for ln in cfg if ln.startswith(keys)] == [
+        "buckets 256",
+        "map_file /var/lib/mailstrata/placement/map.passwd",
+        "drain_dir /var/vmail/.mailstrata/draining",
+        "drain_request /run/mailstrata/drain",
+        "front_ports imap 143 993",
+        "front_ports lmtp 0",
+        "front_ports pop3 110 995",
+        "front_ports sieve 4190",
+        "peer mailstore-01 10.10.3.11",
+        "peer mailstore-02 10.10.3.12",
+    ]
+    dropin = out["/etc/systemd/system/dovecot.service.d/mailstrata.conf"]
+    # Dovecot reads a missing map as "no line" (served anywhere): it must not start without one.
+    assert "\nAfter=mailstrata-placement.service\n" in dropin
+    assert "\nExecStartPre=/usr/bin/test -s /var/lib/mailstrata/placement/map.passwd\n" in dropin
+    unit = out["/etc/systemd/system/mailstrata-placement.service"]
+    assert "\nBefore=dovecot.service\n" in unit and " --once\n" in unit  # the first map before Dovecot
+    assert "systemctl enable --now mailstrata-placement.service\n" in out[ROLE_SCRIPT]
+
+
+def _logged(ms: Mailstores, name: str, needle: str) -> int:
+    return sum(needle in ln for ln in ms.logs[name].read_text().splitlines())
+
+
+def _session_state(imap: imaplib.IMAP4) -> str:
+    """"open" when the session still answers NOOP, else "closed"."""
+    try:
+        imap.noop()
+        return "open"
+    except (imaplib.IMAP4.abort, OSError):
+        return "closed"
+
+
+@pytest.fixture
+def restored(mailstores: Mailstores) -> Iterator[Mailstores]:
+    """The pair as the module left it (both up, none draining, current maps) after the test."""
+    yield mailstores
+    for p in PEERS:
+        (mailstores.roots[p.name] / "run/mailstrata/drain").unlink(missing_ok=True)
+        if p.name not in mailstores.procs:
+            mailstores.start(p.name)
+    mailstores.agents()
+    mailstores.agents()  # a second round sees the others' flags gone
+
+
+@pytest.mark.daemons
+def test_a_draining_home_hands_its_users_over_and_kicks_their_sessions(restored: Mailstores) -> None:
+    ms = restored
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    # GIVEN an open IMAP session of the user on its home
+    imap = ms.in_netns(_imap_via, ms, home, login, ms.passwords[login])
+    ms.in_netns(imap.select, "INBOX")
+    # WHEN the home is asked to drain and each agent runs one round (the home first: it publishes its flag)
+    (ms.roots[home] / "run/mailstrata").mkdir(parents=True, exist_ok=True)
+    (ms.roots[home] / "run/mailstrata/drain").touch()
+    kicked = ms.agent(home).stdout
+    ms.agent(other)
+    # THEN both servers place the user on the other one, with the same map
+    assert {p.name: ms.home_of(p.name, user) for p in PEERS} == {home: other, other: other}
+    assert ms.map(home) == ms.map(other)
+    assert (ms.share / ".mailstrata/draining" / home).exists()
+    # AND the session on the old home was kicked, so that the client reconnects to the new one
+    assert "kicked" in kicked
+    assert ms.in_netns(_session_state, imap) == "closed"
+    # AND a new login through the drained server's LB port is served by the other server
+    before = _logged(ms, other, f"imap-login: Info: Login: user=<{user}>")
+    ms.in_netns(ms.in_netns(_imap_via, ms, home, login, ms.passwords[login]).logout)
+    assert ms.wait_log(home, f"proxy({user},{ms.address(other)}:10993): Started proxying")
+    assert _logged(ms, other, f"imap-login: Info: Login: user=<{user}>") == before + 1
+
+
+@pytest.mark.daemons
+def test_when_a_home_stops_its_users_are_served_and_delivered_by_the_other(restored: Mailstores) -> None:
+    ms = restored
+    home = PEERS[1].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    # GIVEN the user's home stops WHEN the other server's agent runs a round
+    ms.stop(home)
+    ms.agent(other)
+    # THEN the other server is the user's home, and serves the user's mail and deliveries itself
+    assert ms.home_of(other, user) == other
+    msgid = f"<outage-{time.monotonic_ns()}@example.org>"
+    msg = f"From: a@example.org\r\nTo: {user}\r\nSubject: during the outage\r\nMessage-ID: {msgid}\r\n\r\nx\r\n"
+    assert ms.lmtp(other, user, msg)[0] == 250
+    assert ms.wait_log(other, f"msgid={msgid}: stored mail into mailbox 'INBOX'")
+    assert "during the outage" in ms.in_netns(_imap_subjects_via, ms, other, login, ms.passwords[login])
+    # AND WHEN the home comes back and both agents run a round THEN it is the user's home again
+    ms.start(home)
+    rounds = ms.agents()
+    assert {p.name: ms.home_of(p.name, user) for p in PEERS} == {home: home, other: home}, rounds
+
+
+def _serve_metadata(body: bytes) -> Any:
+    """An HTTP server standing in for Nova's metadata service, on 127.0.0.31 inside the namespace."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path == "/openstack/latest/meta_data.json" else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.31", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.daemons
+def test_the_nova_metadata_key_drains_a_server(restored: Mailstores) -> None:
+    ms = restored
+    name = PEERS[1].name
+    ms.ns.add_address("127.0.0.31")
+    cfg = ms.roots[name] / PLACEMENT_CONF.lstrip("/")
+    original = cfg.read_text()
+    flag = ms.share / ".mailstrata/draining" / name
+    try:
+        for value, drained in (("true", True), ("false", False)):
+            server = ms.in_netns(_serve_metadata, json.dumps({"meta": {"mailstrata_drain": value}}).encode())
+            try:
+                url = f"http://127.0.0.31:{server.server_port}/openstack/latest/meta_data.json"
+                cfg.write_text(re.sub(r"(?m)^metadata_url.*$", f"metadata_url {url}", original))
+                ms.agent(name)
+            finally:
+                server.shutdown()
+            assert flag.exists() is drained, value
+    finally:
+        cfg.write_text(original)
+
+
+def _deliver_until_accepted(ms: Mailstores, name: str, user: str, msg: str) -> int:
+    """As the sending Postfix does: a 4xx (the home went away mid-delivery) is retried after the next round."""
+    for _ in range(5):
+        try:
+            code = ms.lmtp(name, user, msg)[0]
+        except smtplib.SMTPResponseException as err:
+            code = err.smtp_code
+        if code == 250:
+            return code
+        assert 400 <= code < 500, code
+        ms.agent(name)
+        time.sleep(0.5)
+    return code
+
+
+def _search(imap: imaplib.IMAP4, word: str) -> list[bytes]:
+    _, data = imap.search(None, "BODY", word)
+    return data[0].split()
+
+
+@pytest.mark.daemons
+def test_after_a_home_is_killed_mid_stream_every_message_arrives_once_and_search_finds_it(
+        restored: Mailstores) -> None:
+    # GIVEN a user whose home is `home`, and deliveries arriving at both servers in turn (the LB's round robin)
+    ms = restored
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    run = f"r{time.monotonic_ns()}"
+    words: list[str] = []
+
+    def deliver(i: int, via: str) -> None:
+        word = f"{run}w{i:02d}"
+        msg = (f"From: a@example.org\r\nTo: {user}\r\nSubject: {run} {i}\r\nMessage-ID: <{word}@example.org>\r\n"
+               f"X-Spam-Flag: NO\r\n\r\nthe word is {word}\r\n")
+        assert _deliver_until_accepted(ms, via, user, msg) == 250
+        words.append(word)
+
+    for i in range(6):
+        deliver(i, (home, other)[i % 2])
+    # WHEN the home is killed mid-stream, the other server's agent runs a round, mail keeps coming
+    ms.kill(home)
+    for i in range(6, 12):
+        deliver(i, other)
+        if i == 7:
+            ms.agent(other)
+    # AND the home comes back, both agents run, and mail arrives at both servers again
+    ms.start(home)
+    ms.agents()
+    for i in range(12, 18):
+        deliver(i, (home, other)[i % 2])
+    # THEN every message is in the mailbox once, and a full-text search (Lucene, on the share) finds each one
+    imap = ms.in_netns(_imap_via, ms, other, login, ms.passwords[login])
+    try:
+        ms.in_netns(imap.select, "INBOX", True)
+        _, data = ms.in_netns(imap.search, None, "SUBJECT", run)
+        found = {w: len(ms.in_netns(_search, imap, w)) for w in words}
+        _, subj = ms.in_netns(imap.fetch, "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)])")
+    finally:
+        ms.in_netns(imap.logout)
+    logs = {n: [ln for ln in ms.logs[n].read_text().splitlines() if "fts" in ln or "ucene" in ln or "indexer" in ln]
+            for n in ms.logs}
+    assert found == {w: 1 for w in words}, logs
+    assert len(data[0].split()) == 18, [p[1] for p in subj if isinstance(p, tuple)]
+
+
+def _pop3_login_via(ms: Mailstores, name: str, user: str, password: str) -> bytes:
+    """POP3 through server `name`'s LB port (PROXY header, STLS, USER/PASS): the server's answer to PASS."""
+    address = ms.address(name)
+    raw = socket.create_connection((address, 110), timeout=10)
+    raw.sendall(f"PROXY TCP4 127.0.0.99 {address} 40000 110\r\n".encode())
+    f = raw.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    raw.sendall(b"STLS\r\n")
+    assert f.readline().startswith(b"+OK")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    tls = ctx.wrap_socket(raw)
+    f = tls.makefile("rb")
+    tls.sendall(f"USER {user}\r\n".encode())
+    f.readline()
+    tls.sendall(f"PASS {password}\r\n".encode())
+    answer = f.readline()
+    tls.sendall(b"QUIT\r\n")
+    f.readline()
+    tls.close()
+    return answer
+
+
+def _sieve_login_via(ms: Mailstores, name: str, user: str, password: str) -> bytes:
+    """ManageSieve through server `name`'s LB port (PROXY header, STARTTLS, AUTHENTICATE PLAIN): the answer."""
+    import base64
+
+    address = ms.address(name)
+    raw = socket.create_connection((address, 4190), timeout=10)
+    raw.sendall(f"PROXY TCP4 127.0.0.99 {address} 40000 4190\r\n".encode())
+
+    def until_ok(f: Any) -> bytes:
+        while True:
+            line: bytes = f.readline()
+            if not line or line.startswith((b"OK", b"NO", b"BYE")):
+                return line
+
+    assert until_ok(raw.makefile("rb")).startswith(b"OK")
+    raw.sendall(b"STARTTLS\r\n")
+    assert until_ok(raw.makefile("rb")).startswith(b"OK")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    tls = ctx.wrap_socket(raw)
+    f = tls.makefile("rb")
+    until_ok(f)  # the capabilities again, after TLS
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    tls.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+    answer = until_ok(f)
+    tls.sendall(b"LOGOUT\r\n")
+    tls.close()
+    return answer
+
+
+@pytest.mark.daemons
+@pytest.mark.parametrize(("service", "login_via"), [("pop3", _pop3_login_via), ("managesieve", _sieve_login_via)])
+def test_pop3_and_managesieve_logins_on_another_mailstore_are_served_by_the_home(
+        mailstores: Mailstores, service: str, login_via: Callable[..., bytes]) -> None:
+    ms = mailstores
+    home = PEERS[1].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    before = _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>")
+    # WHEN the user logs in through the other server's LB port THEN the home serves the login
+    assert ms.in_netns(login_via, ms, other, login, ms.passwords[login]).startswith((b"+OK", b"OK"))
+    port = {"pop3": 1109, "managesieve": 220}[service]
+    assert ms.wait_log(other, f"proxy({user},{ms.address(home)}:{port}): Started proxying")
+    deadline = time.monotonic() + 10
+    while _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>") == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _logged(ms, home, f"{service}-login: Info: Login: user=<{user}>") == before + 1
