@@ -118,8 +118,19 @@ def needs_gzip(text: str) -> bool:
 
 # ---- one layer's user-data -----------------------------------------------------------------------
 
-# The per-server head MailLayer puts before the body, at its longest (a 40-character host name).
-_HEAD = "#cloud-config\nhostname: " + "h" * 40 + "\nfqdn: " + "h" * 80 + "\n"
+# The per-server head MailLayer puts before the body, at its longest (a 40-character host name); with a spool
+# volume, the line that writes its ID (a UUID: 36 characters that do not compress, like the real one).
+_HEAD = ("#cloud-config\nhostname: " + "h" * 40 + "\nfqdn: " + "h" * 80 +
+         "\nprefer_fqdn_over_hostname: true\nmanage_etc_hosts: true\n")
+_SAMPLE_VOLUME_ID = "9f1c3b7e-5a2d-4c8e-b6f0-3d7a1e9c2b54"
+
+
+def _head(ctx: LayerContext) -> str:
+    if ctx.spool is None:
+        return _HEAD
+    run_dir = ctx.spool.id_file.rsplit("/", 1)[0]
+    return (_HEAD + f"bootcmd:\n  - [sh, -c, 'mkdir -p {run_dir} && echo {_SAMPLE_VOLUME_ID} > "
+            f"{ctx.spool.id_file}']\n")
 
 
 def secret_kinds(ctx: LayerContext) -> dict[str, Kind]:
@@ -144,7 +155,7 @@ def _bare(ref: str) -> str:
 
 def estimate(body: str, ctx: LayerContext) -> tuple[int, bool]:
     """(bytes Nova will count, whether to gzip) for a layer whose cloud-config body is `body` (unescaped)."""
-    text = fill_in(_HEAD + escape(body), secret_kinds(ctx))
+    text = fill_in(_head(ctx) + escape(body), secret_kinds(ctx))
     gzip_it = needs_gzip(text)
     return nova_size(text, gzip_it=gzip_it), gzip_it
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from collections.abc import Iterable
 from functools import cache
 from typing import Any
@@ -23,8 +24,10 @@ from mailstrata.userdata.context import (
     LayerContext,
     Networks,
     NfsMount,
+    Peer,
     Platform,
     Secret,
+    Spool,
     Vips,
     Webmail,
 )
@@ -33,6 +36,7 @@ from tests.support.requires import requires_terraform
 from tests.support.synth import default_platform, instances_of
 
 SMTP_OUT_SERVERS = ("10.10.2.21", "10.10.2.22")  # the internal relay, as the mailstores see it
+MAILSTORE_PEERS = (Peer("mail-mailstore-01", "10.10.3.21"), Peer("mail-mailstore-02", "10.10.3.22"))
 # A throwaway RSA key, only so that files holding a key parse; never used to sign anything.
 SAMPLE_DKIM_KEY = "SAMPLE-DKIM-KEY"
 SAMPLE_VALUES: dict[str, str] = {
@@ -98,8 +102,16 @@ def context(role: Role) -> LayerContext:
     )
 
 
+def stack_context(role: Role) -> LayerContext:
+    """`context(role)` as MailLayer completes it in the default stack: a spool volume per queueing server, and
+    the mailstores' own servers as peers (their addresses as `sample_attribute` gives the ports')."""
+    return replace(context(role), spool=Spool() if role in (Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE) else None,
+                   peers=MAILSTORE_PEERS if role is Role.MAILSTORE else ())
+
+
 _NFS_HOST = SAMPLE_VALUES["nfs.export"].split(":")[0]
 _SMTP_OUT_PORT = re.compile(r"^smtp-out_port-(?P<n>\d+)_[0-9A-F]+$")
+_MAILSTORE_PORT = re.compile(r"^mailstore_port-(?P<n>\d+)_[0-9A-F]+$")
 _VIP_KEY = re.compile(r"^vip-(?P<slug>[a-z-]+)_lb_[0-9A-F]+$")
 SAMPLE_VOLUME_SERIAL = "6f1c1c3e-0000-4000-8"
 SAMPLE_EGRESS = "198.51.100.25"  # TEST-NET-2 (RFC 5737)
@@ -120,6 +132,8 @@ def sample_attribute(path: str) -> Any:
     if (rtype, attr) == ("openstack_networking_port_v2", "all_fixed_ips"):
         if m := _SMTP_OUT_PORT.match(name):
             return [f"10.10.2.{20 + int(m.group('n'))}"]
+        if m := _MAILSTORE_PORT.match(name):
+            return [f"10.10.3.{20 + int(m.group('n'))}"]
         return [_NFS_HOST] if name.startswith("storage_port") else ["10.10.9.9"]
     if (rtype, attr) == ("openstack_networking_floatingip_v2", "address"):
         return "203.0.113.10"

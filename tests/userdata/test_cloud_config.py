@@ -128,9 +128,9 @@ def test_user_data_fits_novas_limit_with_real_sized_secrets(role: Role) -> None:
     key = base64.b64encode(_real_rsa_2048().encode()).decode()  # a real key: a key of "A"s compresses away
     real = re.sub(r"(?m)^(\s+content: )(\S+)$", lambda m: m.group(1) + (key if len(m.group(2)) > 8 else m.group(2)),
                   text)
-    size = size_after_base64(real, gzip_it=False)
-    print(f"{role.value}: {len(real)} bytes of cloud-config, {size} after base64")  # noqa: T201
-    assert size <= NOVA_LIMIT
+    raw, gzipped = size_after_base64(real, gzip_it=False), size_after_base64(real, gzip_it=True)
+    print(f"{role.value}: {len(real)} bytes of cloud-config, {raw} after base64, {gzipped} gzipped")  # noqa: T201
+    assert min(raw, gzipped) <= NOVA_LIMIT  # the synth gzips a layer whose plain user data would not fit
 
 
 def test_same_input_gives_byte_identical_user_data() -> None:

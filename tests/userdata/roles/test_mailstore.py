@@ -133,6 +133,7 @@ def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
     assert sorted(files) == [
         LDAP_CONF,
         DOVECOT_CONF,
+        "/etc/dovecot/mailstrata-placement.conf",  # one user, one mailstore (daemons/placement.py)
         SIEVE,
         "/etc/modprobe.d/lockd.conf",  # the NFS client's lockd and statd ports (daemons/nfs.py client_files)
         "/etc/postfix/ffdhe2048.pem",
@@ -141,19 +142,24 @@ def test_the_layer_writes_these_files(files: dict[str, str]) -> None:
         MAIN_CF,
         MASTER_CF,
         "/etc/sysconfig/nfs",
+        "/etc/systemd/system/dovecot.service.d/mailstrata-spool.conf",  # the queue (and LMTP socket) on the volume
         "/etc/systemd/system/dovecot.service.d/mailstrata.conf",
         "/etc/systemd/system/mailstrata-metadata-guard.service",
+        "/etc/systemd/system/mailstrata-placement.service",
+        "/etc/systemd/system/postfix.service.d/mailstrata-spool.conf",
         "/etc/yum.repos.d/CentOS-Base.repo",
         "/etc/yum.repos.d/epel.repo",
         "/usr/local/sbin/mailstrata-metadata-guard",
+        "/usr/local/sbin/mailstrata-placement",
         "/usr/local/sbin/mailstrata-setup",
         ROLE_SCRIPT,
+        "/usr/local/sbin/mailstrata-setup-spool",
     ]
 
 
 def test_files_reach_the_server_unchanged(files: dict[str, str]) -> None:
     # Dovecot's %-variables (%%u, %1Mn, %$) and the scripts' ${...} survive Terraform's escaping.
-    direct = render(_sample.context(Role.MAILSTORE), load_profile("centos7", Role.MAILSTORE))
+    direct = render(_sample.stack_context(Role.MAILSTORE), load_profile("centos7", Role.MAILSTORE))
     resolved = {}
     for path, text in direct.items():
         for ref, value in _sample.SAMPLE_VALUES.items():
@@ -262,7 +268,8 @@ def test_tls_floor_is_tls12(tmp_path: Path) -> None:
 
 
 def test_centos7_file_differs_from_the_checked_one_only_in_the_tls_floor_and_dh(files: dict[str, str]) -> None:
-    checked = render(context(), profile())[DOVECOT_CONF].splitlines()
+    stack = dataclasses.replace(context(), peers=_sample.MAILSTORE_PEERS, spool=_sample.stack_context(Role.MAILSTORE).spool)
+    checked = render(stack, profile())[DOVECOT_CONF].splitlines()
     centos = files[DOVECOT_CONF].splitlines()
     diff = [(a, b) for a, b in zip(checked, centos, strict=True) if a != b]
     assert diff == [("ssl_min_protocol = TLSv1.2", "ssl_protocols = !SSLv2 !SSLv3 !TLSv1 !TLSv1.1"),
