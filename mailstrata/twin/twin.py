@@ -11,6 +11,12 @@ Stages of `up` (each with its own timeout and an error naming the daemon and its
    order;
 5. one HAProxy per load balancer from cdk.tf.json, and a wait until every member is UP.
 
+Each queueing server (smtp-in, smtp-out, mailstore) gets a spool volume, a folder outside its root
+(`volumes/<server>-spool`, a slot's Cinder volume) that the twin attaches (bind-mounts) at the spool mount
+point before the setup script runs, as Nova attaches the volume before cloud-init does. `replace_server`
+replaces a server as the cloud does (issue 12): the server stops, its root (its local disk) is gone, and
+it is created again, same name and address, from a possibly new config; only the spool volume comes back.
+
 `up` is idempotent: a twin that is already up and healthy is left alone; a broken one is taken down and
 started again. `down` stops every process, removes the NFS stand-in mounts, the namespace and its
 /etc/netns folder, and leaves only the logs (and the keys the twin keeps between runs).
@@ -32,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailstrata.config.model import PlatformConfig
 from mailstrata.roles import Role
 from mailstrata.twin import dns, firewall, haproxy, netns, process
 from mailstrata.twin.addresses import AddressPlan
@@ -72,6 +79,10 @@ _UNESCAPE = re.compile(r"\\(.)")
 EXTERNAL_DOMAIN = "external.example"  # an outside recipient domain (relay tests)
 LISTED_CLIENT = 66  # 127.200.0.66 is on every DNSBL of the config
 SERVER_TIMEOUT = 60.0
+# The servers whose spool (Postfix's queue) lives on a per-slot volume that outlives them (issue 12).
+QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})
+# Where a queueing server mounts its spool volume (until the OS profile names it).
+SPOOL_MOUNT_POINT = "/var/lib/mailstrata/spool"
 
 
 class TwinError(RuntimeError):
@@ -110,6 +121,12 @@ class TwinInfo:
     dkim_public: dict[str, str]  # domain -> public key PEM
     haproxy_sockets: dict[str, str]  # role -> stats socket
     amphorae: dict[str, str] = field(default_factory=dict)  # role -> the address its HAProxy reaches members from
+    # the directory as the servers were rendered with it (host, base_dn, bind_dn, ca_cert_pem): a replacement
+    # is rendered with the same one
+    directory: dict[str, str] = field(default_factory=dict)
+    config: str | None = None  # the config file the twin was started from (None: the embedded default)
+    spool: bool = True  # queueing servers keep their queue on a spool volume that outlives them
+    volumes: dict[str, str] = field(default_factory=dict)  # server -> its spool volume (a folder)
     security_groups: str = ""  # the iptables rules enforcing the synthesized security groups (a file)
     pids: dict[str, int] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()
@@ -173,10 +190,14 @@ def _shim(root: Path, hosts_dir: Path) -> Path:
 class Twin:
     """The local twin rooted at `root` (default /var/lib/mailstrata-twin, or $MAILSTRATA_TWIN_ROOT)."""
 
-    def __init__(self, root: Path | None = None, *, config: str | None = None, netns_name: str = NETNS) -> None:
+    def __init__(self, root: Path | None = None, *, config: str | None = None, netns_name: str = NETNS,
+                 spool: bool = True) -> None:
         self.root = (root or default_root()).resolve()
         self.config_path = config
         self.netns_name = netns_name
+        self.spool = spool  # False: no spool volume; a queueing server's queue is on its local disk
+        self.volumes = self.root / "volumes"  # the slots' Cinder volumes
+        self._revisions: dict[str, _Revision] = {}
         self.logs = self.root / "logs"
         self.state_path = self.root / STATE
         self.secrets = self.root / "secrets"
@@ -231,12 +252,13 @@ class Twin:
         timings: dict[str, float] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
-        for d in ("servers", "run", "shared", "synth", "infra", "mailstore-shared"):
+        for d in ("servers", "run", "shared", "synth", "infra", "mailstore-shared", "volumes", "revisions"):
             shutil.rmtree(self.root / d, ignore_errors=True)
         shutil.rmtree(self.logs, ignore_errors=True)
         self.logs.mkdir(parents=True)
         self.logs.chmod(0o755)
         self._partial: dict[str, Any] = {"pids": {}, "mounts": [], "samba_pid": None, "preload_created": False}
+        self._volumes: dict[str, str] = {}
         try:
             return self._up(say, timings, t0)
         except BaseException:
@@ -328,8 +350,10 @@ class Twin:
             amphorae={r.value: a for r, a in amphorae.items()}, security_groups=str(sg_rules),
             mounts=tuple(self._partial["mounts"]), samba_pid=ad.pid,
             preload_created=bool(self._partial["preload_created"]), started_in_s=round(time.monotonic() - t0, 1),
-            stages_s=timings,
+            stages_s=timings, directory=asdict(directory), config=self.config_path, spool=self.spool,
+            volumes=dict(self._volumes),
         )
+        self._revisions[_config_key(cfg)] = _Revision(syn=syn, plan=plan, values=values, servers=twin_servers)
         self._save(info)
         say(f"twin up in {info.started_in_s} s")
         return info
@@ -524,8 +548,46 @@ class Twin:
             if str(mp) not in self._partial["mounts"]:
                 subprocess.run(["mount", "--bind", str(share), str(mp)], check=True, capture_output=True)
                 self._partial["mounts"].append(str(mp))
+        if s.role in QUEUEING_ROLES:
+            self._attach_spool(s, p)
         if "postfix_dir" in paths:
             self._postfix_paths(sup, s, p)
+
+    # ---- the spool volume ---------------------------------------------------------------------------
+
+    def _attach_spool(self, s: TwinServer, p: OsProfile) -> None:
+        """Attach the slot's spool volume, as Nova attaches the Cinder volume before cloud-init runs.
+
+        The volume is a folder outside the server's root (`volumes/<server>-spool`) bind-mounted at the
+        spool mount point inside it; it outlives the server (`replace_server` keeps it). Without a spool
+        (`spool=False`) nothing is attached and the queue stays on the server's local disk.
+        """
+        if not self.spool:
+            return
+        volume = self.volumes / f"{s.name}-spool"
+        volume.mkdir(parents=True, exist_ok=True)
+        volume.chmod(0o755)
+        mp = s.root / SPOOL_MOUNT_POINT.lstrip("/")
+        mp.mkdir(parents=True, exist_ok=True)
+        _bind(volume, mp)
+        self._volumes[s.name] = str(volume)
+        if "postfix_dir" in p.paths:
+            self._spool_queue(s, p, mp)
+
+    def _spool_queue(self, s: TwinServer, p: OsProfile, mount_point: Path) -> None:
+        """Postfix's queue on the spool volume: `<mount point>/postfix` bind-mounted on queue_directory.
+
+        The twin's stand-in for the setup script's spool step (being written on branch wip/spool): once the
+        user-data does this itself (and uses a spool mount point that is already mounted as is), this
+        function goes and `_attach_spool` only attaches the volume.
+        """
+        main = Path(str(p.paths.postfix_dir), "main.cf").read_text()
+        queue = Path(_postconf_value(main, "queue_directory") or s.root / "var/spool/postfix")
+        on_volume = mount_point / "postfix"
+        on_volume.mkdir(exist_ok=True)
+        on_volume.chmod(0o755)  # Postfix wants its queue_directory owned by root; `postfix check` makes the rest
+        queue.mkdir(parents=True, exist_ok=True)
+        _bind(on_volume, queue)
 
     def _postfix_paths(self, sup: process.Supervisor, s: TwinServer, p: OsProfile) -> None:
         """Postfix's own directories and log, where a template leaves Postfix's compiled-in defaults.
@@ -676,6 +738,80 @@ class Twin:
             sup.start(d)
         self._save_pids(info, sup)
 
+    # ---- replacement (issue 12) --------------------------------------------------------------------
+
+    def replace_server(self, name: str, *, config: PlatformConfig | str | None = None,
+                       progress: Callable[[str], None] | None = None) -> ServerInfo:
+        """Replace one server as the cloud does: destroy it, create it again; return when it runs.
+
+        Destroy: every process of the server stops (as `stop_server`), every mount under its root is
+        unmounted (the spool volume detached) and the root, its local disk, is removed. Create: the same name
+        and address (destroy-then-create on the slot's Neutron port, so its load-balancer member is the same
+        one), its files rendered from `config`'s synthesis (default: the config the twin runs; a
+        `PlatformConfig` is used as given, a path goes through `twin_config`), the same directory, secrets and
+        address plan; the spool volume attached again before its setup script runs, then its daemons.
+
+        With `spool=False` (the `Twin`'s) no volume outlives the server: a queue it held is gone with it;
+        a server whose queue was on a volume loses the volume too (as a volume deleted with its server).
+        """
+        say = progress or (lambda _msg: None)
+        info = self._require()
+        old = next((s for s in info.servers if s.name == name), None)
+        if old is None:
+            names = ", ".join(s.name for s in info.servers)
+            raise TwinError(f"replace_server: no server {name!r}; the twin runs {names}")
+        rev = self._revision(config, info)
+        new = next((s for s in rev.servers if s.name == name), None)
+        if new is None or new.address != old.address:
+            raise TwinError(f"replace_server: {name} is not in the new config's synthesis at {old.address} "
+                            f"(got {new.address if new else 'no such server'}): a rollout keeps every slot's "
+                            "name and address; adding or moving servers is not a rollout")
+        say(f"{name}: destroying")
+        self.stop_server(name)
+        self._destroy(old)
+        info = self._require()
+        sup = process.Supervisor(info.netns, self.logs, dict(info.pids))
+        self._partial = {"pids": sup.pids, "mounts": list(info.mounts), "samba_pid": info.samba_pid,
+                         "preload_created": info.preload_created}
+        self._volumes = {k: v for k, v in info.volumes.items() if self.spool or k != name}
+        directory = TwinDirectory(**info.directory)
+        say(f"{name}: creating")
+        created = self._server(sup, rev.syn, rev.plan, rev.values, directory, new)
+        from dataclasses import replace
+
+        servers = tuple(created if s.name == name else s for s in info.servers)
+        self._save(replace(info, servers=servers, pids=dict(sup.pids), mounts=tuple(self._partial["mounts"]),
+                           volumes=dict(self._volumes)))
+        return created
+
+    def _destroy(self, server: ServerInfo) -> None:
+        """The server's local disk is gone: its mounts detached (deepest first), its root removed."""
+        root = Path(server.root)
+        for mp in sorted(_twin_mounts(root), key=len, reverse=True):
+            proc = subprocess.run(["umount", mp], capture_output=True, text=True)
+            if proc.returncode != 0:
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+        left = _twin_mounts(root)
+        if left:  # never remove a folder through a mount: that would empty the volume
+            raise TwinError(f"destroying {server.name}: still mounted under its root: {', '.join(left)}")
+        shutil.rmtree(root)
+        if not self.spool:
+            shutil.rmtree(self.volumes / f"{server.name}-spool", ignore_errors=True)
+
+    def _revision(self, config: PlatformConfig | str | None, info: TwinInfo) -> _Revision:
+        """A config's synthesis and Terraform values, made once per config while this object lives."""
+        cfg = config if isinstance(config, PlatformConfig) else twin_config(config or info.config)
+        key = _config_key(cfg)
+        if key not in self._revisions:
+            outdir = self.root / "revisions" / key / "synth"
+            syn = synthesize(cfg, outdir)
+            plan = address_plan(cfg)
+            twin_servers = servers(syn, plan, self.root)
+            values = twin_values(syn, plan, twin_servers, secrets_dir=self.secrets, bind_password=info.bind_password,
+                                 nfs_server=plan.server(Role.MAILSTORE, 9))
+            self._revisions[key] = _Revision(syn=syn, plan=plan, values=values, servers=twin_servers)
+        return self._revisions[key]
+
     def flush_queues(self, role: Role | str) -> None:
         """`postqueue -f` on every running server of `role`: retry deferred mail now, as an operator would
         after a failure instead of waiting for the next queue run (minimal_backoff_time)."""
@@ -816,6 +952,27 @@ def _postconf_value(main: str, key: str) -> str | None:
         if line.startswith(key) and "=" in line and line.split("=", 1)[0].strip() == key:
             return line.split("=", 1)[1].strip()
     return None
+
+
+def _bind(source: Path, target: Path) -> None:
+    """`mount --bind source target` (as the cloud attaches a volume; the server's processes see it)."""
+    proc = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TwinError(f"mount --bind {source} {target} failed: {proc.stderr.strip()}")
+
+
+def _config_key(cfg: PlatformConfig) -> str:
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Revision:
+    """One config's synthesis as the twin renders servers from it (kept while the `Twin` object lives)."""
+
+    syn: Synthesized
+    plan: AddressPlan
+    values: Values
+    servers: tuple[TwinServer, ...]
 
 
 def _twin_mounts(root: Path) -> list[str]:
