@@ -712,17 +712,40 @@ class Twin:
 
     # ---- server faults -----------------------------------------------------------------------------
 
-    def stop_server(self, name: str) -> None:
-        """Stop every daemon of one server (a failed server, for the fault tests)."""
+    def stop_server(self, name: str, *, graceful: bool = False) -> None:
+        """Stop every daemon of one server (a failed server, for the fault tests).
+
+        `graceful`: the guest's own orderly shutdown (what Nova's stop does before a delete when the
+        instance has `stop_before_destroy`), in the reverse of the start order, Postfix first with
+        `postfix stop`: its master ends its delivery agents before the content filter (amavisd) stops, so
+        no filter transaction is cut between amavisd's re-injection and its reply (which would leave the
+        message queued twice, before and after the filter). Without it every process gets SIGTERM at
+        once, as when a server fails.
+        """
         info = self._require()
         sup = process.Supervisor(info.netns, self.logs, info.pids)
         server = next(s for s in info.servers if s.name == name)
         # the server's processes share their daemons' UTS namespaces (its host name): children included
         uts = {_uts(info.pids[d]) for d in server.daemons if d in info.pids} - {None}
         for d in reversed(server.daemons):
+            if graceful and d.endswith("/postfix") and sup.alive(d):
+                self._postfix_stop(server, uts)
             sup.stop(d)
         process.kill_all([pid for pid in netns.Namespace(info.netns).pids() if _uts(pid) in uts])
         self._save_pids(info, sup)
+
+    def _postfix_stop(self, server: ServerInfo, uts: set[int | None], timeout: float = 30.0) -> None:
+        """`postfix stop` on `server`, then a wait until none of its Postfix processes is left."""
+        pdir = Path(server.root) / "etc/postfix"
+        subprocess.run(["postfix", "-c", str(pdir), "stop"], capture_output=True, env={**os.environ,
+                                                                                        "MAIL_CONFIG": str(pdir)})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = [pid for pid in netns.Namespace(self._require().netns).pids()
+                    if _uts(pid) in uts and _is_postfix(pid)]
+            if not left:
+                return
+            time.sleep(0.2)
 
     def start_server(self, name: str) -> None:
         """Start a stopped server's daemons again, from the files already in its root."""
@@ -740,11 +763,12 @@ class Twin:
 
     # ---- replacement (issue 12) --------------------------------------------------------------------
 
-    def replace_server(self, name: str, *, config: PlatformConfig | str | None = None,
+    def replace_server(self, name: str, *, config: PlatformConfig | str | None = None, graceful: bool = True,
                        progress: Callable[[str], None] | None = None) -> ServerInfo:
         """Replace one server as the cloud does: destroy it, create it again; return when it runs.
 
-        Destroy: every process of the server stops (as `stop_server`), every mount under its root is
+        Destroy: every process of the server stops (as `stop_server`; `graceful`: the guest's orderly
+        shutdown first, as `stop_before_destroy` asks of Nova), every mount under its root is
         unmounted (the spool volume detached) and the root, its local disk, is removed. Create: the same name
         and address (destroy-then-create on the slot's Neutron port, so its load-balancer member is the same
         one), its files rendered from `config`'s synthesis (default: the config the twin runs; a
@@ -767,7 +791,7 @@ class Twin:
                             f"(got {new.address if new else 'no such server'}): a rollout keeps every slot's "
                             "name and address; adding or moving servers is not a rollout")
         say(f"{name}: destroying")
-        self.stop_server(name)
+        self.stop_server(name, graceful=graceful)
         self._destroy(old)
         info = self._require()
         sup = process.Supervisor(info.netns, self.logs, dict(info.pids))
@@ -910,6 +934,13 @@ def _uts(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}/ns/uts").st_ino
     except OSError:
         return None
+
+
+def _is_postfix(pid: int) -> bool:
+    try:
+        return "/postfix/" in os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
 
 
 def _pid_alive(pid: int) -> bool:

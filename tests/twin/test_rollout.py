@@ -124,7 +124,8 @@ class SlotReport:
     wait_up_s: float
 
 
-_MSGID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.M | re.I)
+# a queue file is records (type, length, data): a header is not at the start of a line
+_MSGID = re.compile(rb"Message-ID:\s*(<[^>\r\n]+>)", re.I)
 
 
 def _queued_ids(platform: Platform, slot: str) -> list[str]:
