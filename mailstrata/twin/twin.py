@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -716,23 +717,48 @@ class Twin:
         """Stop every daemon of one server (a failed server, for the fault tests).
 
         `graceful`: the guest's own orderly shutdown (what Nova's stop does before a delete when the
-        instance has `stop_before_destroy`), in the reverse of the start order, Postfix first with
-        `postfix stop`: its master ends its delivery agents before the content filter (amavisd) stops, so
-        no filter transaction is cut between amavisd's re-injection and its reply (which would leave the
-        message queued twice, before and after the filter). Without it every process gets SIGTERM at
-        once, as when a server fails.
+        instance has `stop_before_destroy`). The content filter goes first, slowly: amavisd gets SIGQUIT
+        (Net::Server's slow shutdown: every child finishes the session it is in, re-injection and reply
+        included) while Postfix still runs, and the twin waits until it has exited; then `postfix stop`, then
+        the rest in the reverse of the start order. A filter transaction cut between amavisd's re-injection
+        and its reply leaves the message queued twice (before and after the filter): the rollout test saw
+        one such duplicate per run when Postfix and amavisd were simply terminated. Without `graceful` every
+        process gets SIGTERM, as when a server fails.
         """
         info = self._require()
         sup = process.Supervisor(info.netns, self.logs, info.pids)
         server = next(s for s in info.servers if s.name == name)
         # the server's processes share their daemons' UTS namespaces (its host name): children included
         uts = {_uts(info.pids[d]) for d in server.daemons if d in info.pids} - {None}
+        if graceful:
+            self._amavisd_slow_stop(info.netns, uts)
         for d in reversed(server.daemons):
             if graceful and d.endswith("/postfix") and sup.alive(d):
                 self._postfix_stop(server, uts)
             sup.stop(d)
         process.kill_all([pid for pid in netns.Namespace(info.netns).pids() if _uts(pid) in uts])
         self._save_pids(info, sup)
+
+    @staticmethod
+    def _amavisd_slow_stop(ns: str, uts: set[int | None], timeout: float = 60.0) -> None:
+        """SIGQUIT to the server's amavisd parent (not its children), then a wait until every amavisd
+        process of the server has exited."""
+        def mine() -> dict[int, int]:  # amavisd pid -> its parent
+            out = {}
+            for pid in netns.Namespace(ns).pids():
+                if _uts(pid) in uts and b"amavisd" in _cmdline(pid):
+                    out[pid] = _ppid(pid)
+            return out
+
+        procs = mine()
+        for pid, parent in procs.items():
+            if parent not in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + timeout
+        while procs and time.monotonic() < deadline:
+            time.sleep(0.3)
+            procs = mine()
 
     def _postfix_stop(self, server: ServerInfo, uts: set[int | None], timeout: float = 30.0) -> None:
         """`postfix stop` on `server`, then a wait until none of its Postfix processes is left."""
@@ -934,6 +960,20 @@ def _uts(pid: int) -> int | None:
         return os.stat(f"/proc/{pid}/ns/uts").st_ino
     except OSError:
         return None
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _is_postfix(pid: int) -> bool:
