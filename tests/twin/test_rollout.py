@@ -21,15 +21,17 @@ import smtplib
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from mailstrata.config.model import PlatformConfig
 from mailstrata.twin import clients as c
+from mailstrata.twin import haproxy
 from mailstrata.twin.platform import twin_config
-from mailstrata.twin.rollout import MemberStatus, TwinCloud
+from mailstrata.twin.rollout import MemberStatus, TwinCloud, operating_status
 from mailstrata.twin.twin import Twin
 from tests.twin.helpers import Platform, message
 
@@ -132,7 +134,7 @@ def _queued_ids(platform: Platform, slot: str) -> list[str]:
     """The Message-IDs in the slot's Postfix queue files (through its queue_directory, spool or not)."""
     server = next(s for s in platform.info.servers if s.name == slot)
     queue = Path(server.root) / "var/spool/postfix"
-    out = set()
+    out: set[str] = set()
     for d in ("incoming", "active", "deferred", "hold", "maildrop"):
         for f in (queue / d).rglob("*"):
             with contextlib.suppress(OSError):
@@ -141,9 +143,9 @@ def _queued_ids(platform: Platform, slot: str) -> list[str]:
     return sorted(out)
 
 
-def _wait(predicate: object, what: str, timeout: float) -> float:
+def _wait(predicate: Callable[[], bool], what: str, timeout: float) -> float:
     t0 = time.monotonic()
-    c.wait_for(predicate, what, timeout=timeout, interval=0.3)  # type: ignore[arg-type]
+    c.wait_for(predicate, what, timeout=timeout, interval=0.3)
     return round(time.monotonic() - t0, 1)
 
 
@@ -156,7 +158,11 @@ def _roll_layer(platform: Platform, cloud: TwinCloud, layer: str, tag: str) -> l
         t0 = time.monotonic()
         cloud.drain(slot)
         at_drain = cloud.sessions(slot)
-        c.wait_for(lambda s=slot: cloud.sessions(s) == 0, f"{slot}: sessions ended", timeout=DRAIN_TIMEOUT_S)
+
+        def ended(s: str = slot) -> bool:
+            return cloud.sessions(s) == 0
+
+        c.wait_for(ended, f"{slot}: sessions ended", timeout=DRAIN_TIMEOUT_S)
         drain_wait = round(time.monotonic() - t0, 1)
         queued = [i for i in _queued_ids(platform, slot) if f"<roll-{tag}-" in i]  # this load's mail only
         t1 = time.monotonic()
@@ -204,8 +210,19 @@ def _arrived(platform: Platform, load: Load, expected: set[str], timeout: float)
         time.sleep(2)
 
 
-def _rollout_under_load(platform: Platform, twin: Twin, config: object, tag: str) -> dict[str, object]:
-    cloud = TwinCloud(twin, config=config)  # type: ignore[arg-type]
+@dataclass
+class Rollout:
+    load: Load
+    slots: list[SlotReport]
+    rollout_s: float
+
+    @property
+    def queued(self) -> set[str]:
+        return {i for r in self.slots for i in r.queued}
+
+
+def _rollout_under_load(platform: Platform, twin: Twin, config: PlatformConfig, tag: str) -> Rollout:
+    cloud = TwinCloud(twin, config=config)
     load = Load(platform, tag)
     slots: list[SlotReport] = []
     t0 = time.monotonic()
@@ -215,16 +232,13 @@ def _rollout_under_load(platform: Platform, twin: Twin, config: object, tag: str
             for layer in LAYERS:
                 slots += _roll_layer(platform, cloud, layer, tag)
         time.sleep(2)
-    rollout_s = round(time.monotonic() - t0, 1)
-    queued = {i for r in slots for i in r.queued}
-    return {"load": load, "slots": slots, "queued": queued, "rollout_s": rollout_s, "cloud": cloud}
+    return Rollout(load, slots, round(time.monotonic() - t0, 1))
 
 
-def _report(name: str, platform: Platform, result: dict[str, object], counts: collections.Counter[str]) -> None:
-    load: Load = result["load"]  # type: ignore[assignment]
-    slots: list[SlotReport] = result["slots"]  # type: ignore[assignment]
+def _report(name: str, platform: Platform, result: Rollout, counts: collections.Counter[str]) -> None:
+    load, slots = result.load, result.slots
     data = {
-        "rollout_s": result["rollout_s"],
+        "rollout_s": result.rollout_s,
         "slots": [{"slot": r.slot, "sessions_at_drain": r.sessions_at_drain, "drain_wait_s": r.drain_wait_s,
                    "queued": len(r.queued), "replace_s": r.replace_s, "wait_up_s": r.wait_up_s} for r in slots],
         "sent": len(load.sent), "arrived": len(counts), "duplicated": sum(1 for n in counts.values() if n > 1),
@@ -245,8 +259,7 @@ def test_a_config_change_rolled_slot_by_slot_loses_no_mail_with_the_spool_volume
     base = twin_config(platform.info.config)
     changed = base.model_copy(update={"mail": base.mail.model_copy(update={"message_size_limit": CHANGED_SIZE})})
     result = _rollout_under_load(platform, Twin(platform.twin.root), changed, f"spool-{int(time.time())}")
-    load: Load = result["load"]  # type: ignore[assignment]
-    slots: list[SlotReport] = result["slots"]  # type: ignore[assignment]
+    load, slots = result.load, result.slots
     counts = _arrived(platform, load, set(load.sent), timeout=240)
     _report("rollout-spool", platform, result, counts)
     info = Twin(platform.twin.root).info()
@@ -263,8 +276,7 @@ def test_without_the_spool_volume_the_mail_queued_on_replaced_slots_is_lost(plat
     # the same rollout (back to the config the twin was started with), with no volume outliving a server
     base = twin_config(platform.info.config)
     result = _rollout_under_load(platform, Twin(platform.twin.root, spool=False), base, f"nospool-{int(time.time())}")
-    load: Load = result["load"]  # type: ignore[assignment]
-    queued: set[str] = result["queued"]  # type: ignore[assignment]
+    load, queued = result.load, result.queued
     counts = _arrived(platform, load, set(load.sent) - queued, timeout=240)
     time.sleep(10)  # anything still to come from a queue would be delivered by now
     for layer in LAYERS:
@@ -273,3 +285,26 @@ def test_without_the_spool_volume_the_mail_queued_on_replaced_slots_is_lost(plat
     _report("rollout-no-spool", platform, result, counts)
     lost = set(load.sent) - set(counts)
     assert (len(queued) > 0, sorted(lost), [i for i, n in counts.items() if n > 1]) == (True, sorted(queued), [])
+
+
+# ---- the pieces, without the twin ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "weight", "expected"), [
+    ("UP", "1", MemberStatus.ONLINE),
+    ("UP", "0", MemberStatus.DRAINING),  # haproxy_query.get_pool_status: UP with weight 0 is DRAIN
+    ("DRAIN", "0", MemberStatus.DRAINING),
+    ("DOWN", "0", MemberStatus.ERROR),  # a failing health check, drained or not
+    ("DOWN 1/3", "1", MemberStatus.ERROR),
+    ("UP 2/3", "1", MemberStatus.ONLINE),
+    ("MAINT", "1", MemberStatus.OFFLINE),  # admin_state_up false
+    ("no check", "1", MemberStatus.NO_MONITOR),
+])
+def test_member_status_is_mapped_as_octavia_maps_haproxy(status: str, weight: str, expected: MemberStatus) -> None:
+    assert operating_status(status, weight) is expected
+
+
+def test_each_backend_is_known_by_its_listener_port() -> None:
+    cfg = ("frontend mail-smtp-out-587\n    bind 127.20.0.11:587\n    mode tcp\n"
+           "    default_backend mail-smtp-out-587-pool\n\nbackend mail-smtp-out-587-pool\n    mode tcp\n")
+    assert haproxy.backend_ports(cfg) == {"mail-smtp-out-587-pool": 587}
