@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import imaplib
 import json
 import re
+import select
 import smtplib
 import subprocess
 import threading
@@ -59,6 +61,8 @@ class Load:
     errors: list[str] = field(default_factory=list)
     imap_sessions: int = 0
     imap_failures: list[str] = field(default_factory=list)
+    idle_sessions: int = 0  # IMAP IDLE sessions (one held open; a new one only after a failure)
+    idle_failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _smtp(self, kind: str, pause: float) -> None:
@@ -97,11 +101,44 @@ class Load:
                 self.imap_failures.append(f"{type(exc).__name__}: {exc}")
             self.stop.wait(3)
 
+    def _idle(self) -> None:
+        """One IMAP client in IDLE through the mailstore VIP, renewing its IDLE every 20 s (RFC 2177 asks
+        for less than 29 minutes); a session that breaks is counted and opened again."""
+        login = IN_RCPT.split("@")[0]
+
+        def session() -> None:
+            with self.platform.imap(login) as conn:
+                conn.select("INBOX", readonly=True)
+                while not self.stop.is_set():
+                    tag = conn._new_tag()  # type: ignore[attr-defined]  # imaplib has no IDLE
+                    conn.send(tag + b" IDLE\r\n")
+                    if not conn.readline().startswith(b"+"):
+                        raise imaplib.IMAP4.error("IDLE refused")
+                    renew = time.monotonic() + 20
+                    while time.monotonic() < renew and not self.stop.is_set():
+                        sock = conn.socket()
+                        pending = getattr(sock, "pending", lambda: 0)()
+                        readable = pending or select.select([sock], [], [], 0.5)[0]
+                        if readable and not conn.readline():  # an untagged push (EXISTS), or EOF
+                            raise imaplib.IMAP4.abort("the server closed the IDLE session")
+                    conn.send(b"DONE\r\n")
+                    while not (line := conn.readline()).startswith(tag):
+                        if not line:
+                            raise imaplib.IMAP4.abort("the server closed the session after DONE")
+
+        while not self.stop.is_set():
+            self.idle_sessions += 1
+            try:
+                self.platform.run(session)
+            except Exception as exc:  # noqa: BLE001 - every failure is counted, and reported
+                self.idle_failures.append(f"{type(exc).__name__}: {exc}")
+                self.stop.wait(1)
+
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
         threads = [threading.Thread(target=self._smtp, args=("in", 0.3)),
                    threading.Thread(target=self._smtp, args=("out", 0.6)),
-                   threading.Thread(target=self._imap)]
+                   threading.Thread(target=self._imap), threading.Thread(target=self._idle)]
         for t in threads:
             t.start()
         try:
@@ -245,6 +282,7 @@ def _report(name: str, platform: Platform, result: Rollout, counts: collections.
         "lost": len(set(load.sent) - set(counts)), "smtp_sessions": sum(load.attempts.values()),
         "smtp_failed_attempts": len(load.errors), "beyond_one_retry": len(load.beyond_one_retry),
         "imap_sessions": load.imap_sessions, "imap_failures": len(load.imap_failures),
+        "imap_idle_sessions": load.idle_sessions, "imap_idle_failures": len(load.idle_failures),
     }
     print(f"\n{name}: {json.dumps(data, indent=1)}")  # noqa: T201 - the numbers docs/benchmarks.md quotes
     (Path(platform.info.logs) / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -269,7 +307,7 @@ def test_a_config_change_rolled_slot_by_slot_loses_no_mail_with_the_spool_volume
     assert {r.slot: len(r.queued) > 0 for r in slots} == {r.slot: True for r in slots}
     lost = set(load.sent) - set(counts)
     assert (sorted(lost), [i for i, n in counts.items() if n > 1]) == ([], [])
-    assert (load.beyond_one_retry, load.imap_failures) == ([], [])
+    assert (load.beyond_one_retry, load.imap_failures, load.idle_failures) == ([], [], [])
 
 
 def test_without_the_spool_volume_the_mail_queued_on_replaced_slots_is_lost(platform: Platform) -> None:
