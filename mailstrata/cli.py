@@ -5,13 +5,15 @@
     mailstrata schema [--format json|markdown]            the config's JSON Schema (or its reference tables)
     mailstrata check-ad ...                               check the directory before deploying
     mailstrata diff BASE HEAD [--format markdown|json]    what a change does, without credentials
+    mailstrata rollout [LAYER ...] [--dry-run|--resume]   replace servers one slot at a time (docs/rollout.md)
     mailstrata --version                                  the installed version (from the package metadata)
 
 Without ``--config``, ``synth`` and ``validate`` use what ``main.py`` uses: the files listed in
 MAILSTRATA_CONFIG (comma-separated), else the embedded default platform.
 
 Exit status: 0 on success; 2 on a config or usage error (``check-ad``: 1 when the directory has problems;
-``diff``: 0 no change, 1 change, 2 a server replaced, 3 a config or usage error, 4 a side that cannot be made).
+``diff``: 0 no change, 1 change, 2 a server replaced, 3 a config or usage error, 4 a side that cannot be made;
+``rollout``: 1 when it stopped before the end).
 Runs as ``mailstrata`` (the console script) or ``python -m mailstrata.cli``.
 """
 
@@ -33,8 +35,9 @@ EXIT_OK, EXIT_INVALID = 0, 2
 
 # Modules that add their own subcommand: each has `add_parser(subparsers)`, which sets `func` (args -> exit code).
 # The local twin (`mailstrata twin up|test|down|status`) lives in mailstrata.twin.cli; the pull-request diff
-# (`mailstrata diff BASE HEAD`) in mailstrata.diff.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("mailstrata.cli_check_ad", "mailstrata.twin.cli", "mailstrata.diff")
+# (`mailstrata diff BASE HEAD`) in mailstrata.diff; `mailstrata rollout` in mailstrata.rollout.
+SUBCOMMAND_MODULES: tuple[str, ...] = ("mailstrata.cli_check_ad", "mailstrata.twin.cli", "mailstrata.diff",
+                                       "mailstrata.rollout")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,10 +56,14 @@ CACHE_DIR = Path(".cache") / "mailstrata-diff"  # under the project (the git top
 SERVER = "openstack_compute_instance_v2"
 USER_DATA_LOCAL = "user_data_"  # the prefix of each layer's user-data local (`_user_data.attach_user_data`)
 CLOUD_CONFIG = "#cloud-config"  # the pseudo-path of a layer's cloud-config without its files
+# A server argument in its lifecycle.ignore_changes (MailLayer's ROLLOUT_ONLY): a deploy leaves the running server
+# as it is; `mailstrata rollout` replaces it, drained, from the new config.
+ROLLOUT_APPLIES = "not applied by a deploy: lifecycle.ignore_changes; a rollout applies it"
 
 # Arguments a change of which makes terraform-provider-openstack (and hashicorp/tls) destroy and re-create the
 # resource (`ForceNew` in the provider's schema). Only the types mailstrata writes; a type not listed is
-# assumed to update in place. `user_data` is ForceNew, which is why every config change replaces servers today.
+# assumed to update in place. `user_data` is ForceNew: MailLayer keeps it (and image, flavor, key pair) in the
+# servers' lifecycle.ignore_changes, so that only a rollout replaces a server.
 FORCE_NEW: Mapping[str, frozenset[str]] = {
     SERVER: frozenset({"image_id", "image_name", "key_pair", "network", "user_data", "availability_zone",
                        "config_drive", "block_device", "scheduler_hints", "personality"}),
@@ -341,7 +345,9 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        if any(s.replaced_servers or s.removed_servers for s in self.stacks) or self.removed_stacks:
+        """2 when a deploy would replace or remove a server (not a change a rollout applies slot by slot)."""
+        if any(any(not srv.rollout for srv in s.replaced_servers) or s.removed_servers for s in self.stacks) \
+                or self.removed_stacks:
             return EXIT_REPLACE
         if self.added_stacks or any(s.changes for s in self.stacks):
             return EXIT_CHANGE
@@ -468,14 +474,17 @@ def compare_stack(name: str, base: Mapping[str, Any], head: Mapping[str, Any]) -
         reasons = []
         if c.replaced:
             reasons += [_server_reason(r, c) for r in c.reasons]
-        if "user_data" in c.attributes and "user_data" in _ignored(body):
+        ignored = _ignored(body)
+        if "user_data" in c.attributes and "user_data" in ignored:
             files = c.attributes["user_data"].get("files") or []
-            reasons.append(f"user-data changed: {', '.join(files) or '(its expression)'} (not applied by a deploy: "
-                           "lifecycle.ignore_changes; a rollout applies it)")
+            reasons.append(f"user-data changed: {', '.join(files) or '(its expression)'} ({ROLLOUT_APPLIES})")
+        changed_top = sorted({_top(p) for p in c.attributes} - {"user_data"})
+        reasons += [f"{a} changed ({ROLLOUT_APPLIES})" for a in changed_top if a in ignored]
         reasons += [f"resized in place ({a} changed): it reboots" for a in ("flavor_name", "flavor_id")
-                    if a in c.attributes]
+                    if a in c.attributes and a not in ignored]
         if reasons:
-            rollout = all(r.startswith(("user-data", "replace_triggered_by")) for r in reasons)
+            rollout = all(r.startswith("replace_triggered_by") or r.endswith(f"({ROLLOUT_APPLIES})")
+                          for r in reasons)
             out.servers.append(Server(c.address, c.name or c.address, layer, reasons, rollout))
 
     # Warnings: what no rollout protects.
@@ -484,6 +493,8 @@ def compare_stack(name: str, base: Mapping[str, Any], head: Mapping[str, Any]) -
         rtype = c.address.split(".", 1)[0]
         who = c.name or c.address
         for attr in sorted({_top(p) for p in c.attributes}):
+            if rtype == SERVER and attr in _ignored(h_res[c.address]):
+                continue  # a rollout applies it, slot by slot
             why = WARN.get((rtype, attr))
             if why is None and c.replaced:
                 why = WARN.get((rtype, "*"))
@@ -582,8 +593,8 @@ def _markdown(report: Report, *, files: bool) -> str:
     variables = {v: ls for s in report.stacks for v, ls in s.variables.items()}
     if variables:
         out += ["", "Not part of this diff: the values of Terraform variables, which no synthesized stack holds. "
-                    "A new value at deploy time changes the user-data of the layers that embed it (and, until "
-                    "per-slot revisions, replaces their servers):"]
+                    "A new value at deploy time changes the user-data of the layers that embed it, and so their "
+                    "servers' revisions: a rollout applies it, slot by slot:"]
         out += [f"- `var.{v}`: {', '.join(ls)}" for v, ls in variables.items()]
     return "\n".join(out).rstrip() + "\n"
 

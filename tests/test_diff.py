@@ -71,15 +71,15 @@ def test_a_dnsbl_added_changes_smtp_in_main_cf_only(base: str, tmp_path: Path) -
     added = [ln for ln in patch.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
     assert added == ["+    reject_rbl_client b.barracudacentral.org,"]
     assert not [ln for ln in patch.splitlines() if ln.startswith("-") and not ln.startswith("---")]
-    # the smtp-in servers, and only they, change user-data; today (user_data is ForceNew) that replaces them
+    # the smtp-in servers, and only they, change user-data, which a rollout applies (a deploy ignores it)
     assert sorted(s.name for s in stack.servers) == ["mail-smtp-in-01", "mail-smtp-in-02"]
     for s in stack.servers:
         assert s.layer == "smtp_in" and s.rollout
-        assert s.reasons == ["user-data changed: /etc/postfix/main.cf"]
+        assert s.reasons == [f"user-data changed: /etc/postfix/main.cf ({diff.ROLLOUT_APPLIES})"]
     assert all(c.attributes == {"user_data": {"changed": True, "files": ["/etc/postfix/main.cf"]}}
                for c in stack.changed)
     assert not stack.added and not stack.removed and not stack.warnings and not stack.dns_added
-    assert report.exit_code == diff.EXIT_REPLACE
+    assert report.exit_code == diff.EXIT_CHANGE  # no server is replaced by the deploy
     text = diff.markdown(report)
     assert "+    reject_rbl_client b.barracudacentral.org," in text
     assert "`user_data`: changed (/etc/postfix/main.cf)" in text
@@ -101,22 +101,28 @@ def test_a_domain_added_changes_files_of_several_layers_and_dns(base: str, tmp_p
     assert "openstack_dns_zone_v2.zone-domain03dom" in stack.added
     assert not stack.removed
     layers = {s.layer for s in stack.servers}
-    assert {"smtp_in", "smtp_out", "mailstore"} <= layers
-    assert report.exit_code == diff.EXIT_REPLACE
+    assert {"smtp_in", "smtp_out", "mailstore"} <= layers and all(s.rollout for s in stack.servers)
+    assert report.exit_code == diff.EXIT_CHANGE
 
 
-def test_an_image_changed_warns_of_replacement_outside_a_rollout(base: str, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_image_changed_is_applied_by_a_rollout_not_by_a_deploy(base: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The image is ForceNew in the provider: in the servers' ignore_changes, a deploy does not replace them and
+    no warning is due; the slots' revisions change, and a rollout replaces the servers."""
     image = "CentOS-7-x86_64-GenericCloud-2211"
     head = _config(tmp_path, "image", lambda d: d["layers"]["smtp_in"].update(image=image))
     code, out = _cli(["diff", base, head, "--format", "json"], capsys)
-    assert code == diff.EXIT_REPLACE
+    assert code == diff.EXIT_CHANGE
     (stack,) = json.loads(out)["stacks"]
     assert sorted(s["name"] for s in stack["servers"]) == ["mail-smtp-in-01", "mail-smtp-in-02"]
-    assert all(s["reasons"] == ["image_name changed"] and not s["rollout"] for s in stack["servers"])
-    assert len(stack["warnings"]) == 2 and all("a new image replaces the server" in w for w in stack["warnings"])
-    for c in stack["changed"]:
-        assert c["replaced"] and c["attributes"]["image_name"]["after"] == image
+    assert all(s["reasons"] == [f"image_name changed ({diff.ROLLOUT_APPLIES})"] and s["rollout"]
+               for s in stack["servers"])
+    assert stack["warnings"] == []
+    servers = [c for c in stack["changed"] if c["address"].startswith(diff.SERVER)]
+    assert len(servers) == 2 and all(not c["replaced"] and c["attributes"]["image_name"]["after"] == image
+                                     for c in servers)
+    revisions = [c for c in stack["changed"] if "_revision-" in c["address"]]
+    assert len(revisions) == 2 and all(c["attributes"]["input.image_name"]["after"] == image for c in revisions)
     assert stack["files"] == {}  # the image is not in the user-data
 
 
@@ -144,7 +150,7 @@ def test_folder_mode_reads_two_synthesized_folders(tmp_path: Path, capsys: pytes
     assert cli.main(["synth", "--config", _config(tmp_path, "dnsbl", _add_dnsbl), "--outdir", str(b)]) == 0
     capsys.readouterr()
     code, out = _cli(["diff", str(a), str(b), "--format", "json"], capsys)
-    assert code == diff.EXIT_REPLACE
+    assert code == diff.EXIT_CHANGE
     (stack,) = json.loads(out)["stacks"]
     assert list(stack["files"]["smtp_in"]) == ["/etc/postfix/main.cf"]
     code, out = _cli(["diff", str(a), str(a)], capsys)
@@ -188,7 +194,7 @@ def test_commit_mode_synthesizes_each_commit_with_its_own_code(tmp_path: Path) -
     (stack,) = report.stacks
     assert list(stack.files) == ["smtp_in"]
     assert "+    reject_rbl_client b.barracudacentral.org," in stack.files["smtp_in"]["/etc/postfix/main.cf"]
-    assert report.exit_code == diff.EXIT_REPLACE
+    assert report.exit_code == diff.EXIT_CHANGE
     assert not list((repo / diff.CACHE_DIR).iterdir())  # the exported trees are gone
 
 

@@ -205,8 +205,9 @@ def test_given_the_rollout_text_when_read_then_it_promises_neither_line_diffs_no
     text = " ".join(README.split())
     assert "shows exactly which config lines changed" not in text
     assert not re.search(r"cdktf deploy`? with `?-target", text)
-    assert "`cdktf deploy` has no `-target`" in text
     assert "`cdktf diff` cannot show which of those lines changed" in text
+    day2 = " ".join(section("Day 2: rollouts, diffs in pull requests, password rotation").split())
+    assert "`mailstrata rollout` replaces them, one slot at a time" in day2 and "rollout --resume" in day2
 
 
 def test_given_the_state_text_when_read_then_it_names_the_folder_and_the_migration() -> None:

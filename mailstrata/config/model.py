@@ -769,6 +769,11 @@ class Layer(_Model):
         default=defaults.IMAGE, description="Glance image of the servers. Its name, not its ID."
     )
     key_pair: Text | None = Field(default=None, description="Nova key pair for SSH. Default: no key pair.")
+    spool_gb: Int = Field(
+        default=defaults.SPOOL_GB, ge=1, le=16384,
+        description="Size of each server's spool volume (GB): a Cinder volume per server that holds its mail queue "
+        "and is attached to the server's replacement (smtp_in, smtp_out, mailstore; webmail queues nothing).",
+    )
     affinity: Affinity = Field(
         default=defaults.AFFINITY,
         description="Server-group policy. anti-affinity: never two servers of the layer on one hypervisor. "

@@ -27,17 +27,27 @@ class AttachedUserData:
     size: int  # estimated bytes Nova counts (after base64, and gzip when used)
     dns_zone: str
 
-    def expression(self, hostname: str) -> str:
-        """The `user_data` of one server: its host name, then the layer's shared body."""
-        head = [
+    def expression(self, hostname: str, extra_head: tuple[str, ...] = ()) -> str:
+        """The `user_data` of one server: its host name (and `extra_head`, the server's own cloud-config keys,
+        which the shared body never uses), then the layer's shared body."""
+        return user_data_expression(self._head(hostname, extra_head), self.local_name, gzip_it=self.gzip)
+
+    def sha256_expression(self, hostname: str, extra_head: tuple[str, ...] = ()) -> str:
+        """`${sha256(<the server's user_data>)}`: Terraform's hash of exactly what Nova receives, so a change of
+        the rendered files, of a secret variable or of an address the user-data names changes it."""
+        expr = self.expression(hostname, extra_head)
+        return "${sha256(" + expr[2:-1] + ")}"
+
+    def _head(self, hostname: str, extra_head: tuple[str, ...]) -> list[str]:
+        return [
             "#cloud-config",
             f"hostname: {hostname}",
             f"fqdn: {hostname}.{self.dns_zone}",
             # CentOS 7's cloud-init (19.4) already prefers the FQDN; newer ones need to be told.
             "prefer_fqdn_over_hostname: true",
             "manage_etc_hosts: true",
+            *extra_head,
         ]
-        return user_data_expression(head, self.local_name, gzip_it=self.gzip)
 
 
 def attach_user_data(scope: Construct, ctx: LayerContext, os: str, name_prefix: str, where: str) -> AttachedUserData:

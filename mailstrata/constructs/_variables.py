@@ -56,3 +56,23 @@ def declare_variables(scope: Construct, text: str) -> list[str]:
         var.override_logical_id(name)
         names.claim("var", f"variable-{name}", logical=name)
     return missing
+
+
+DRAIN_VARIABLE = "mailstrata_drain"
+
+
+def drain_variable(scope: Construct) -> str:
+    """`var.mailstrata_drain`, declared once per stack: the servers a rollout is draining (by name). Their load
+    balancer members get weight 0 (Octavia keeps their sessions and sends them no new ones) and their metadata
+    says so. `mailstrata rollout` sets it for the step it runs; a plain deploy leaves it empty, so every server
+    is in service."""
+    stack = TerraformStack.of(scope)
+    names = names_of(stack)
+    if DRAIN_VARIABLE not in names.variables() and DRAIN_VARIABLE not in _walked_variables(stack):
+        var = TerraformVariable(stack, f"variable-{DRAIN_VARIABLE}", type="list(string)", default=[],
+                                nullable=False,
+                                description="Servers a rollout is draining (set by `mailstrata rollout`; leave it "
+                                            "empty).")
+        var.override_logical_id(DRAIN_VARIABLE)
+        names.claim("var", f"variable-{DRAIN_VARIABLE}", logical=DRAIN_VARIABLE)
+    return f"var.{DRAIN_VARIABLE}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from cdktf import Token
 from cdktf_cdktf_provider_openstack.lb_listener_v2 import LbListenerV2
 from cdktf_cdktf_provider_openstack.lb_loadbalancer_v2 import LbLoadbalancerV2
 from cdktf_cdktf_provider_openstack.lb_members_v2 import LbMembersV2, LbMembersV2Member
@@ -14,6 +15,7 @@ from cdktf_cdktf_provider_openstack.networking_floatingip_v2 import NetworkingFl
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
+from mailstrata.constructs._variables import drain_variable
 from mailstrata.constructs.interfaces import IMemberGroup, Member
 from mailstrata.contract import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.errors import Problems
@@ -303,6 +305,7 @@ class LbaasVip(Construct):
             p.add("add_members.group.members", f"must be a tuple of Member, got {v.describe(group.members)}; write "
                                                "(Member(name=..., address=...), ...)")
         p.raise_if_any()
+        drained = drain_variable(self)
         for port, pool in sorted(self.pools.items()):
             lst = self.listeners[port]
             LbMembersV2(
@@ -320,6 +323,8 @@ class LbaasVip(Construct):
                         protocol_port=lst.target_port,
                         subnet_id=group.subnet_id,
                         name=member.name,
+                        # 0 while a rollout drains the server: Octavia keeps its sessions, sends it no new ones
+                        weight=Token.as_number(f'${{contains({drained}, "{member.name}") ? 0 : 1}}'),
                     )
                     for member in group.members
                 ],

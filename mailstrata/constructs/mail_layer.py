@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, replace
 
-from cdktf import Fn, TerraformStack, Token
+from cdktf import DataResource, Fn, TerraformResourceLifecycle, TerraformStack, Token
+from cdktf_cdktf_provider_openstack.blockstorage_volume_v3 import BlockstorageVolumeV3
 from cdktf_cdktf_provider_openstack.compute_instance_v2 import (
     ComputeInstanceV2,
     ComputeInstanceV2Network,
     ComputeInstanceV2SchedulerHints,
 )
 from cdktf_cdktf_provider_openstack.compute_servergroup_v2 import ComputeServergroupV2
+from cdktf_cdktf_provider_openstack.compute_volume_attach_v2 import ComputeVolumeAttachV2
 from cdktf_cdktf_provider_openstack.networking_port_v2 import NetworkingPortV2, NetworkingPortV2FixedIp
 from cdktf_cdktf_provider_openstack.networking_secgroup_rule_v2 import NetworkingSecgroupRuleV2
 from cdktf_cdktf_provider_openstack.networking_secgroup_v2 import NetworkingSecgroupV2
@@ -21,7 +24,7 @@ from mailstrata.constructs import _validate as v
 from mailstrata.constructs._names import logical_id, resource_type
 from mailstrata.constructs._secgroup import allow_ssh_from_admins
 from mailstrata.constructs._user_data import attach_user_data
-from mailstrata.constructs._variables import declare_variables
+from mailstrata.constructs._variables import declare_variables, drain_variable
 from mailstrata.constructs.interfaces import Member, MemberGroup, StorageClient
 from mailstrata.constructs.lbaas_vip import LbaasVip
 from mailstrata.constructs.nfs_share import NfsShare
@@ -29,9 +32,16 @@ from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
 from mailstrata.types import Affinity
-from mailstrata.userdata.context import LayerContext, NfsMount, Platform
+from mailstrata.userdata.context import LayerContext, NfsMount, Peer, Platform, Spool
 
 MAX_SERVERS = 500  # per layer, as the config allows
+# The layers whose Postfix queues mail: each server slot keeps its queue on a volume of its own (issue 12).
+QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})
+# What a deploy leaves alone on a running server (`lifecycle.ignore_changes`): the provider replaces the server
+# when any of them changes (ForceNew in terraform-provider-openstack's compute_instance_v2), and a replacement
+# is a rollout's job, one drained slot at a time. `flavor_name` would resize in place, which reboots the
+# server undrained. The slot's revision (`revision-NN`) shows each of them changing in the plan.
+ROLLOUT_ONLY = ("user_data", "image_name", "flavor_name", "key_pair")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +71,9 @@ class MailLayerProps:
     vips: tuple[LbaasVip, ...] = ()
     storage: NfsShare | None = None
     os: str = D.OS
+    # Each server slot's spool volume in GB (the queueing roles only: smtp-in, smtp-out, mailstore); None: no
+    # volume, and mail a replaced server had queued is lost with it.
+    spool_gb: int | None = D.SPOOL_GB
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,9 @@ class Server:
     address: str  # the port's fixed IP (a Terraform reference)
     port: NetworkingPortV2
     instance: ComputeInstanceV2
+    revision: DataResource  # the slot's wanted revision: changes with its config, replaces nothing
+    rollout: DataResource  # the revision the running server was built from: replaced by a rollout only
+    spool: BlockstorageVolumeV3 | None = None
 
 
 def validate(props: MailLayerProps, path: str) -> Problems:
@@ -81,6 +97,8 @@ def validate(props: MailLayerProps, path: str) -> Problems:
     v.name_prefix(p, "props.name_prefix", props.name_prefix)
     v.at_least(p, f"{path}.count", props.count, 1)
     v.at_most(p, f"{path}.count", props.count, MAX_SERVERS)
+    if props.spool_gb is not None:
+        v.at_least(p, f"{path}.spool_gb", props.spool_gb, 1)
     for name in ("flavor", "image", "key_pair", "network_id", "subnet_id"):
         v.non_empty(p, f"props.{name}", getattr(props, name), optional=name == "key_pair")
     v.openstack_id(p, "props.network_id", props.network_id, "network")
@@ -161,25 +179,64 @@ class MailLayer(Construct):
         self.storage_client = StorageClient(client_id=id, role=role, security_group_id=self.security_group.id,
                                             addresses=tuple(self._addresses))
         nfs: NfsMount | None = props.storage.grant_mount(self.storage_client) if props.storage is not None else None
-        ctx = layer_context(props, nfs)
+        spool = Spool(size_gb=props.spool_gb) if props.spool_gb is not None and role in QUEUEING_ROLES else None
+        peers = tuple(Peer(name, address) for (name, _), address in zip(ports, self._addresses, strict=True))
+        ctx = replace(layer_context(props, nfs), spool=spool, peers=peers)
         self.context: LayerContext = ctx  # what the templates saw; the local twin renders from it again
         self.user_data = attach_user_data(self, ctx, props.os, props.name_prefix, f"layers.{role.value}")
         declare_variables(self, self.user_data.rendered.body_text())
+        drained = drain_variable(self)
         self.servers: list[Server] = []
         for (name, port), address in zip(ports, self._addresses, strict=True):
+            slot = name.rsplit("-", 1)[1]
+            volume = None
+            head: tuple[str, ...] = ()
+            if spool is not None:
+                volume = BlockstorageVolumeV3(
+                    self, f"spool-{slot}", name=f"{name}-spool", size=spool.size_gb,
+                    description=format_marker(role, f"{name}'s mail queue, kept when the server is replaced"))
+                # the reference as text, not a token: inside the user_data expression's string literal cdktf
+                # would write a token as a bare reference, which Terraform reads as text
+                volume_id = f"${{{resource_type(BlockstorageVolumeV3)}.{volume.friendly_unique_id}.id}}"
+                # The slot's own head: the ID of its volume, for the setup script to find the disk by
+                # (volume_names). bootcmd runs before the body's runcmd, at every boot; the body never uses it.
+                head = ("bootcmd:",
+                        f"  - [sh, -c, 'mkdir -p {posixpath.dirname(spool.id_file)} && echo {volume_id} > "
+                        f"{spool.id_file}']")
+            revision = DataResource(self, f"revision-{slot}", input={
+                "user_data_sha256": self.user_data.sha256_expression(name, head),
+                "image_name": props.image,
+                "flavor_name": props.flavor,
+                "key_pair": props.key_pair or "",
+            })
+            # Set when the slot's server is created, and kept (ignore_changes) until a rollout replaces it
+            # (`terraform apply -replace=<this>`), which replaces the server through replace_triggered_by.
+            rollout = DataResource(self, f"rollout-{slot}", input={"revision": revision.output},
+                                   lifecycle=TerraformResourceLifecycle(ignore_changes=["input"]))
             instance = ComputeInstanceV2(
                 self,
-                f"server-{name.rsplit('-', 1)[1]}",
+                f"server-{slot}",
                 name=name,
                 image_name=props.image,
                 flavor_name=props.flavor,
                 key_pair=props.key_pair,
                 network=[ComputeInstanceV2Network(port=port.id)],
                 scheduler_hints=[ComputeInstanceV2SchedulerHints(group=server_group_id)],
-                user_data=self.user_data.expression(name),
-                metadata={"mailstrata_role": role.value, "mailstrata_stack": props.name_prefix},
+                user_data=self.user_data.expression(name, head),
+                metadata={"mailstrata_role": role.value, "mailstrata_stack": props.name_prefix,
+                          # read by the server (the mailstores' placement agent) while a rollout drains it
+                          "mailstrata_drain": f'${{contains({drained}, "{name}") ? "true" : "false"}}'},
+                lifecycle=TerraformResourceLifecycle(ignore_changes=list(ROLLOUT_ONLY)),
             )
-            self.servers.append(Server(name, f"{name}.{props.platform.dns_zone}", address, port, instance))
+            # A bare reference: cdktf 0.20 writes a resource given here as "${terraform_data.x}", which Terraform
+            # refuses in JSON syntax ("Invalid character"; tests/terraform/test_rollout_plan.py).
+            instance.add_override("lifecycle.replace_triggered_by", [f"terraform_data.{rollout.friendly_unique_id}"])
+            if volume is not None:
+                # Attached after the server is created: replacing the server (destroy, then create on the same
+                # port) detaches the volume from the old one and attaches it to the new one.
+                ComputeVolumeAttachV2(self, f"spool-attach-{slot}", instance_id=instance.id, volume_id=volume.id)
+            self.servers.append(Server(name, f"{name}.{props.platform.dns_zone}", address, port, instance,
+                                       revision, rollout, volume))
         # Every server is made: what a VIP needs from this layer is final.
         self.member_group = MemberGroup(group_id=id, role=role, subnet_id=props.subnet_id,
                                         members=tuple(Member(name=s.name, address=s.address) for s in self.servers))

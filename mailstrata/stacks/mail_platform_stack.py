@@ -160,6 +160,7 @@ class MailPlatformStack(TerraformStack):
                 flavor=lc.flavor,
                 image=lc.image,
                 key_pair=lc.key_pair,
+                spool_gb=lc.spool_gb,
                 affinity=lc.affinity,
                 vips=(self.vips[role],),
                 storage=self.storage if role is Role.MAILSTORE else None,

@@ -187,7 +187,8 @@ def twin_standins(syn: Synthesized, plan: AddressPlan, twin_servers: tuple[TwinS
         # the bind password is Samba's; every other secret variable (e.g. the external database's
         # password) gets a password the twin makes once, as an operator would
         name: bind_password if name == bind_var else _password(secrets_dir / f"var.{name}", 32)
-        for name in doc.get("variable", {})
+        for name, spec in doc.get("variable", {}).items()
+        if "default" not in spec  # e.g. mailstrata_drain: empty, as at a plain deploy
     }
     for key, res in resources(doc, "tls_private_key").items():
         pem, pub = _keypair(secrets_dir / f"{key}.pem", int(res.get("rsa_bits", 2048)))

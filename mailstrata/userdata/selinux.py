@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 _TYPE = re.compile(r"^[a-z][a-z0-9_]*_t$")
@@ -74,19 +74,39 @@ class FileContext(Grant):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Equivalence(Grant):
+    """`semanage fcontext -a -e same_as path`, then `restorecon -R path`: the files under `path` get the labels
+    of the same names under `same_as`. For a directory used through a bind mount at `same_as` (the spool
+    volume's, daemons/spool.py): a relabel by its own path must not give it its parent's type. The setup
+    script applies these only on a layer with a spool volume."""
+
+    path: str
+    same_as: str
+
+    @property
+    def change(self) -> str:
+        return f"semanage fcontext -a -e {self.same_as} {self.path}; restorecon -R {self.path}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class SelinuxSettings:
     """Everything one role changes in the policy's local settings; empty where the OS has no SELinux."""
 
     booleans: tuple[Boolean, ...] = ()
     ports: tuple[PortLabel, ...] = ()
     fcontexts: tuple[FileContext, ...] = ()
+    equivalences: tuple[Equivalence, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.booleans or self.ports or self.fcontexts)
+        return bool(self.booleans or self.ports or self.fcontexts or self.equivalences)
 
     @property
-    def grants(self) -> tuple[Boolean | PortLabel | FileContext, ...]:
-        return (*self.booleans, *self.ports, *self.fcontexts)
+    def grants(self) -> tuple[Boolean | PortLabel | FileContext | Equivalence, ...]:
+        return (*self.booleans, *self.ports, *self.fcontexts, *self.equivalences)
+
+    def applied(self, *, spool: bool) -> SelinuxSettings:
+        """What a layer's setup script sets: the equivalences only where the layer has a spool volume."""
+        return self if spool else replace(self, equivalences=())
 
 
 def _grant_fields(where: str, item: Mapping[str, Any]) -> dict[str, str]:
@@ -108,10 +128,10 @@ def _type(where: str, value: Any) -> str:
 
 
 def parse(where: str, data: Mapping[str, Any] | None) -> SelinuxSettings:
-    """The `selinux:` mapping of a profile file (booleans, ports, fcontexts)."""
+    """The `selinux:` mapping of a profile file (booleans, ports, fcontexts, equivalences)."""
     if not data:
         return SelinuxSettings()
-    unknown = set(data) - {"booleans", "ports", "fcontexts"}
+    unknown = set(data) - {"booleans", "ports", "fcontexts", "equivalences"}
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
     booleans: list[Boolean] = []
@@ -139,7 +159,14 @@ def parse(where: str, data: Mapping[str, Any] | None) -> SelinuxSettings:
             raise ValueError(f"{w}: needs regex and an absolute path to restore")
         fcontexts.append(FileContext(regex=f["regex"], type=_type(f"{w}.type", f.get("type")), path=f["path"],
                                      **_grant_fields(w, f)))
-    return SelinuxSettings(booleans=tuple(booleans), ports=tuple(ports), fcontexts=tuple(fcontexts))
+    equivalences: list[Equivalence] = []
+    for i, e in enumerate(data.get("equivalences") or []):
+        w = f"{where}.equivalences[{i}]"
+        if not all(isinstance(e.get(k), str) and e[k].startswith("/") for k in ("path", "same_as")):
+            raise ValueError(f"{w}: needs an absolute path and the absolute path (same_as) whose labels it gets")
+        equivalences.append(Equivalence(path=e["path"], same_as=e["same_as"], **_grant_fields(w, e)))
+    return SelinuxSettings(booleans=tuple(booleans), ports=tuple(ports), fcontexts=tuple(fcontexts),
+                           equivalences=tuple(equivalences))
 
 
 def merged(where: str, base: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> SelinuxSettings:
@@ -149,17 +176,19 @@ def merged(where: str, base: Mapping[str, Any] | None, own: Mapping[str, Any] | 
         booleans=a.booleans + b.booleans,
         ports=a.ports + b.ports,
         fcontexts=a.fcontexts + b.fcontexts,
+        equivalences=a.equivalences + b.equivalences,
     )
     for what, keys in (("boolean", [x.name for x in out.booleans]),
                        ("port", [f"{x.proto}/{x.port}" for x in out.ports]),
-                       ("fcontext", [x.regex for x in out.fcontexts])):
+                       ("fcontext", [x.regex for x in out.fcontexts]),
+                       ("equivalence", [x.path for x in out.equivalences])):
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
             raise ValueError(f"{where}: {what} set twice: {', '.join(twice)}")
     return out
 
 
-def markdown_table(rows: Iterable[tuple[str, Boolean | PortLabel | FileContext]]) -> str:
+def markdown_table(rows: Iterable[tuple[str, Boolean | PortLabel | FileContext | Equivalence]]) -> str:
     """The table of docs/selinux.md: one row per (role, change)."""
     lines = ["| role | domain | access | change | allow rule (CentOS 7 targeted policy) | reason |",
              "| --- | --- | --- | --- | --- | --- |"]

@@ -114,7 +114,8 @@ def test_given_python_dash_m_when_asked_for_help_then_every_command_is_listed() 
                             text=True, timeout=60, check=False)
 
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ")]
-    assert (result.returncode, listed) == (0, ["synth", "validate", "schema", "check-ad", "twin", "diff"])
+    assert (result.returncode, listed) == (0, ["synth", "validate", "schema", "check-ad", "twin", "diff",
+                                                 "rollout"])
 
 
 def test_given_more_domains_than_user_data_holds_when_validating_then_it_names_domains_and_the_count_that_fits(

@@ -90,6 +90,57 @@ def test_user_data_is_a_shared_local_with_a_per_server_host_name() -> None:
     assert isinstance(doc["locals"]["user_data_t_smtp_in"], list)
 
 
+def test_each_slot_has_its_own_spool_volume_named_in_its_own_head() -> None:
+    """Issue 12: a queueing layer's slots keep their queues on volumes of their own, attached after the server is
+    created; the slot's cloud-config head (not the shared body) names its volume."""
+    stack = new_stack()
+    layer = MailLayer(stack, "smtp-in", props=layer_props(stack, spool_gb=30))
+    doc = synth(stack)
+    volumes = doc["resource"]["openstack_blockstorage_volume_v3"]
+    assert sorted(v["name"] for v in volumes.values()) == ["t-smtp-in-01-spool", "t-smtp-in-02-spool",
+                                                           "t-smtp-in-03-spool"]
+    assert {v["size"] for v in volumes.values()} == {30}
+    attaches = doc["resource"]["openstack_compute_volume_attach_v2"]
+    pairs = {(a["instance_id"].split(".")[1].split("_")[1], a["volume_id"].split(".")[1].split("_")[1])
+             for a in attaches.values()}
+    assert pairs == {("server-01", "spool-01"), ("server-02", "spool-02"), ("server-03", "spool-03")}
+    servers = sorted(of_type(doc, "openstack_compute_instance_v2"), key=lambda s: s["name"])
+    for n, server in enumerate(servers, 1):
+        vol = next(k for k, v in volumes.items() if v["name"] == f"t-smtp-in-{n:02d}-spool")
+        assert f"echo ${{openstack_blockstorage_volume_v3.{vol}.id}} > /run/mailstrata/spool-volume-id" in server[
+            "user_data"]
+    assert "bootcmd" not in "\n".join(doc["locals"]["user_data_t_smtp_in"])  # the head's key alone
+    assert layer.context.spool is not None and layer.context.spool.size_gb == 30
+
+
+def test_webmail_and_a_layer_without_spool_have_no_volume() -> None:
+    stack = new_stack()
+    layer = MailLayer(stack, "smtp-in", props=layer_props(stack, spool_gb=None))
+    doc = synth(stack)
+    assert not of_type(doc, "openstack_blockstorage_volume_v3") and layer.context.spool is None
+    assert "bootcmd" not in of_type(doc, "openstack_compute_instance_v2")[0]["user_data"]
+
+
+def test_a_deploy_replaces_no_server_only_a_rollout_does() -> None:
+    """The slot's shape (judged by real Terraform in tests/terraform/test_rollout_plan.py): what the provider
+    replaces a server for is ignored by a deploy; the server is replaced when its rollout record is."""
+    stack = new_stack()
+    MailLayer(stack, "smtp-in", props=layer_props(stack, count=1))
+    doc = synth(stack)
+    data = doc["resource"]["terraform_data"]
+    (server,) = doc["resource"]["openstack_compute_instance_v2"].values()
+    revision = next(v for k, v in data.items() if "_revision-01" in k)
+    rollout_key = next(k for k in data if "_rollout-01" in k)
+    assert server["lifecycle"] == {"ignore_changes": ["user_data", "image_name", "flavor_name", "key_pair"],
+                                   "replace_triggered_by": [f"terraform_data.{rollout_key}"]}
+    assert revision["input"]["user_data_sha256"] == "${sha256(" + server["user_data"][2:-1] + ")}"
+    assert data[rollout_key]["lifecycle"] == {"ignore_changes": ["input"]}
+    drained = 'contains(var.mailstrata_drain, "t-smtp-in-01")'
+    assert server["metadata"]["mailstrata_drain"] == f'${{{drained} ? "true" : "false"}}'
+    member = next(iter(doc["resource"]["openstack_lb_members_v2"].values()))["member"][0]
+    assert member["weight"] == f"${{{drained} ? 0 : 1}}"
+
+
 def test_layer_learns_its_proxy_ports_from_its_vip() -> None:
     stack = new_stack()
     layer = MailLayer(stack, "smtp-in", props=layer_props(stack))
@@ -141,10 +192,12 @@ def test_a_layer_whose_platform_references_an_undeclared_variable_declares_it() 
     stack = new_stack()
     MailLayer(stack, "smtp-in", props=layer_props(stack))  # platform_context() references var.ad_bind_password
 
-    assert synth(stack)["variable"] == {"ad_bind_password": {
+    variables = synth(stack)["variable"]
+    assert variables["ad_bind_password"] == {
         "description": "Secret referenced by mailstrata's user-data. Set TF_VAR_ad_bind_password.",
         "nullable": False, "sensitive": True, "type": "string",
-    }}
+    }
+    assert set(variables) == {"ad_bind_password", "mailstrata_drain"}  # the rollout's, declared once per stack
 
 
 def test_a_variable_the_ad_binding_declared_is_not_declared_again() -> None:
@@ -157,6 +210,7 @@ def test_a_variable_the_ad_binding_declared_is_not_declared_again() -> None:
     MailLayer(stack, "smtp-in", props=layer_props(stack))
 
     variables = synth(stack)["variable"]
-    assert (list(variables), variables["ad_bind_password"]["description"]) == (
+    assert sorted(variables) == ["ad_bind_password", "mailstrata_drain"]
+    assert (list(variables)[:1], variables["ad_bind_password"]["description"]) == (
         ["ad_bind_password"], f"Password of {ad.props.bind_dn} (read-only bind account). Set TF_VAR_ad_bind_password."
     )

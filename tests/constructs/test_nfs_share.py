@@ -22,6 +22,7 @@ def mailstore(stack, share: NfsShare, count: int = 2) -> MailLayer:  # type: ign
     return MailLayer(stack, "mailstore", props=MailLayerProps(
         name_prefix="t", role=Role.MAILSTORE, platform=platform_context(), network_id=NETWORK, subnet_id=SUBNET,
         lb_source_cidrs=("10.20.0.0/24",), admin_cidrs=("10.99.0.0/24",), count=count, storage=share,
+        spool_gb=None,  # the share's volumes only (the spool volumes: tests/constructs/test_mail_layer.py)
     ))
 
 

@@ -152,7 +152,7 @@ def standins(doc: dict[str, Any] | None, expressions: Iterable[Any] = ()) -> Sta
     refer to."""
     doc = doc or {}
     paths = referenced_attributes([doc.get("locals", {}), *expressions])
-    variables = set(doc.get("variable", {}))
+    variables = {name for name, spec in doc.get("variable", {}).items() if "default" not in spec}
     for text in [json.dumps(doc.get("locals", {})), *map(json.dumps, expressions)]:
         variables.update(_VAR.findall(text))
     return StandIns(attributes={p: sample_attribute(p) for p in sorted(paths)},

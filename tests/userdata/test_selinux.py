@@ -14,7 +14,12 @@ known, or the rule names an attribute Debian lacks, the rule may or may not appl
 The accesses come from the rendered files, not from a hand list: Postfix's master.cf listeners, milters,
 relays and content filter; the milters' own sockets; amavisd's ports; Dovecot's listeners and mail home;
 nginx's listeners, upstreams and aliased files; memcached's port; SOGo's; the NFS server's fixed ports;
-the directory's LDAP URLs. A daemon's domain is the init transition of its executable's type.
+the directory's LDAP URLs; the queue and the quarantine on the spool volume (issue 12), whose files are
+labelled by their path on the volume under the equivalences the setup script adds. A daemon's domain is the
+init transition of its executable's type.
+
+Each judgement runs on the default platform's layers and on the queueing layers with a spool volume
+(`variant`), which the setup script gives the profile's `equivalences`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import yaml
 
 from mailstrata.roles import Role
 from mailstrata.userdata import selinux
+from mailstrata.userdata.context import Spool
 from mailstrata.userdata.profiles import OsProfile, load_profile
 from mailstrata.userdata.render import render_layer
 from tests.userdata import _sample
@@ -200,7 +206,15 @@ def settings_from_script(setup: str) -> selinux.SelinuxSettings:
     ports = [selinux.PortLabel(type=m.group(1), proto=m.group(2), port=int(m.group(3)), domain="x_t", access="",
                                rule="", reason="")
              for m in re.finditer(r"\|\| semanage port -a -t (\S+) -p (\S+) (\d+)$", setup, re.M)]
-    return selinux.SelinuxSettings(booleans=tuple(booleans), ports=tuple(ports))
+    equivalences = [selinux.Equivalence(path=m.group(2), same_as=m.group(1), domain="x_t", access="", rule="",
+                                        reason="")
+                    for m in re.finditer(r"\|\| semanage fcontext -a -e (\S+) (\S+)$", setup, re.M)]
+    return selinux.SelinuxSettings(booleans=tuple(booleans), ports=tuple(ports), equivalences=tuple(equivalences))
+
+
+def applied(os: OsProfile, files: Mapping[str, str]) -> selinux.SelinuxSettings:
+    """The profile's settings the layer's setup script applies (the equivalences only with a spool volume)."""
+    return os.selinux.applied(spool=os.paths.spool_script in files)
 
 
 # ---- the accesses, read from the rendered files ----------------------------------------------------------
@@ -351,7 +365,33 @@ def role_accesses(role: Role, files: Mapping[str, str], cloud_config: Mapping, o
         for path, text in files.items():
             for port in re.findall(r"nlm_tcpport=(\d+)", text) if path.startswith(os.paths.modprobe_dir) else []:
                 out.append(Access("kernel_t", f"tcp/{port}", "tcp_socket", BIND, "lockd nlm_tcpport"))
+    if os.paths.spool_script in files:
+        out += spool_accesses(files[os.paths.spool_script], os)
     assert out or role is Role.NFS_SERVER, f"{role.value}: no access found in its files"
+    return out
+
+
+# What a daemon writes in each folder the spool volume keeps (a profile path): its domain, and a file below.
+SPOOL_WRITERS = {
+    "postfix_queue_dir": ("/usr/libexec/postfix/cleanup", "incoming/<file>"),  # cleanup writes new queue files
+    "amavis_quarantine_dir": ("/usr/sbin/amavisd", "<file>"),  # amavisd quarantines discarded mail
+}
+
+
+def spool_accesses(script: str, os: OsProfile) -> list[Access]:
+    """The files daemons write in the spool volume's folders, named by their path on the volume (a relabel
+    names them so), read from the setup step's mount point and binds."""
+    p = policy()
+    mount = re.search(r"(?m)^MOUNT=(\S+)$", script)
+    binds = re.findall(r"(?m)^bind_dir (\S+) (\S+)$", script)
+    assert mount and binds, "the spool step names its mount point and binds"
+    out = []
+    for name, dest in binds:
+        key = next((k for k in SPOOL_WRITERS if os.paths.get(k) == dest), None)
+        assert key, f"{dest} is kept on the spool volume: say who writes there (SPOOL_WRITERS)"
+        exe, below = SPOOL_WRITERS[key]
+        out.append(Access(p.domain_of(exe), f"{mount.group(1)}/{name}/{below}", "file", FILE_RW,
+                          f"{key} on the spool volume"))
     return out
 
 
@@ -387,7 +427,8 @@ def dovecot_accesses(files: Mapping[str, str], cloud_config: Mapping, os: OsProf
     return out
 
 
-def target_type(access: Access, labels: Mapping[tuple[str, int], str]) -> str:
+def target_type(access: Access, labels: Mapping[tuple[str, int], str],
+                equivalences: Iterable[selinux.Equivalence] = ()) -> str:
     p = policy()
     if access.tclass.endswith("_socket"):
         proto, port = access.target.split("/")
@@ -395,14 +436,18 @@ def target_type(access: Access, labels: Mapping[tuple[str, int], str]) -> str:
     if "@" in access.target:  # a path on a mount whose files all have one type
         return access.target.rsplit("@", 1)[1]
     kind = {"file": "--", "dir": "-d", "lnk_file": "-l"}[access.tclass]
-    return p.file_type(access.target.rstrip("/"), kind)
+    path = access.target.rstrip("/")
+    for e in equivalences:  # semanage fcontext -e: labelled as the same name under same_as
+        if path == e.path or path.startswith(e.path + "/"):
+            path = e.same_as + path[len(e.path):]
+    return p.file_type(path, kind)
 
 
 def judge(accesses: Iterable[Access], settings: selinux.SelinuxSettings) -> dict[Access, tuple[str, str, list[str]]]:
     labels, booleans = labels_set(settings), booleans_set(settings)
     out = {}
     for a in accesses:
-        t = target_type(a, labels)
+        t = target_type(a, labels, settings.equivalences)
         verdict, rules = policy().verdict(a.domain, t, a.tclass, a.perms, booleans)
         out[a] = (verdict, t, rules)
     return out
@@ -421,13 +466,40 @@ def rendered(layer_files: Callable[[Role], dict[str, str]], layer_cloud_config: 
     return get
 
 
+QUEUEING = (Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE)
+
+
+@pytest.fixture(scope="module")
+def rendered_spool(layer_cloud_config: Callable[[Role], dict]):
+    """A queueing layer rendered with a spool volume (the sample context plus `Spool()`), as `rendered` gives it."""
+
+    @cache
+    def get(role: Role) -> tuple[dict[str, str], dict, OsProfile, list[Access], selinux.SelinuxSettings]:
+        os = load_profile("centos7", role)
+        files = {f.path: f.content for f in render_layer(replace(_sample.context(role), spool=Spool()), os=os).files}
+        doc = layer_cloud_config(role)  # the mounts (the NFS share) are the stack's
+        return files, doc, os, role_accesses(role, files, doc, os), settings_from_script(files[os.paths.setup_script])
+
+    return get
+
+
+VARIANTS = [(r, v) for r in ROLES for v in ("stack", "spool") if v == "stack" or r in QUEUEING]
+
+
+@pytest.fixture
+def variant(request: pytest.FixtureRequest, rendered, rendered_spool):
+    """`rendered` or `rendered_spool`, by the test's `variant` parameter."""
+    return rendered_spool if request.param == "spool" else rendered
+
+
 # ---- tests -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
-def test_every_access_the_daemons_need_is_allowed_under_what_the_user_data_sets(role: Role, rendered) -> None:
+@pytest.mark.parametrize(("role", "variant"), VARIANTS, ids=[f"{r.value}-{v}" for r, v in VARIANTS],
+                         indirect=["variant"])
+def test_every_access_the_daemons_need_is_allowed_under_what_the_user_data_sets(role: Role, variant) -> None:
     # GIVEN the role's rendered CentOS user-data: the accesses its files ask for, the setup script's settings
-    _, _, _, accesses, settings = rendered(role)
+    _, _, _, accesses, settings = variant(role)
     # WHEN the policy judges each under the booleans and port labels the setup script sets
     got = judge(accesses, settings)
     # THEN every one is allowed by a rule of the domain
@@ -435,21 +507,24 @@ def test_every_access_the_daemons_need_is_allowed_under_what_the_user_data_sets(
     assert refused == {}
 
 
-@pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
-def test_each_label_and_boolean_is_needed_and_grants_by_the_rule_it_names(role: Role, rendered) -> None:
+@pytest.mark.parametrize(("role", "variant"), VARIANTS, ids=[f"{r.value}-{v}" for r, v in VARIANTS],
+                         indirect=["variant"])
+def test_each_label_and_boolean_is_needed_and_grants_by_the_rule_it_names(role: Role, variant) -> None:
     # GIVEN the role's settings from the profile, and the accesses its files ask for
-    _, _, os, accesses, settings = rendered(role)
-    assert settings_from_script(rendered(role)[0][os.paths.setup_script]) == settings
-    for grant in os.selinux.grants:
+    files, _, os, accesses, settings = variant(role)
+    mine_applied = applied(os, files)
+    assert [e.change for e in settings.equivalences] == [e.change for e in mine_applied.equivalences]
+    for grant in mine_applied.grants:
         # WHEN that one change is undone: a label left out, a boolean at the other value (a boolean the
         # profile sets to the policy's default is pinned so that an image with it flipped still works)
         rest = selinux.SelinuxSettings(
             booleans=tuple(replace(b, value=not b.value) if b is grant else b for b in os.selinux.booleans),
             ports=tuple(p for p in os.selinux.ports if p is not grant),
+            equivalences=tuple(e for e in mine_applied.equivalences if e is not grant),
         )
         # THEN some access of its domain is denied without it, and allowed with it by the rule it names
         mine = [a for a in accesses if a.domain == grant.domain]
-        without, with_it = judge(mine, rest), judge(mine, os.selinux)
+        without, with_it = judge(mine, rest), judge(mine, mine_applied)
         needed = [a for a in mine if without[a][0] == "denied" and with_it[a][0] == "allowed"]
         assert needed, f"{role.value}: {grant.change} changes no verdict of {grant.domain}"
         if isinstance(grant, selinux.PortLabel):
@@ -458,17 +533,18 @@ def test_each_label_and_boolean_is_needed_and_grants_by_the_rule_it_names(role: 
         assert any(grant.rule in with_it[a][2] for a in needed), (grant.rule, [with_it[a][2] for a in needed])
 
 
-@pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
-def test_without_the_settings_the_policy_denies_what_they_are_for(role: Role, rendered) -> None:
+@pytest.mark.parametrize(("role", "variant"), VARIANTS, ids=[f"{r.value}-{v}" for r, v in VARIANTS],
+                         indirect=["variant"])
+def test_without_the_settings_the_policy_denies_what_they_are_for(role: Role, variant) -> None:
     # GIVEN the role's accesses; WHEN judged with the policy's defaults only (as on main before issue 10)
-    _, _, os, accesses, _ = rendered(role)
+    files, _, os, accesses, _ = variant(role)
     bare = judge(accesses, selinux.SelinuxSettings())
     denied = sorted(f"{a.domain} {a.target}" for a, (v, _, _) in bare.items() if v != "allowed")
     # THEN exactly the accesses the profile's changes are for are refused
-    expected = sorted({f"{a.domain} {a.target}" for a in accesses for g in os.selinux.grants
+    expected = sorted({f"{a.domain} {a.target}" for a in accesses for g in applied(os, files).grants
                        if a.domain == g.domain and bare[a][0] != "allowed"})
     assert denied == expected
-    assert bool(denied) == bool(os.selinux)
+    assert bool(denied) == bool(applied(os, files))
 
 
 def test_the_known_refusals_on_a_bare_policy() -> None:
@@ -489,11 +565,12 @@ def test_debian_has_no_selinux_and_its_setup_script_none(role: Role) -> None:
     assert not load_profile("debian12", role).selinux
 
 
-@pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
-def test_setup_applies_selinux_before_the_role_steps_and_the_services(role: Role, rendered) -> None:
-    files, _, os, _, _ = rendered(role)
+@pytest.mark.parametrize(("role", "variant"), VARIANTS, ids=[f"{r.value}-{v}" for r, v in VARIANTS],
+                         indirect=["variant"])
+def test_setup_applies_selinux_before_the_role_steps_and_the_services(role: Role, variant) -> None:
+    files, _, os, _, _ = variant(role)
     setup = files[os.paths.setup_script]
-    if not os.selinux:
+    if not applied(os, files):
         assert "selinuxenabled" not in setup
         return
     assert "setenforce" not in setup
@@ -501,7 +578,8 @@ def test_setup_applies_selinux_before_the_role_steps_and_the_services(role: Role
     first_service = setup.index(f"{os.commands.enable_service} {os.services[0]}\n")
     assert start < setup.index(f"\n{os.paths.role_script}\n") < first_service
     # semanage is in policycoreutils-python; setsebool in policycoreutils, which every image has
-    assert ("policycoreutils-python" in os.packages) == bool(os.selinux.ports or os.selinux.fcontexts)
+    assert ("policycoreutils-python" in os.packages) == bool(os.selinux.ports or os.selinux.fcontexts
+                                                             or os.selinux.equivalences)
 
 
 def test_profile_settings_are_checked() -> None:
@@ -511,6 +589,12 @@ def test_profile_settings_are_checked() -> None:
     with pytest.raises(ValueError, match=r"^x: port set twice: tcp/1$"):
         p = {"proto": "tcp", "port": 1, "type": "a_t", "domain": "b_t", "access": "a", "rule": "r", "reason": "y"}
         selinux.merged("x", {"ports": [p]}, {"ports": [p]})
+    with pytest.raises(ValueError, match=r"^x\.equivalences\[0\]: needs an absolute path and the absolute path"):
+        selinux.parse("x", {"equivalences": [{"path": "/a", "same_as": "b", "domain": "b_t", "access": "a",
+                                              "rule": "r", "reason": "y"}]})
+    with pytest.raises(ValueError, match=r"^x: equivalence set twice: /a$"):
+        e = {"path": "/a", "same_as": "/b", "domain": "b_t", "access": "a", "rule": "r", "reason": "y"}
+        selinux.merged("x", {"equivalences": [e]}, {"equivalences": [e]})
 
 
 def doc_table() -> str:
@@ -571,15 +655,19 @@ _STUBS = {
     "getsebool": 'echo "$1 --> $(cat "$STATE/bool.$1" 2>/dev/null || echo off)"',
     "setsebool": 'echo "setsebool $*" >> "$STATE/log"; echo "$3" > "$STATE/bool.$2"',
     "semanage": """echo "semanage $*" >> "$STATE/log"
-[ "$1 $2" = "port -m" ] || [ "$1 $2" = "port -a" ] || { echo "unexpected: $*" >&2; exit 2; }
-f="$STATE/port.$6.$7"
-if [ "$2" = -m ]; then [ -e "$f" ] || { echo "ValueError: Port $6/$7 is not defined" >&2; exit 1; }; fi
+case "$1 $2 $3" in
+  "port -m -t"|"port -a -t") f="$STATE/port.$6.$7" ;;
+  "fcontext -m -e"|"fcontext -a -e") f="$STATE/equal.${5//\\//_}" ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+if [ "$2" = -m ]; then [ -e "$f" ] || { echo "ValueError: $1 $5 $6 $7 is not defined" >&2; exit 1; }; fi
 if [ "$2" = -a ]; then
   [ -n "${SEMANAGE_BROKEN:-}" ] && { echo "libsemanage: could not lock the policy store" >&2; exit 1; }
-  [ -e "$f" ] && { echo "ValueError: Port $6/$7 already defined" >&2; exit 1; }
+  [ -e "$f" ] && { echo "ValueError: $1 $5 $6 $7 already defined" >&2; exit 1; }
 fi
 echo "$4" > "$f"
 """,
+    "restorecon": 'echo "restorecon $*" >> "$STATE/log"',
 }
 
 
@@ -600,22 +688,32 @@ def _run_block(setup: str, tmp_path: Path, **env: str) -> tuple[int, list[str], 
     return proc.returncode, log, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("role", [r for r in ROLES if load_profile("centos7", r).selinux], ids=lambda r: r.value)
-def test_the_selinux_block_sets_each_change_once_and_a_second_run_changes_nothing(role: Role, rendered,
+BLOCK_VARIANTS = [(r, v) for r, v in VARIANTS if load_profile("centos7", r).selinux.applied(spool=v == "spool")]
+
+
+@pytest.mark.parametrize(("role", "variant"), BLOCK_VARIANTS, ids=[f"{r.value}-{v}" for r, v in BLOCK_VARIANTS],
+                         indirect=["variant"])
+def test_the_selinux_block_sets_each_change_once_and_a_second_run_changes_nothing(role: Role, variant,
                                                                                   tmp_path: Path) -> None:
-    files, _, os, _, _ = rendered(role)
+    files, _, os, _, _ = variant(role)
     setup = files[os.paths.setup_script]
+    se = applied(os, files)
     # WHEN the block runs on a fresh image, then again
     first, second = _run_block(setup, tmp_path), _run_block(setup, tmp_path)
-    # THEN the first run labels each port and sets each boolean that is not already set; the second sets no
-    # boolean and only re-states the labels it finds (semanage port -m)
+    # THEN the first run labels each port, sets each boolean that is not already set and adds each
+    # equivalence; the second sets no boolean and only re-states what it finds (semanage -m); both relabel
     assert first[0] == 0 and first[2].endswith("block done\n"), first[2]
     assert [c for c in first[1] if " -a " in c or c.startswith("setsebool")] == [
-        *(f"setsebool -P {b.name} {'on' if b.value else 'off'}" for b in os.selinux.booleans),
-        *(f"semanage port -a -t {p.type} -p {p.proto} {p.port}" for p in os.selinux.ports),
+        *(f"setsebool -P {b.name} {'on' if b.value else 'off'}" for b in se.booleans),
+        *(f"semanage port -a -t {p.type} -p {p.proto} {p.port}" for p in se.ports),
+        *(f"semanage fcontext -a -e {e.same_as} {e.path}" for e in se.equivalences),
     ]
+    relabels = [f"restorecon -R {e.path}" for e in se.equivalences]
+    assert [c for c in first[1] if c.startswith("restorecon")] == relabels
     assert second[0] == 0, second[2]
-    assert second[1] == [f"semanage port -m -t {p.type} -p {p.proto} {p.port}" for p in os.selinux.ports]
+    assert second[1] == [*(f"semanage port -m -t {p.type} -p {p.proto} {p.port}" for p in se.ports),
+                         *(x for e in se.equivalences
+                           for x in (f"semanage fcontext -m -e {e.same_as} {e.path}", f"restorecon -R {e.path}"))]
 
 
 def test_the_selinux_block_stops_the_setup_when_semanage_fails(rendered, tmp_path: Path) -> None:

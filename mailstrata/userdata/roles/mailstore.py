@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailstrata.userdata.context import LayerContext
-from mailstrata.userdata.daemons import dovecot, nfs, postfix
+from mailstrata.userdata.daemons import dovecot, nfs, postfix, spool
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -69,6 +69,8 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
     if ctx.nfs is not None:
         specs.append(dovecot.systemd_dropin(os, requires_mount=ctx.nfs.mount_point))
     specs.extend(nfs.client_files(ctx, os))  # statd's and lockd's ports: the NFSv3 server's lock callbacks
+    # The slot's spool volume keeps the queue; Dovecot's LMTP socket is in it, so Dovecot waits for it too.
+    specs.extend(spool.files(ctx, os, (spool.postfix_queue(os, also=("dovecot",)),)))
     return specs
 
 

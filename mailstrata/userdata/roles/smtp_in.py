@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from mailstrata.errors import Problems
 from mailstrata.userdata.context import LayerContext
-from mailstrata.userdata.daemons import amavis, clamav, policyd_spf, postfix, spamassassin
+from mailstrata.userdata.daemons import amavis, clamav, policyd_spf, postfix, spamassassin, spool
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -55,6 +55,8 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         *spamassassin.files(ctx.platform.spam, os),
         amavis.cleanup_cron_file(amavis_ctx, os),
         amavis.quarantine_tool_file(amavis_ctx),
+        # the slot's spool volume keeps the queue and the quarantine (issue 9: quarantined mail is released)
+        *spool.files(ctx, os, (spool.postfix_queue(os), spool.amavis_quarantine(os))),
         FileSpec(
             dest=os.paths.role_script,
             template="smtp_in/usr/local/sbin/mailstrata-setup-role.j2",

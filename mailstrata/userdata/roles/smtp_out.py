@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from mailstrata.roles import Role
 from mailstrata.userdata.context import LayerContext
-from mailstrata.userdata.daemons import clamav, from_check, opendkim, postfix, saslauthd
+from mailstrata.userdata.daemons import clamav, from_check, opendkim, postfix, saslauthd, spool
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -92,6 +92,7 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         *clamav.milter_files(ctx.platform.limits, ctx.platform.antivirus, os),
         *from_check.files(os),
         *opendkim.files(ctx, os, internal_hosts=internal, originating_daemon_name=ORIGINATING),
+        *spool.files(ctx, os, (spool.postfix_queue(os),)),  # the slot's spool volume keeps the queue
         FileSpec(
             dest=os.paths.role_script,
             template="smtp_out/usr/local/sbin/mailstrata-setup-role.j2",
