@@ -29,45 +29,15 @@ Octavia would keep the member's previous status.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
 
 from mailstrata.config.model import PlatformConfig
 from mailstrata.roles import Role
+from mailstrata.rollout import Cloud, Member, MemberStatus
 from mailstrata.twin import haproxy, netns
 from mailstrata.twin.twin import Twin, TwinError, TwinInfo
 
-# ---- the rollout engine's interface (a copy until mailstrata/rollout.py lands on main; then imported) -------
-
-
-class MemberStatus(StrEnum):
-    """Octavia's member operating_status vocabulary."""
-
-    ONLINE = "ONLINE"
-    DRAINING = "DRAINING"
-    ERROR = "ERROR"
-    OFFLINE = "OFFLINE"
-    NO_MONITOR = "NO_MONITOR"
-
-
-@dataclass(frozen=True)
-class Member:
-    pool: str  # "smtp-in:25": the layer (role slug) and the listener port
-    slot: str  # the server name, e.g. "mail-smtp-in-01"
-    status: MemberStatus
-
-
-class Cloud(Protocol):
-    def members(self, layer: str) -> list[Member]: ...
-    def drain(self, slot: str) -> None: ...
-    def undrain(self, slot: str) -> None: ...
-    def sessions(self, slot: str) -> int | None: ...
-    def replace(self, slot: str) -> None: ...
-
-
-# ---- end of the copy ------------------------------------------------------------------------------------
+__all__ = ["Cloud", "Member", "MemberStatus", "TwinCloud", "operating_status"]
 
 WEIGHT = 1  # the weight the stack gives every member (openstack_lb_members_v2), written by haproxy_cfg
 
@@ -89,7 +59,7 @@ def operating_status(status: str, weight: str) -> MemberStatus:
 
 
 class TwinCloud:
-    """The `Cloud` of the rollout engine over a running twin.
+    """The `Cloud` of the rollout engine (`mailstrata.rollout`) over a running twin.
 
     `config` is the config replacements are created from (the change being rolled out): a `PlatformConfig`
     or a file; None rolls the config the twin runs (a replacement with no change).
@@ -124,7 +94,7 @@ class TwinCloud:
         rows = [r for r in haproxy.stat_rows(text) if r.get("svname") not in ("FRONTEND", "BACKEND")]
         return rows, haproxy.backend_ports(Path(sock).with_suffix(".cfg").read_text())
 
-    def members(self, layer: str) -> list[Member]:
+    def members(self, layer: Role | str) -> list[Member]:
         role = Role(layer)
         rows, ports = self._rows(role)
         return [Member(pool=f"{role.slug}:{ports[r['pxname']]}", slot=r["svname"],

@@ -13,7 +13,9 @@ Stages of `up` (each with its own timeout and an error naming the daemon and its
 
 Each queueing server (smtp-in, smtp-out, mailstore) gets a spool volume, a folder outside its root
 (`volumes/<server>-spool`, a slot's Cinder volume) that the twin attaches (bind-mounts) at the spool mount
-point before the setup script runs, as Nova attaches the volume before cloud-init does. `replace_server`
+point before the setup script runs, as Nova attaches the volume before cloud-init does; the script's
+spool step binds the volume's folders onto Postfix's queue (and amavisd's quarantine), and the twin mounts
+those fstab lines as systemd would. `replace_server`
 replaces a server as the cloud does (issue 12): the server stops, its root (its local disk) is gone, and
 it is created again, same name and address, from a possibly new config; only the spool volume comes back.
 
@@ -82,8 +84,6 @@ LISTED_CLIENT = 66  # 127.200.0.66 is on every DNSBL of the config
 SERVER_TIMEOUT = 60.0
 # The servers whose spool (Postfix's queue) lives on a per-slot volume that outlives them (issue 12).
 QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})
-# Where a queueing server mounts its spool volume (until the OS profile names it).
-SPOOL_MOUNT_POINT = "/var/lib/mailstrata/spool"
 
 
 class TwinError(RuntimeError):
@@ -470,6 +470,7 @@ class Twin:
             env["MYSQL_UNIX_PORT"] = str(self._mariadb(sup, svc))
         sup.run(f"{s.name}/mailstrata-setup", ["bash", str(profile.paths.setup_script)], host=s.fqdn,
                 log=logs / "setup.log", timeout=300, env=env)
+        self._fstab_binds(s, profile)
         started = []
         for d in daemons(svc):
             sup.start(d)
@@ -557,38 +558,45 @@ class Twin:
     # ---- the spool volume ---------------------------------------------------------------------------
 
     def _attach_spool(self, s: TwinServer, p: OsProfile) -> None:
-        """Attach the slot's spool volume, as Nova attaches the Cinder volume before cloud-init runs.
+        """Attach the slot's spool volume at the profile's spool mount point, as Nova attaches the Cinder volume
+        before cloud-init runs; the setup script's spool step (daemons/spool.py) then finds it mounted, uses it
+        as it is, and binds its folders (Postfix's queue, amavisd's quarantine) where the daemons use them.
 
-        The volume is a folder outside the server's root (`volumes/<server>-spool`) bind-mounted at the
-        spool mount point inside it; it outlives the server (`replace_server` keeps it). Without a spool
-        (`spool=False`) nothing is attached and the queue stays on the server's local disk.
+        The volume is a folder outside the server's root (`volumes/<server>-spool`) that outlives the server
+        (`replace_server` keeps it). Without a spool (`spool=False`) the mount point holds a folder of the
+        server's own root instead: its local disk, gone with it.
         """
-        if not self.spool:
+        if "spool_dir" not in p.paths:
             return
-        volume = self.volumes / f"{s.name}-spool"
+        if self.spool:
+            volume = self.volumes / f"{s.name}-spool"
+            self._volumes[s.name] = str(volume)
+        else:
+            volume = s.root / "local-disk-spool"
         volume.mkdir(parents=True, exist_ok=True)
         volume.chmod(0o755)
-        mp = s.root / SPOOL_MOUNT_POINT.lstrip("/")
+        mp = Path(str(p.paths.spool_dir))
         mp.mkdir(parents=True, exist_ok=True)
         _bind(volume, mp)
-        self._volumes[s.name] = str(volume)
-        if "postfix_dir" in p.paths:
-            self._spool_queue(s, p, mp)
 
-    def _spool_queue(self, s: TwinServer, p: OsProfile, mount_point: Path) -> None:
-        """Postfix's queue on the spool volume: `<mount point>/postfix` bind-mounted on queue_directory.
+    def _fstab_binds(self, s: TwinServer, p: OsProfile) -> None:
+        """Mount the bind lines the setup script wrote to the server's fstab, as systemd does from fstab.
 
-        The twin's stand-in for the setup script's spool step (being written on branch wip/spool): once the
-        user-data does this itself (and uses a spool mount point that is already mounted as is), this
-        function goes and `_attach_spool` only attaches the volume.
+        The script's own `mount --bind` happened in the private mount namespace `ip netns exec` gave it, and
+        went with it; the daemons (each started in a namespace of its own, copied from the twin's) see what is
+        mounted here.
         """
-        main = Path(str(p.paths.postfix_dir), "main.cf").read_text()
-        queue = Path(_postconf_value(main, "queue_directory") or s.root / "var/spool/postfix")
-        on_volume = mount_point / "postfix"
-        on_volume.mkdir(exist_ok=True)
-        on_volume.chmod(0o755)  # Postfix wants its queue_directory owned by root; `postfix check` makes the rest
-        queue.mkdir(parents=True, exist_ok=True)
-        _bind(on_volume, queue)
+        fstab = Path(str(p.paths["fstab"])) if "fstab" in p.paths else None
+        if fstab is None or not fstab.is_file():
+            return
+        root = str(s.root) + "/"
+        mounted = set(_twin_mounts(s.root))
+        for line in fstab.read_text().splitlines():
+            f = line.split()
+            if len(f) >= 4 and not f[0].startswith("#") and "bind" in f[3].split(",") \
+                    and f[0].startswith(root) and f[1].startswith(root) and f[1] not in mounted:
+                Path(f[1]).mkdir(parents=True, exist_ok=True)
+                _bind(Path(f[0]), Path(f[1]))
 
     def _postfix_paths(self, sup: process.Supervisor, s: TwinServer, p: OsProfile) -> None:
         """Postfix's own directories and log, where a template leaves Postfix's compiled-in defaults.

@@ -23,14 +23,15 @@ import smtplib
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from mailstrata.config.model import PlatformConfig
-from mailstrata.twin import clients as c
+from mailstrata.roles import Role
+from mailstrata.rollout import Journal, Slot, run
 from mailstrata.twin import haproxy
 from mailstrata.twin.platform import twin_config
 from mailstrata.twin.rollout import MemberStatus, TwinCloud, operating_status
@@ -180,41 +181,29 @@ def _queued_ids(platform: Platform, slot: str) -> list[str]:
     return sorted(out)
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float) -> float:
-    t0 = time.monotonic()
-    c.wait_for(predicate, what, timeout=timeout, interval=0.3)
-    return round(time.monotonic() - t0, 1)
+class ObservedCloud(TwinCloud):
+    """The twin's cloud, noting which of this load's messages each slot held in its queue when replaced."""
+
+    def __init__(self, twin: Twin, platform: Platform, tag: str, config: PlatformConfig) -> None:
+        super().__init__(twin, config=config)
+        self.platform = platform
+        self.tag = tag
+        self.queued: dict[str, list[str]] = {}
+
+    def replace(self, slot: str) -> None:
+        self.queued[slot] = [i for i in _queued_ids(self.platform, slot) if f"<roll-{self.tag}-" in i]
+        super().replace(slot)
 
 
-def _roll_layer(platform: Platform, cloud: TwinCloud, layer: str, tag: str) -> list[SlotReport]:
-    """The rollout engine's steps, slot by slot (a minimal loop until mailstrata/rollout.py is on main)."""
-    members = cloud.members(layer)
-    assert [m for m in members if m.status is not MemberStatus.ONLINE] == [], "a member is not ONLINE: refusing"
-    reports = []
-    for slot in dict.fromkeys(m.slot for m in members):
-        t0 = time.monotonic()
-        cloud.drain(slot)
-        at_drain = cloud.sessions(slot)
-
-        def ended(s: str = slot) -> bool:
-            return cloud.sessions(s) == 0
-
-        c.wait_for(ended, f"{slot}: sessions ended", timeout=DRAIN_TIMEOUT_S)
-        drain_wait = round(time.monotonic() - t0, 1)
-        queued = [i for i in _queued_ids(platform, slot) if f"<roll-{tag}-" in i]  # this load's mail only
-        t1 = time.monotonic()
-        cloud.replace(slot)
-        replace_s = round(time.monotonic() - t1, 1)
-
-        def healthy(s: str = slot) -> bool:
-            mine = [m for m in cloud.members(layer) if m.slot == s]
-            return bool(mine) and all(m.status is MemberStatus.DRAINING for m in mine)
-
-        wait_up = _wait(healthy, f"{slot}: members healthy (DRAINING)", UP_TIMEOUT_S)
-        cloud.undrain(slot)
-        assert {m.status for m in cloud.members(layer) if m.slot == slot} == {MemberStatus.ONLINE}
-        reports.append(SlotReport(slot, at_drain, drain_wait, queued, replace_s, wait_up))
-    return reports
+def _roll(cloud: ObservedCloud, journal_path: Path) -> list[SlotReport]:
+    """The rollout engine (mailstrata.rollout.run) over the twin's cloud, smtp-in then smtp-out."""
+    layers = [Role(r) for r in LAYERS]
+    slots = [Slot(Role(s.role), s.name) for s in cloud.platform.info.servers if s.role in LAYERS]
+    journal = run(cloud, Journal.start(journal_path, sorted(slots, key=lambda s: (layers.index(s.layer), s.name))),
+                  drain_timeout=dict.fromkeys(layers, DRAIN_TIMEOUT_S), up_timeout=UP_TIMEOUT_S, poll=0.5,
+                  say=lambda _m: None)
+    return [SlotReport(r.name, r.sessions_at_drain, r.seconds.get("sessions_ended", 0.0), cloud.queued[r.name],
+                       r.seconds.get("replaced", 0.0), r.seconds.get("up", 0.0)) for r in journal.slots]
 
 
 @contextlib.contextmanager
@@ -259,15 +248,14 @@ class Rollout:
 
 
 def _rollout_under_load(platform: Platform, twin: Twin, config: PlatformConfig, tag: str) -> Rollout:
-    cloud = TwinCloud(twin, config=config)
+    cloud = ObservedCloud(twin, platform, tag, config)
     load = Load(platform, tag)
     slots: list[SlotReport] = []
     t0 = time.monotonic()
     with load.running():
         with _delivery_held(cloud, platform):
             time.sleep(5)  # every slot has mail in its queue before the rollout starts
-            for layer in LAYERS:
-                slots += _roll_layer(platform, cloud, layer, tag)
+            slots = _roll(cloud, Path(platform.info.root) / f"rollout-{tag}.json")
         time.sleep(2)
     return Rollout(load, slots, round(time.monotonic() - t0, 1))
 
