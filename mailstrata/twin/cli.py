@@ -4,6 +4,8 @@
     mailstrata twin test [-- PYTEST ARGS]              run tests/twin on it (up first; down after, unless it was up)
     mailstrata twin down [--root DIR]                  stop everything, remove the namespace and mounts
     mailstrata twin status [--root DIR]                what runs, where, and what is broken
+    mailstrata twin replace SERVER [--config FILE] [--no-spool]
+                                                       replace one server as the cloud does (issue 12)
 
 Exit status: 0 on success, 1 when a stage failed (the message names the daemon and its log), 2 on usage.
 """
@@ -29,13 +31,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="twin_command", required=True, metavar="ACTION")
     for name, text in (("up", "build and start the twin (idempotent)"), ("down", "stop and remove the twin"),
-                       ("status", "show what runs and what is broken"), ("test", "run tests/twin on the twin")):
+                       ("status", "show what runs and what is broken"), ("test", "run tests/twin on the twin"),
+                       ("replace", "replace one server as the cloud does: destroyed, created again from the config; "
+                                   "only its spool volume comes back")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--root", type=Path, default=None,
                        help=f"the twin's folder. Default: ${ROOT_ENV}, else /var/lib/mailstrata-twin")
-        if name in ("up", "test"):
+        if name in ("up", "test", "replace"):
             p.add_argument("--config", metavar="FILE", default=None,
-                           help="platform YAML. Default: the embedded default platform")
+                           help="platform YAML. Default: the embedded default platform (replace: the config the "
+                                "twin runs)")
+        if name == "replace":
+            p.add_argument("server", help="the server (slot) name, e.g. mail-smtp-in-01")
+            p.add_argument("--no-spool", action="store_true",
+                           help="no spool volume outlives the server: the mail in its queue is lost")
         if name == "test":
             p.add_argument("--keep", action="store_true", help="leave the twin up after the tests")
             p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments (after --)")
@@ -68,6 +77,11 @@ def main(args: argparse.Namespace) -> int:
             return 1 if problems else 0
         if action == "test":
             return _test(twin, args)
+        if action == "replace":
+            t = Twin(args.root, spool=not args.no_spool)
+            s = t.replace_server(args.server, config=args.config, progress=lambda m: print(f"twin: {m}", flush=True))
+            print(f"twin: {s.name} replaced ({s.address})")
+            return 0
     except TwinError as exc:
         print(f"twin: {exc}", file=sys.stderr)
         return 1

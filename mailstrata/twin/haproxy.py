@@ -238,3 +238,48 @@ def haproxy_cfg(lb: LoadBalancer, *, stats_socket: str, pid_file: str) -> str:
         lines += [f"    server {mem.name} {mem.address}:{mem.port} weight 1{opts}" for mem in lst.members]
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+# ---- the runtime API (the amphora's admin socket) ----------------------------------------------------
+
+
+def runtime(sock: str, command: str, *, timeout: float = 5.0) -> str:
+    """One command on HAProxy's admin socket (run it inside the twin's namespace: `netns.in_netns`)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(sock)
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    return b"".join(chunks).decode()
+
+
+def stat_rows(text: str) -> list[dict[str, str]]:
+    """`show stat` as one dict per row, keyed by the CSV header's column names (pxname, svname, scur, status,
+    weight, ...)."""
+    lines = [line for line in text.splitlines() if line]
+    if not lines or not lines[0].startswith("# "):
+        raise LbConfigError(f"show stat: no CSV header in {text[:200]!r}")
+    header = lines[0][2:].split(",")
+    return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:]]
+
+
+def backend_ports(cfg: str) -> dict[str, int]:
+    """Each backend of a configuration written by `haproxy_cfg` -> the port of the listener it serves."""
+    out: dict[str, int] = {}
+    port: int | None = None
+    for line in cfg.splitlines():
+        words = line.split()
+        if words[:1] == ["frontend"]:
+            port = None
+        elif words[:1] == ["bind"] and len(words) > 1:
+            port = int(words[1].rsplit(":", 1)[1])
+        elif words[:1] == ["default_backend"] and port is not None:
+            out[words[1]] = port
+    return out

@@ -11,6 +11,14 @@ Stages of `up` (each with its own timeout and an error naming the daemon and its
    order;
 5. one HAProxy per load balancer from cdk.tf.json, and a wait until every member is UP.
 
+Each queueing server (smtp-in, smtp-out, mailstore) gets a spool volume, a folder outside its root
+(`volumes/<server>-spool`, a slot's Cinder volume) that the twin attaches (bind-mounts) at the spool mount
+point before the setup script runs, as Nova attaches the volume before cloud-init does; the script's
+spool step binds the volume's folders onto Postfix's queue (and amavisd's quarantine), and the twin mounts
+those fstab lines as systemd would. `replace_server`
+replaces a server as the cloud does (issue 12): the server stops, its root (its local disk) is gone, and
+it is created again, same name and address, from a possibly new config; only the spool volume comes back.
+
 `up` is idempotent: a twin that is already up and healthy is left alone; a broken one is taken down and
 started again. `down` stops every process, removes the NFS stand-in mounts, the namespace and its
 /etc/netns folder, and leaves only the logs (and the keys the twin keeps between runs).
@@ -24,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mailstrata.config.model import PlatformConfig
 from mailstrata.roles import Role
 from mailstrata.twin import dns, firewall, haproxy, netns, process
 from mailstrata.twin.addresses import AddressPlan
@@ -72,6 +82,8 @@ _UNESCAPE = re.compile(r"\\(.)")
 EXTERNAL_DOMAIN = "external.example"  # an outside recipient domain (relay tests)
 LISTED_CLIENT = 66  # 127.200.0.66 is on every DNSBL of the config
 SERVER_TIMEOUT = 60.0
+# The servers whose spool (Postfix's queue) lives on a per-slot volume that outlives them (issue 12).
+QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})
 
 
 class TwinError(RuntimeError):
@@ -110,6 +122,12 @@ class TwinInfo:
     dkim_public: dict[str, str]  # domain -> public key PEM
     haproxy_sockets: dict[str, str]  # role -> stats socket
     amphorae: dict[str, str] = field(default_factory=dict)  # role -> the address its HAProxy reaches members from
+    # the directory as the servers were rendered with it (host, base_dn, bind_dn, ca_cert_pem): a replacement
+    # is rendered with the same one
+    directory: dict[str, str] = field(default_factory=dict)
+    config: str | None = None  # the config file the twin was started from (None: the embedded default)
+    spool: bool = True  # queueing servers keep their queue on a spool volume that outlives them
+    volumes: dict[str, str] = field(default_factory=dict)  # server -> its spool volume (a folder)
     security_groups: str = ""  # the iptables rules enforcing the synthesized security groups (a file)
     pids: dict[str, int] = field(default_factory=dict)
     mounts: tuple[str, ...] = ()
@@ -173,10 +191,14 @@ def _shim(root: Path, hosts_dir: Path) -> Path:
 class Twin:
     """The local twin rooted at `root` (default /var/lib/mailstrata-twin, or $MAILSTRATA_TWIN_ROOT)."""
 
-    def __init__(self, root: Path | None = None, *, config: str | None = None, netns_name: str = NETNS) -> None:
+    def __init__(self, root: Path | None = None, *, config: str | None = None, netns_name: str = NETNS,
+                 spool: bool = True) -> None:
         self.root = (root or default_root()).resolve()
         self.config_path = config
         self.netns_name = netns_name
+        self.spool = spool  # False: no spool volume; a queueing server's queue is on its local disk
+        self.volumes = self.root / "volumes"  # the slots' Cinder volumes
+        self._revisions: dict[str, _Revision] = {}
         self.logs = self.root / "logs"
         self.state_path = self.root / STATE
         self.secrets = self.root / "secrets"
@@ -231,12 +253,13 @@ class Twin:
         timings: dict[str, float] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
-        for d in ("servers", "run", "shared", "synth", "infra", "mailstore-shared"):
+        for d in ("servers", "run", "shared", "synth", "infra", "mailstore-shared", "volumes", "revisions"):
             shutil.rmtree(self.root / d, ignore_errors=True)
         shutil.rmtree(self.logs, ignore_errors=True)
         self.logs.mkdir(parents=True)
         self.logs.chmod(0o755)
         self._partial: dict[str, Any] = {"pids": {}, "mounts": [], "samba_pid": None, "preload_created": False}
+        self._volumes: dict[str, str] = {}
         try:
             return self._up(say, timings, t0)
         except BaseException:
@@ -328,8 +351,10 @@ class Twin:
             amphorae={r.value: a for r, a in amphorae.items()}, security_groups=str(sg_rules),
             mounts=tuple(self._partial["mounts"]), samba_pid=ad.pid,
             preload_created=bool(self._partial["preload_created"]), started_in_s=round(time.monotonic() - t0, 1),
-            stages_s=timings,
+            stages_s=timings, directory=asdict(directory), config=self.config_path, spool=self.spool,
+            volumes=dict(self._volumes),
         )
+        self._revisions[_config_key(cfg)] = _Revision(syn=syn, plan=plan, values=values, servers=twin_servers)
         self._save(info)
         say(f"twin up in {info.started_in_s} s")
         return info
@@ -445,6 +470,7 @@ class Twin:
             env["MYSQL_UNIX_PORT"] = str(self._mariadb(sup, svc))
         sup.run(f"{s.name}/mailstrata-setup", ["bash", str(profile.paths.setup_script)], host=s.fqdn,
                 log=logs / "setup.log", timeout=300, env=env)
+        self._fstab_binds(s, profile)
         started = []
         for d in daemons(svc):
             sup.start(d)
@@ -524,8 +550,53 @@ class Twin:
             if str(mp) not in self._partial["mounts"]:
                 subprocess.run(["mount", "--bind", str(share), str(mp)], check=True, capture_output=True)
                 self._partial["mounts"].append(str(mp))
+        if s.role in QUEUEING_ROLES:
+            self._attach_spool(s, p)
         if "postfix_dir" in paths:
             self._postfix_paths(sup, s, p)
+
+    # ---- the spool volume ---------------------------------------------------------------------------
+
+    def _attach_spool(self, s: TwinServer, p: OsProfile) -> None:
+        """Attach the slot's spool volume at the profile's spool mount point, as Nova attaches the Cinder volume
+        before cloud-init runs; the setup script's spool step (daemons/spool.py) then finds it mounted, uses it
+        as it is, and binds its folders (Postfix's queue, amavisd's quarantine) where the daemons use them.
+
+        The volume is a folder outside the server's root (`volumes/<server>-spool`) that outlives the server
+        (`replace_server` keeps it). Without a spool (`spool=False`) the mount point holds a folder of the
+        server's own root instead: its local disk, gone with it.
+        """
+        if "spool_dir" not in p.paths:
+            return
+        if self.spool:
+            volume = self.volumes / f"{s.name}-spool"
+            self._volumes[s.name] = str(volume)
+        else:
+            volume = s.root / "local-disk-spool"
+        volume.mkdir(parents=True, exist_ok=True)
+        volume.chmod(0o755)
+        mp = Path(str(p.paths.spool_dir))
+        mp.mkdir(parents=True, exist_ok=True)
+        _bind(volume, mp)
+
+    def _fstab_binds(self, s: TwinServer, p: OsProfile) -> None:
+        """Mount the bind lines the setup script wrote to the server's fstab, as systemd does from fstab.
+
+        The script's own `mount --bind` happened in the private mount namespace `ip netns exec` gave it, and
+        went with it; the daemons (each started in a namespace of its own, copied from the twin's) see what is
+        mounted here.
+        """
+        fstab = Path(str(p.paths["fstab"])) if "fstab" in p.paths else None
+        if fstab is None or not fstab.is_file():
+            return
+        root = str(s.root) + "/"
+        mounted = set(_twin_mounts(s.root))
+        for line in fstab.read_text().splitlines():
+            f = line.split()
+            if len(f) >= 4 and not f[0].startswith("#") and "bind" in f[3].split(",") \
+                    and f[0].startswith(root) and f[1].startswith(root) and f[1] not in mounted:
+                Path(f[1]).mkdir(parents=True, exist_ok=True)
+                _bind(Path(f[0]), Path(f[1]))
 
     def _postfix_paths(self, sup: process.Supervisor, s: TwinServer, p: OsProfile) -> None:
         """Postfix's own directories and log, where a template leaves Postfix's compiled-in defaults.
@@ -650,17 +721,65 @@ class Twin:
 
     # ---- server faults -----------------------------------------------------------------------------
 
-    def stop_server(self, name: str) -> None:
-        """Stop every daemon of one server (a failed server, for the fault tests)."""
+    def stop_server(self, name: str, *, graceful: bool = False) -> None:
+        """Stop every daemon of one server (a failed server, for the fault tests).
+
+        `graceful`: the guest's own orderly shutdown (what Nova's stop does before a delete when the
+        instance has `stop_before_destroy`). The content filter goes first, slowly: amavisd gets SIGQUIT
+        (Net::Server's slow shutdown: every child finishes the session it is in, re-injection and reply
+        included) while Postfix still runs, and the twin waits until it has exited; then `postfix stop`, then
+        the rest in the reverse of the start order. A filter transaction cut between amavisd's re-injection
+        and its reply leaves the message queued twice (before and after the filter): the rollout test saw
+        one such duplicate per run when Postfix and amavisd were simply terminated. Without `graceful` every
+        process gets SIGTERM, as when a server fails.
+        """
         info = self._require()
         sup = process.Supervisor(info.netns, self.logs, info.pids)
         server = next(s for s in info.servers if s.name == name)
         # the server's processes share their daemons' UTS namespaces (its host name): children included
         uts = {_uts(info.pids[d]) for d in server.daemons if d in info.pids} - {None}
+        if graceful:
+            self._amavisd_slow_stop(info.netns, uts)
         for d in reversed(server.daemons):
+            if graceful and d.endswith("/postfix") and sup.alive(d):
+                self._postfix_stop(server, uts)
             sup.stop(d)
         process.kill_all([pid for pid in netns.Namespace(info.netns).pids() if _uts(pid) in uts])
         self._save_pids(info, sup)
+
+    @staticmethod
+    def _amavisd_slow_stop(ns: str, uts: set[int | None], timeout: float = 60.0) -> None:
+        """SIGQUIT to the server's amavisd parent (not its children), then a wait until every amavisd
+        process of the server has exited."""
+        def mine() -> dict[int, int]:  # amavisd pid -> its parent
+            out = {}
+            for pid in netns.Namespace(ns).pids():
+                if _uts(pid) in uts and b"amavisd" in _cmdline(pid):
+                    out[pid] = _ppid(pid)
+            return out
+
+        procs = mine()
+        for pid, parent in procs.items():
+            if parent not in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + timeout
+        while procs and time.monotonic() < deadline:
+            time.sleep(0.3)
+            procs = mine()
+
+    def _postfix_stop(self, server: ServerInfo, uts: set[int | None], timeout: float = 30.0) -> None:
+        """`postfix stop` on `server`, then a wait until none of its Postfix processes is left."""
+        pdir = Path(server.root) / "etc/postfix"
+        subprocess.run(["postfix", "-c", str(pdir), "stop"], capture_output=True, env={**os.environ,
+                                                                                        "MAIL_CONFIG": str(pdir)})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = [pid for pid in netns.Namespace(self._require().netns).pids()
+                    if _uts(pid) in uts and _is_postfix(pid)]
+            if not left:
+                return
+            time.sleep(0.2)
 
     def start_server(self, name: str) -> None:
         """Start a stopped server's daemons again, from the files already in its root."""
@@ -675,6 +794,81 @@ class Twin:
         for d in daemons(svc):
             sup.start(d)
         self._save_pids(info, sup)
+
+    # ---- replacement (issue 12) --------------------------------------------------------------------
+
+    def replace_server(self, name: str, *, config: PlatformConfig | str | None = None, graceful: bool = True,
+                       progress: Callable[[str], None] | None = None) -> ServerInfo:
+        """Replace one server as the cloud does: destroy it, create it again; return when it runs.
+
+        Destroy: every process of the server stops (as `stop_server`; `graceful`: the guest's orderly
+        shutdown first, as `stop_before_destroy` asks of Nova), every mount under its root is
+        unmounted (the spool volume detached) and the root, its local disk, is removed. Create: the same name
+        and address (destroy-then-create on the slot's Neutron port, so its load-balancer member is the same
+        one), its files rendered from `config`'s synthesis (default: the config the twin runs; a
+        `PlatformConfig` is used as given, a path goes through `twin_config`), the same directory, secrets and
+        address plan; the spool volume attached again before its setup script runs, then its daemons.
+
+        With `spool=False` (the `Twin`'s) no volume outlives the server: a queue it held is gone with it;
+        a server whose queue was on a volume loses the volume too (as a volume deleted with its server).
+        """
+        say = progress or (lambda _msg: None)
+        info = self._require()
+        old = next((s for s in info.servers if s.name == name), None)
+        if old is None:
+            names = ", ".join(s.name for s in info.servers)
+            raise TwinError(f"replace_server: no server {name!r}; the twin runs {names}")
+        rev = self._revision(config, info)
+        new = next((s for s in rev.servers if s.name == name), None)
+        if new is None or new.address != old.address:
+            raise TwinError(f"replace_server: {name} is not in the new config's synthesis at {old.address} "
+                            f"(got {new.address if new else 'no such server'}): a rollout keeps every slot's "
+                            "name and address; adding or moving servers is not a rollout")
+        say(f"{name}: destroying")
+        self.stop_server(name, graceful=graceful)
+        self._destroy(old)
+        info = self._require()
+        sup = process.Supervisor(info.netns, self.logs, dict(info.pids))
+        self._partial = {"pids": sup.pids, "mounts": list(info.mounts), "samba_pid": info.samba_pid,
+                         "preload_created": info.preload_created}
+        self._volumes = {k: v for k, v in info.volumes.items() if self.spool or k != name}
+        directory = TwinDirectory(**info.directory)
+        say(f"{name}: creating")
+        created = self._server(sup, rev.syn, rev.plan, rev.values, directory, new)
+        from dataclasses import replace
+
+        servers = tuple(created if s.name == name else s for s in info.servers)
+        self._save(replace(info, servers=servers, pids=dict(sup.pids), mounts=tuple(self._partial["mounts"]),
+                           volumes=dict(self._volumes)))
+        return created
+
+    def _destroy(self, server: ServerInfo) -> None:
+        """The server's local disk is gone: its mounts detached (deepest first), its root removed."""
+        root = Path(server.root)
+        for mp in sorted(_twin_mounts(root), key=len, reverse=True):
+            proc = subprocess.run(["umount", mp], capture_output=True, text=True)
+            if proc.returncode != 0:
+                subprocess.run(["umount", "-l", mp], capture_output=True)
+        left = _twin_mounts(root)
+        if left:  # never remove a folder through a mount: that would empty the volume
+            raise TwinError(f"destroying {server.name}: still mounted under its root: {', '.join(left)}")
+        shutil.rmtree(root)
+        if not self.spool:
+            shutil.rmtree(self.volumes / f"{server.name}-spool", ignore_errors=True)
+
+    def _revision(self, config: PlatformConfig | str | None, info: TwinInfo) -> _Revision:
+        """A config's synthesis and Terraform values, made once per config while this object lives."""
+        cfg = config if isinstance(config, PlatformConfig) else twin_config(config or info.config)
+        key = _config_key(cfg)
+        if key not in self._revisions:
+            outdir = self.root / "revisions" / key / "synth"
+            syn = synthesize(cfg, outdir)
+            plan = address_plan(cfg)
+            twin_servers = servers(syn, plan, self.root)
+            values = twin_values(syn, plan, twin_servers, secrets_dir=self.secrets, bind_password=info.bind_password,
+                                 nfs_server=plan.server(Role.MAILSTORE, 9))
+            self._revisions[key] = _Revision(syn=syn, plan=plan, values=values, servers=twin_servers)
+        return self._revisions[key]
 
     def flush_queues(self, role: Role | str) -> None:
         """`postqueue -f` on every running server of `role`: retry deferred mail now, as an operator would
@@ -776,6 +970,27 @@ def _uts(pid: int) -> int | None:
         return None
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _is_postfix(pid: int) -> bool:
+    try:
+        return "/postfix/" in os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -816,6 +1031,27 @@ def _postconf_value(main: str, key: str) -> str | None:
         if line.startswith(key) and "=" in line and line.split("=", 1)[0].strip() == key:
             return line.split("=", 1)[1].strip()
     return None
+
+
+def _bind(source: Path, target: Path) -> None:
+    """`mount --bind source target` (as the cloud attaches a volume; the server's processes see it)."""
+    proc = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise TwinError(f"mount --bind {source} {target} failed: {proc.stderr.strip()}")
+
+
+def _config_key(cfg: PlatformConfig) -> str:
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Revision:
+    """One config's synthesis as the twin renders servers from it (kept while the `Twin` object lives)."""
+
+    syn: Synthesized
+    plan: AddressPlan
+    values: Values
+    servers: tuple[TwinServer, ...]
 
 
 def _twin_mounts(root: Path) -> list[str]:
