@@ -230,6 +230,9 @@ class MailLayer(Construct):
                 network=[ComputeInstanceV2Network(port=port.id)],
                 scheduler_hints=[ComputeInstanceV2SchedulerHints(group=server_group_id)],
                 user_data=self.user_data.expression(name, head),
+                # Nova stops the server (an ACPI shutdown: the daemons stop in order, Postfix finishes its queue
+                # writes) before deleting it, so a replacement leaves the spool volume consistent
+                stop_before_destroy=True,
                 metadata={"mailstrata_role": role.value, "mailstrata_stack": props.name_prefix,
                           # read by the server (the mailstores' placement agent) while a rollout drains it
                           "mailstrata_drain": f'${{contains({drained}, "{name}") ? "true" : "false"}}'},

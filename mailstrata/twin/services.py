@@ -285,8 +285,23 @@ SERVICES: Mapping[str, Callable[[ServiceContext], Daemon]] = {
 }
 
 
+def placement(ctx: ServiceContext) -> Daemon | None:
+    """The mailstores' placement agent (daemons/placement.py), when the render has one: its unit's ExecStart.
+    Its unit's ExecStartPre (`--once`, the first map before Dovecot starts) is what `Ready(files=...)` waits
+    for: the agent's first round writes the map."""
+    conf = Path(f"{_p(ctx, 'dovecot_dir')}/mailstrata-placement.conf")
+    script = Path(f"{ctx.profile.root}/usr/local/sbin/mailstrata-placement")
+    if not conf.is_file() or not script.is_file():
+        return None
+    map_file = _conf_value(str(conf), "map_file")
+    return Daemon(name=f"{ctx.server.name}/placement", argv=("python3", "-u", str(script), "--config", str(conf)),
+                  log=ctx.logs / "placement.log", host=ctx.server.fqdn,
+                  ready=Ready(files=(map_file,) if map_file else ()), timeout=ctx.timeout)
+
+
 def daemons(ctx: ServiceContext) -> list[Daemon]:
-    """The server's daemons in the profile's start order; an unknown service is an error naming it."""
+    """The server's daemons in the profile's start order; an unknown service is an error naming it. The
+    placement agent, when rendered, comes before Dovecot, as its unit says (Before=dovecot.service)."""
     out = []
     for name in ctx.profile.services:
         if name in NOT_RUN:
@@ -294,5 +309,7 @@ def daemons(ctx: ServiceContext) -> list[Daemon]:
         if name not in SERVICES:
             raise KeyError(f"{ctx.server.name}: the twin does not know how to start service {name!r} "
                            f"(add it to mailstrata/twin/services.py)")
+        if name == "dovecot" and (agent := placement(ctx)) is not None:
+            out.append(agent)
         out.append(SERVICES[name](ctx))
     return out

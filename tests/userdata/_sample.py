@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import cache
 from typing import Any
 

@@ -268,7 +268,8 @@ def test_tls_floor_is_tls12(tmp_path: Path) -> None:
 
 
 def test_centos7_file_differs_from_the_checked_one_only_in_the_tls_floor_and_dh(files: dict[str, str]) -> None:
-    stack = dataclasses.replace(context(), peers=_sample.MAILSTORE_PEERS, spool=_sample.stack_context(Role.MAILSTORE).spool)
+    stack = dataclasses.replace(context(), peers=_sample.MAILSTORE_PEERS,
+                                spool=_sample.stack_context(Role.MAILSTORE).spool)
     checked = render(stack, profile())[DOVECOT_CONF].splitlines()
     centos = files[DOVECOT_CONF].splitlines()
     diff = [(a, b) for a, b in zip(checked, centos, strict=True) if a != b]
