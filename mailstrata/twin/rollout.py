@@ -121,11 +121,27 @@ class TwinCloud:
                     raise TwinError(f"set server {r['pxname']}/{slot} weight {weight}: {out}")
 
     def drain(self, slot: str) -> None:
-        """Octavia: member weight 0 (sessions open go on, no new ones)."""
+        """Octavia: member weight 0 (sessions open go on, no new ones). The server's Nova metadata
+        `mailstrata_drain = "true"` (what `var.mailstrata_drain` sets) reaches a mailstore's placement agent
+        through the metadata service, which the twin has not: the agent's other source, the local drain
+        request file, stands in for it."""
         self._set_weight(slot, 0)
+        self._drain_request(slot, True)
 
     def undrain(self, slot: str) -> None:
         self._set_weight(slot, WEIGHT)
+        self._drain_request(slot, False)
+
+    def _drain_request(self, slot: str, on: bool) -> None:
+        server = next(s for s in self._info().servers if s.name == slot)
+        flag = Path(server.root) / "run" / "mailstrata" / "drain"  # daemons/placement.py `drain_request`
+        if Role(server.role) is not Role.MAILSTORE:
+            return
+        if on:
+            flag.parent.mkdir(parents=True, exist_ok=True)
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
 
     def replace(self, slot: str) -> None:
         """Destroy the server and create its replacement (same port and address); return once it runs."""

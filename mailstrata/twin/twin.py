@@ -936,19 +936,7 @@ class Twin:
 def members_not_up(ns: str, sock: str) -> list[str]:
     """`backend/server status` of every load-balancer member that is not UP (from HAProxy's stats socket)."""
     def query() -> str:
-        import socket
-
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
-            s.connect(sock)
-            s.sendall(b"show stat\n")
-            chunks = []
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-        return b"".join(chunks).decode()
+        return haproxy.runtime(sock, "show stat")
 
     text = netns.in_netns(ns, query)
     out = []

@@ -43,7 +43,7 @@ def test_given_a_misspelt_nested_key_when_parsed_then_it_names_the_full_path(con
     config["layers"]["smtp_in"]["flavour"] = "m1.large"
 
     assert problems_of(config) == [
-        "layers.smtp_in.flavour: is not a known key; use one of: count, flavor, image, key_pair, affinity, "
+        "layers.smtp_in.flavour: is not a known key; use one of: count, flavor, image, key_pair, spool_gb, affinity, "
         "network_id, subnet_id, subnet_cidr (did you mean 'flavor'?)"
     ]
 

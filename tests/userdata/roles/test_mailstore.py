@@ -1055,7 +1055,11 @@ def _imap_login(store: Store, user: str, password: str) -> str:
 
 
 def _inbox_subjects(store: Store, user: str, password: str) -> list[str]:
-    imap = _imap_session(store, user, password)
+    return _subjects(_imap_session(store, user, password))
+
+
+def _subjects(imap: imaplib.IMAP4) -> list[str]:
+    """The subjects in INBOX, sorted; logs the session out."""
     try:
         _, count = imap.select("INBOX", readonly=True)
         if count == [b"0"]:
@@ -1436,15 +1440,7 @@ def _imap_via(ms: Mailstores, name: str, user: str, password: str) -> imaplib.IM
 
 
 def _imap_subjects_via(ms: Mailstores, name: str, user: str, password: str) -> list[str]:
-    imap = _imap_via(ms, name, user, password)
-    try:
-        _, count = imap.select("INBOX", readonly=True)
-        if count == [b"0"]:
-            return []
-        _, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    finally:
-        imap.logout()
-    return sorted(part[1].decode().strip().removeprefix("Subject: ") for part in data if isinstance(part, tuple))
+    return _subjects(_imap_via(ms, name, user, password))
 
 
 @pytest.mark.daemons
