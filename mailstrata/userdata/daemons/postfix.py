@@ -503,6 +503,11 @@ def mx(ctx: LayerContext, os: OsProfile, *, content_filter: ContentFilter, spf: 
                 ("smtp_send_xforward_command", "yes"),  # amavisd learns the real client and passes it on
                 ("smtp_tls_security_level", "none"),  # loopback: TLS adds nothing
                 ("max_use", "20"),
+                # amavisd refuses nothing on purpose (every destiny is pass or quarantine, amavis.py), so a 5xx
+                # or a protocol error from it is a failure, not a verdict: keep the message queued and retry.
+                # Seen on the twin: amavisd killed mid-session answered "250" to DATA, and Postfix bounced the
+                # message ("Protocol error", 5.5.0).
+                ("soft_bounce", "yes"),
             ),
         ),
         MasterService(
