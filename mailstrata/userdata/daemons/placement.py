@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 from mailstrata import contract
 from mailstrata.roles import Role
-from mailstrata.userdata.context import LayerContext
+from mailstrata.userdata.context import FtsBackend, LayerContext
+from mailstrata.userdata.daemons import dovecot
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -71,6 +72,9 @@ class Placement:
     peers: tuple[tuple[str, str], ...]  # (name, address), in slot order
     dovecot_config: str
     vmail_uid: int
+    homes_dir: str  # the users' homes on the share: <homes_dir>/x/y/<canonical name>
+    fts_lock: str  # relative to a home: the Lucene index's write lock ("" with Solr: nothing to repair)
+    fts_pending: str  # local: the users whose full-text index waits for a repair (the agent's state)
 
     @property
     def username_format(self) -> str:
@@ -92,6 +96,10 @@ class Placement:
             f"drain_key {DRAIN_KEY}",
             f"dovecot_config {self.dovecot_config}",
             f"vmail_uid {self.vmail_uid}",
+            f"homes_dir {self.homes_dir}",
+            f"home_depth {dovecot.HOME_LEVELS}",
+            f"fts_lock {self.fts_lock}",
+            f"fts_pending {self.fts_pending}",
         ]
         lines += [f"peer_port {s} {port}" for s, port in sorted(self.peer_ports.items())]
         lines += [f"front_ports {s} {' '.join(map(str, ports))}" for s, ports in sorted(self.front_ports.items())]
@@ -124,6 +132,9 @@ def settings(ctx: LayerContext, os: OsProfile) -> Placement:
         peers=tuple((p.name, p.address) for p in ctx.peers),
         dovecot_config=f"{os.paths.dovecot_dir}/dovecot.conf",
         vmail_uid=ctx.platform.vmail_uid,
+        homes_dir=str(os.paths.vmail_home),
+        fts_lock=dovecot.LUCENE_WRITE_LOCK if ctx.platform.fts is FtsBackend.LUCENE else "",
+        fts_pending=f"{os.paths.state_dir}/placement/fts-pending.json",
     )
 
 

@@ -1709,6 +1709,51 @@ def _search(imap: imaplib.IMAP4, word: str) -> list[bytes]:
     return data[0].split()
 
 
+def _found_by_search(ms: Mailstores, via: str, login: str, words: list[str]) -> dict[str, int]:
+    """{word: messages a full-text search (SEARCH BODY) finds}, through server `via`'s LB-facing port."""
+    imap = ms.in_netns(_imap_via, ms, via, login, ms.passwords[login])
+    try:
+        ms.in_netns(imap.select, "INBOX", True)
+        return {w: len(ms.in_netns(_search, imap, w)) for w in words}
+    finally:
+        ms.in_netns(imap.logout)
+
+
+@pytest.mark.daemons
+def test_a_full_text_index_a_dead_home_was_writing_is_repaired_by_the_new_home(restored: Mailstores) -> None:
+    # GIVEN a user homed on `home`, with two messages delivered and indexed there
+    ms = restored
+    home = PEERS[0].name
+    user, login = _a_user_homed_on(ms, home)
+    other = ms.other(home)
+    run = f"lock{time.monotonic_ns()}"
+    words = [f"{run}w{i}" for i in range(4)]
+
+    def msg(i: int) -> str:
+        return (f"From: a@example.org\r\nTo: {user}\r\nSubject: {run} {i}\r\nMessage-ID: <{words[i]}@example.org>"
+                f"\r\n\r\nthe word is {words[i]}\r\n")
+
+    for i in (0, 1):
+        assert ms.lmtp(home, user, msg(i))[0] == 250
+    assert _found_by_search(ms, home, login, words[:2]) == dict.fromkeys(words[:2], 1)
+    # AND the home dies while it writes the user's Lucene index: CLucene's write.lock stays on the share.
+    # (Left alone, the new home's indexer times out on that lock within Dovecot's 60 s override, fails with
+    # CLucene's I/O error, empties the index and still records the message as indexed: a search never finds
+    # any earlier message again.)
+    lock = next(ms.share.glob(f"*/*/{user}")) / "maildir/lucene-indexes/write.lock"
+    lock.touch()
+    os.chown(lock, 5000, 5000)
+    ms.kill(home)
+    # WHEN the other server's agent runs a round (it becomes the user's home) and mail keeps coming
+    repaired = ms.agent(other).stdout
+    for i in (2, 3):
+        assert ms.lmtp(other, user, msg(i))[0] == 250
+    # THEN it repaired the index, and a full-text search finds every message
+    assert f"repaired the full-text index of {user}" in repaired
+    assert not lock.exists()
+    assert _found_by_search(ms, other, login, words) == dict.fromkeys(words, 1)
+
+
 @pytest.mark.daemons
 def test_after_a_home_is_killed_mid_stream_every_message_arrives_once_and_search_finds_it(
         restored: Mailstores) -> None:
