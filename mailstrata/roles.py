@@ -21,3 +21,6 @@ class Role(StrEnum):
 
 
 MAIL_LAYER_ROLES: tuple[Role, ...] = (Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE, Role.WEBMAIL)
+# The layers whose Postfix queues mail: each server slot keeps its queue on a volume of its own, which outlives
+# the server (issue 12).
+QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})

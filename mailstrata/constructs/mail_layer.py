@@ -30,14 +30,12 @@ from mailstrata.constructs.lbaas_vip import LbaasVip
 from mailstrata.constructs.nfs_share import NfsShare
 from mailstrata.errors import Problems
 from mailstrata.policies.marker import format_marker
-from mailstrata.roles import MAIL_LAYER_ROLES, Role
+from mailstrata.roles import MAIL_LAYER_ROLES, QUEUEING_ROLES, Role
 from mailstrata.types import Affinity
 from mailstrata.userdata.context import LayerContext, NfsMount, Peer, Platform, Spool
 from mailstrata.userdata.daemons.placement import PEER_PORTS
 
 MAX_SERVERS = 500  # per layer, as the config allows
-# The layers whose Postfix queues mail: each server slot keeps its queue on a volume of its own (issue 12).
-QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})
 # What a deploy leaves alone on a running server (`lifecycle.ignore_changes`): the provider replaces the server
 # when any of them changes (ForceNew in terraform-provider-openstack's compute_instance_v2), and a replacement
 # is a rollout's job, one drained slot at a time. `flavor_name` would resize in place, which reboots the

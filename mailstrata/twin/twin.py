@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailstrata.config.model import PlatformConfig
-from mailstrata.roles import Role
+from mailstrata.roles import QUEUEING_ROLES, Role
 from mailstrata.twin import dns, firewall, haproxy, netns, process
 from mailstrata.twin.addresses import AddressPlan
 from mailstrata.twin.platform import (
@@ -82,8 +82,6 @@ _UNESCAPE = re.compile(r"\\(.)")
 EXTERNAL_DOMAIN = "external.example"  # an outside recipient domain (relay tests)
 LISTED_CLIENT = 66  # 127.200.0.66 is on every DNSBL of the config
 SERVER_TIMEOUT = 60.0
-# The servers whose spool (Postfix's queue) lives on a per-slot volume that outlives them (issue 12).
-QUEUEING_ROLES = frozenset({Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE})
 
 
 class TwinError(RuntimeError):

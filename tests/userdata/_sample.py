@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 from mailstrata.directory import DirectorySettings, LdapTls
-from mailstrata.roles import Role
+from mailstrata.roles import QUEUEING_ROLES, Role
 from mailstrata.terraform_eval import StandIns, evaluate, nova_user_data, referenced_attributes
 from mailstrata.userdata.context import (
     Database,
@@ -105,7 +105,7 @@ def context(role: Role) -> LayerContext:
 def stack_context(role: Role) -> LayerContext:
     """`context(role)` as MailLayer completes it in the default stack: a spool volume per queueing server, and
     the mailstores' own servers as peers (their addresses as `sample_attribute` gives the ports')."""
-    return replace(context(role), spool=Spool() if role in (Role.SMTP_IN, Role.SMTP_OUT, Role.MAILSTORE) else None,
+    return replace(context(role), spool=Spool() if role in QUEUEING_ROLES else None,
                    peers=MAILSTORE_PEERS if role is Role.MAILSTORE else ())
 
 
