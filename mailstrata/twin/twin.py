@@ -723,7 +723,8 @@ class Twin:
         """Stop every daemon of one server (a failed server, for the fault tests).
 
         `graceful`: the guest's own orderly shutdown (what Nova's stop does before a delete when the
-        instance has `stop_before_destroy`). The content filter goes first, slowly: amavisd gets SIGQUIT
+        instance has `stop_before_destroy`), as the amavisd unit's drop-in orders it (daemons/amavis.py
+        `stop_dropin_file`). The content filter goes first, slowly: amavisd gets SIGQUIT
         (Net::Server's slow shutdown: every child finishes the session it is in, re-injection and reply
         included) while Postfix still runs, and the twin waits until it has exited; then `postfix stop`, then
         the rest in the reverse of the start order. A filter transaction cut between amavisd's re-injection

@@ -168,6 +168,22 @@ def cleanup_cron_file(a: Amavis, os: OsProfile) -> FileSpec:
     )
 
 
+# Within Nova's `shutdown_timeout` (60 s by default): the time a guest gets to shut down cleanly before it is
+# powered off, when the server is stopped before it is destroyed (stop_before_destroy, issue 12). A child
+# scanning a large message finishes well within it.
+STOP_TIMEOUT_SECONDS = 40
+
+
+def stop_dropin_file(os: OsProfile) -> FileSpec:
+    """amavisd's unit drop-in: it stops before Postfix, with Net::Server's slow shutdown (SIGQUIT to the parent
+    only, `KillMode=mixed`), so a message in the filter is finished and handed back, not queued twice."""
+    return FileSpec(
+        dest=f"{os.paths.systemd_unit_dir}/{os.values.amavis_unit}.service.d/mailstrata-stop.conf",
+        template="amavis/etc/systemd/system/unit.service.d/mailstrata-stop.conf.j2",
+        context={"postfix_unit": os.values.postfix_daemon_unit, "timeout": STOP_TIMEOUT_SECONDS},
+    )
+
+
 def quarantine_tool_file(a: Amavis) -> FileSpec:
     """The operator's quarantine tool: `list`, `show ID`, `release ID [RECIPIENT...]` (docs/operations.md).
 

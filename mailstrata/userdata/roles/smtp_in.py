@@ -55,6 +55,7 @@ def files(ctx: LayerContext, os: OsProfile) -> list[FileSpec]:
         *spamassassin.files(ctx.platform.spam, os),
         amavis.cleanup_cron_file(amavis_ctx, os),
         amavis.quarantine_tool_file(amavis_ctx),
+        amavis.stop_dropin_file(os),
         # the slot's spool volume keeps the queue and the quarantine (issue 9: quarantined mail is released)
         *spool.files(ctx, os, (spool.postfix_queue(os), spool.amavis_quarantine(os))),
         FileSpec(

@@ -25,6 +25,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -135,6 +136,8 @@ class Live:
     profile: OsProfile
     sink: Path
     role_script: subprocess.CompletedProcess[str]
+    amavisd: subprocess.Popen[bytes]  # amavisd's parent (`ip netns exec` execs it)
+    clamd: subprocess.Popen[bytes]
 
     @property
     def quarantine(self) -> Path:
@@ -224,8 +227,9 @@ def _message(subject: str, body: str, attachment: tuple[str, bytes] | None = Non
     return msg
 
 
-@pytest.fixture(scope="module")
-def live() -> Iterator[Live]:
+@contextlib.contextmanager
+def _running(name: str) -> Iterator[Live]:
+    """The smtp_in role's clamd and amavisd, and smtp-sink on the re-injection port, in a namespace of their own."""
     requires("amavisd", "amavisd-release", "clamd", "smtp-sink", "postmap", "postalias", "unshare", "ip", root=True)
     try:
         pwd.getpwnam("amavis")
@@ -235,7 +239,7 @@ def live() -> Iterator[Live]:
         unavailable("/var/lib/amavis does not exist", why="the release binds the relocated home over it",
                     install="make deps-apt installs amavisd-new")  # fmt: skip
     with contextlib.ExitStack() as stack:
-        root = stack.enter_context(scratch_dir("amavis-quarantine"))
+        root = stack.enter_context(scratch_dir(f"amavis-{name}"))
         ns = stack.enter_context(private_netns(f"mstest-aq-{uuid.uuid4().hex[:6]}"))
         srv = root / "srv"
         profile = _write(srv, _sample.context(ROLE))
@@ -274,6 +278,7 @@ def live() -> Iterator[Live]:
             proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             stack.callback(stop, proc, 20)
+        clamd = proc
         wait_for(lambda: listening(ns, p.clamd_amavis_socket), "clamd listening", interval=0.2)
         amavisd = subprocess.Popen(["ip", "netns", "exec", ns, "amavisd", "-c", str(conf), "foreground"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -282,7 +287,14 @@ def live() -> Iterator[Live]:
         wait_for(lambda: listening(ns, "127.0.0.1:10024") and listening(ns, p.amavis_socket), "amavisd listening",
                  timeout=120, interval=0.2, log=lambda: log.read_text() if log.exists() else "(no log)")  # fmt: skip
         wait_for(lambda: listening(ns, "127.0.0.1:10025"), "smtp-sink listening", interval=0.2)
-        yield Live(ns=ns, root=root, profile=profile, sink=sink, role_script=role_script)
+        yield Live(ns=ns, root=root, profile=profile, sink=sink, role_script=role_script, amavisd=amavisd,
+                   clamd=clamd)
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[Live]:
+    with _running("quarantine") as running:
+        yield running
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,3 +426,116 @@ def test_virus_gets_250_and_is_quarantined(live: Live, eicar: Sent) -> None:
 def test_banned_attachment_gets_250_and_is_quarantined(live: Live, banned: Sent) -> None:
     assert (banned.code, banned.quarantine_id.startswith("banned-"), (live.quarantine / banned.quarantine_id).is_file(),
             live.forwarded(banned.message_id)) == (250, True, True, [])  # fmt: skip
+
+
+# ==== how amavisd stops: the unit drop-in ================================================================
+
+DROPIN = re.compile(r".*/etc/systemd/system/(amavisd?)\.service\.d/mailstrata-stop\.conf")
+
+
+def _stop_dropin(profile: OsProfile) -> tuple[str, str]:
+    """(unit, text) of the smtp_in role's amavisd stop drop-in for `profile`."""
+    found = [(m.group(1), f.content) for f in render_layer(_sample.context(ROLE), os=profile).files
+             if (m := DROPIN.fullmatch(f.path))]  # fmt: skip
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _directive(text: str, key: str) -> str:
+    return re.findall(rf"(?m)^{key}=(.*)$", text)[-1]
+
+
+@pytest.mark.daemons
+def test_systemd_reads_the_stop_drop_in_without_a_warning(tmp_path: Path) -> None:
+    # GIVEN this machine's units (Debian's amavis and postfix@) and the drop-in rendered for Debian 12
+    requires("systemd-analyze", why="to read the drop-in with systemd's own loader")
+    root = tmp_path / "root"
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    unit, text = _stop_dropin(load_profile("debian12", ROLE))
+    assert (root / f"usr/lib/systemd/system/{unit}.service").is_file()
+    after = _directive(text, "After")
+    assert (root / "usr/lib/systemd/system" / re.sub(r"@.+\.", "@.", after)).is_file(), f"no unit {after} here"
+    dropin = root / f"etc/systemd/system/{unit}.service.d/mailstrata-stop.conf"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text(text)
+    # WHEN systemd loads the unit THEN nothing in the drop-in is refused or unknown
+    proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}", f"{unit}.service"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert "mailstrata-stop.conf" not in proc.stdout + proc.stderr, proc.stderr
+
+
+def test_amavisd_stops_after_the_unit_that_runs_postfix_on_both_oses() -> None:
+    for name in ("centos7", "debian12"):
+        profile = load_profile(name, ROLE)
+        _, text = _stop_dropin(profile)
+        assert _directive(text, "After") == f"{profile.values.postfix_daemon_unit}.service", name
+
+
+def _mid_message(live: Live, signum: signal.Signals) -> tuple[str, list[str]]:
+    """A message to amavisd, with `signum` sent to amavisd's parent while a child filters it (the client has
+    sent the final dot; clamd is stopped meanwhile, so the child is held in its virus scan): the reply the
+    client got, and the copies that reached the re-injection port."""
+    msg = _message("stopped mid-message", "a message amavisd is working on when it is told to stop")
+    mid = str(msg["Message-ID"])
+    script = (
+        "import smtplib, sys\n"
+        "s = smtplib.SMTP('127.0.0.1', 10024, timeout=120)\n"
+        f"s.ehlo('localhost'); s.mail('{SENDER}'); s.rcpt('{RECIPIENT}')\n"
+        "code, _ = s.docmd('DATA'); assert code == 354, code\n"
+        "s.send(open(sys.argv[1], 'rb').read().replace(b'\\n', b'\\r\\n') + b'.\\r\\n')\n"
+        "print('sent', flush=True)\n"
+        "try:\n"
+        "    print(s.getreply())\n"
+        "except (smtplib.SMTPException, OSError) as e:\n"
+        "    print('cut:', type(e).__name__)\n"
+    )
+    eml = live.root / f"{uuid.uuid4().hex}.eml"
+    eml.write_bytes(msg.as_bytes())
+    os.kill(live.clamd.pid, signal.SIGSTOP)
+    try:
+        client = subprocess.Popen(["ip", "netns", "exec", live.ns, sys.executable, "-c", script, str(eml)],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "sent"
+        wait_for(lambda: _busy_children(live), "an amavisd child on the message", timeout=30, interval=0.1)
+        os.kill(live.amavisd.pid, signum)
+        time.sleep(1)  # the parent passes the signal on to its children
+    finally:
+        os.kill(live.clamd.pid, signal.SIGCONT)
+    reply = client.communicate(timeout=120)[0].strip()
+    live.amavisd.wait(timeout=60)
+    return reply, live.forwarded(mid)
+
+
+def _busy_children(live: Live) -> list[str]:
+    """The process titles of this amavisd's children that are on a message: amavisd titles each child
+    `amavisd (chN-avail)` while it waits for a client, `amavisd (chN-<id>...)` while it works."""
+    busy = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == live.amavisd.pid:
+                title = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if "(ch" in title and "-avail)" not in title:
+                    busy.append(title)
+    return busy
+
+
+@pytest.mark.daemons
+def test_the_drop_ins_stop_signal_lets_amavisd_finish_the_message_it_is_on() -> None:
+    # GIVEN amavisd with a message in its hands (the client has sent it, a child is scanning it)
+    signum = signal.Signals[_directive(_stop_dropin(PROFILE)[1], "KillSignal")]
+    with _running("stop-quit") as live:
+        # WHEN the drop-in's stop signal reaches amavisd's parent (KillMode=mixed: the parent only)
+        reply, forwarded = _mid_message(live, signum)
+    # THEN the child finishes it: the client gets 250 and the message is handed back once
+    assert (reply.startswith("(250"), len(forwarded)) == (True, 1), reply
+
+
+@pytest.mark.daemons
+def test_systemds_default_stop_signal_cuts_the_message_amavisd_is_on() -> None:
+    # GIVEN the same, WHEN SIGTERM (systemd's default KillSignal) reaches amavisd's parent
+    with _running("stop-term") as live:
+        reply, forwarded = _mid_message(live, signal.SIGTERM)
+    # THEN the child drops the message (4xx, or the connection cut): the sending Postfix sends it again later,
+    # twice over if the child had handed it back already
+    assert (reply.startswith(("(4", "cut:")), forwarded) == (True, []), reply
