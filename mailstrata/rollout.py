@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mailstrata.roles import MAIL_LAYER_ROLES, Role
+from mailstrata.userdata.daemons import placement
 
 JOURNAL = "rollout.json"
 # Consumers before producers: a mailstore that understands a new setting is in place before smtp-in or
@@ -61,6 +62,16 @@ LAYER_ORDER: tuple[Role, ...] = (Role.MAILSTORE, Role.SMTP_OUT, Role.SMTP_IN, Ro
 # (SOGo's sessions are in the database), so its requests end quickly.
 DRAIN_TIMEOUT_S: Mapping[Role, float] = {Role.SMTP_IN: 120, Role.SMTP_OUT: 120, Role.MAILSTORE: 300,
                                           Role.WEBMAIL: 60}
+# A drained mailstore stays its users' home until the placement agents have moved them (docs/placement.md, "The
+# bound"): its own agent reads the drain request at its next round, the others see its flag at theirs, each round
+# taking at most an interval plus its own waiting (the metadata timeout, a probe timeout, Dovecot's re-read second).
+# Its load balancer sessions cannot tell: the home serves the other fronts' proxied sessions and deliveries on its
+# peer ports. Replaced before that, it takes its users' open sessions and deliveries in flight down with it (seen
+# on the twin: logins "temporarily unavailable" and a message delivered twice). So a drained mailstore is not
+# replaced before three such rounds, whatever its sessions.
+DRAIN_MIN_S: Mapping[Role, float] = {
+    Role.MAILSTORE: 3 * (placement.INTERVAL_SECONDS + placement.METADATA_TIMEOUT_SECONDS
+                         + placement.PROBE_TIMEOUT_SECONDS + 1)}
 UP_TIMEOUT_S = 1200.0  # a CentOS 7 server's first boot installs its packages: minutes, not seconds
 POLL_S = 5.0
 STEPS = ("drained", "sessions_ended", "replaced", "up", "undrained")
@@ -224,13 +235,17 @@ class _Slot:
         self.journal.save()
 
     def _wait_sessions(self) -> None:
-        deadline = self.clock() + self.drain_timeout
+        start = self.clock()
+        deadline = start + self.drain_timeout
         n = self.rec.sessions_at_drain = self.cloud.sessions(self.rec.name)
         while n != 0 and self.clock() < deadline:
             self.sleep(self.poll)
             n = self.cloud.sessions(self.rec.name)
         left = "none" if n == 0 else ("unknown" if n is None else str(n))
         self.say(f"{self.rec.name}: sessions left: {left}")
+        settle = start + min(DRAIN_MIN_S.get(Role(self.rec.layer), 0.0), self.drain_timeout) - self.clock()
+        if settle > 0:  # a mailstore whose users may not have moved yet (DRAIN_MIN_S)
+            self.sleep(settle)
 
     def _wait_up(self) -> None:
         layer = Role(self.rec.layer)

@@ -202,6 +202,33 @@ def test_a_server_that_never_comes_up_stops_the_rollout_drained(tmp_path: Path) 
     assert "undrain m-store-01" not in cloud.log and "drain m-out-01" not in cloud.log
 
 
+def test_a_drained_mailstore_is_not_replaced_before_its_users_moved_whatever_its_sessions(tmp_path: Path) -> None:
+    # the load balancer says no sessions at once; the placement agents need up to DRAIN_MIN_S to move the users
+    cloud = ScriptedCloud(dict(SLOTS))
+    now = [0.0]
+    replaced_at: dict[str, float] = {}
+    drained_at: dict[str, float] = {}
+    drain, replace = cloud.drain, cloud.replace
+
+    def timed_drain(slot: str) -> None:
+        drained_at[slot] = now[0]
+        drain(slot)
+
+    def timed_replace(slot: str) -> None:
+        replaced_at[slot] = now[0]
+        replace(slot)
+
+    cloud.drain, cloud.replace = timed_drain, timed_replace  # type: ignore[method-assign]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    rollout.run(cloud, _journal(tmp_path), say=lambda _: None, clock=lambda: now[0], sleep=sleep)
+    waited = {n: replaced_at[n] - drained_at[n] for n in replaced_at}
+    assert waited == {"m-store-01": rollout.DRAIN_MIN_S[Role.MAILSTORE], "m-out-01": 0, "m-in-01": 0, "m-in-02": 0}
+    assert rollout.DRAIN_MIN_S[Role.MAILSTORE] >= 2 * (5 + 2 + 2 + 1)  # two agent rounds at their slowest at least
+
+
 def test_dry_run_prints_the_steps_of_every_pending_slot(docs: tuple[dict[str, Any], dict[str, Any]],
                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = rollout.plan_text(rollout.order([Slot(Role.SMTP_IN, "mail-smtp-in-02"), Slot(Role.MAILSTORE, "m-01")]),

@@ -294,7 +294,10 @@ def placement(ctx: ServiceContext) -> Daemon | None:
     if not conf.is_file() or not script.is_file():
         return None
     map_file = _conf_value(str(conf), "map_file")
-    return Daemon(name=f"{ctx.server.name}/placement", argv=("python3", "-u", str(script), "--config", str(conf)),
+    # `--self`: the twin's servers share one namespace, where every peer's address is local, so the agent cannot
+    # tell which peer it is by binding (it would then neither publish its drain request nor kick moved users)
+    argv = ("python3", "-u", str(script), "--config", str(conf), "--self", ctx.server.name)
+    return Daemon(name=f"{ctx.server.name}/placement", argv=argv,
                   log=ctx.logs / "placement.log", host=ctx.server.fqdn,
                   ready=Ready(files=(map_file,) if map_file else ()), timeout=ctx.timeout)
 

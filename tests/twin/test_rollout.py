@@ -195,10 +195,10 @@ class ObservedCloud(TwinCloud):
         super().replace(slot)
 
 
-def _roll(cloud: ObservedCloud, journal_path: Path) -> list[SlotReport]:
-    """The rollout engine (mailstrata.rollout.run) over the twin's cloud, smtp-in then smtp-out."""
-    layers = [Role(r) for r in LAYERS]
-    slots = [Slot(Role(s.role), s.name) for s in cloud.platform.info.servers if s.role in LAYERS]
+def _roll(cloud: ObservedCloud, journal_path: Path, roles: tuple[str, ...] = LAYERS) -> list[SlotReport]:
+    """The rollout engine (mailstrata.rollout.run) over the twin's cloud, layer by layer in `roles`' order."""
+    layers = [Role(r) for r in roles]
+    slots = [Slot(Role(s.role), s.name) for s in cloud.platform.info.servers if s.role in roles]
     journal = run(cloud, Journal.start(journal_path, sorted(slots, key=lambda s: (layers.index(s.layer), s.name))),
                   drain_timeout=dict.fromkeys(layers, DRAIN_TIMEOUT_S), up_timeout=UP_TIMEOUT_S, poll=0.5,
                   say=lambda _m: None)
@@ -219,7 +219,8 @@ def _delivery_held(cloud: TwinCloud, platform: Platform) -> Iterator[None]:
             cloud.set_admin_state(slot, True, port=DELIVERY_PORT)
 
 
-def _arrived(platform: Platform, load: Load, expected: set[str], timeout: float) -> collections.Counter[str]:
+def _arrived(platform: Platform, load: Load, expected: set[str], timeout: float,
+             queues: tuple[str, ...] = LAYERS) -> collections.Counter[str]:
     """Message-ID -> copies in the recipients' mailboxes, once `expected` all arrived (or the timeout)."""
     deadline = time.monotonic() + timeout
     flushed = 0.0
@@ -230,7 +231,7 @@ def _arrived(platform: Platform, load: Load, expected: set[str], timeout: float)
         if expected <= set(counts) or time.monotonic() > deadline:
             return counts
         if time.monotonic() - flushed > 10:  # deferred mail waits for the next queue run: flush, as an operator
-            for layer in LAYERS:
+            for layer in queues:
                 platform.twin.flush_queues(layer)
             flushed = time.monotonic()
         time.sleep(2)
@@ -260,7 +261,8 @@ def _rollout_under_load(platform: Platform, twin: Twin, config: PlatformConfig, 
     return Rollout(load, slots, round(time.monotonic() - t0, 1))
 
 
-def _report(name: str, platform: Platform, result: Rollout, counts: collections.Counter[str]) -> None:
+def _report(name: str, platform: Platform, result: Rollout, counts: collections.Counter[str],
+            extra: dict[str, object] | None = None) -> None:
     load, slots = result.load, result.slots
     data = {
         "rollout_s": result.rollout_s,
@@ -271,6 +273,7 @@ def _report(name: str, platform: Platform, result: Rollout, counts: collections.
         "smtp_failed_attempts": len(load.errors), "beyond_one_retry": len(load.beyond_one_retry),
         "imap_sessions": load.imap_sessions, "imap_failures": len(load.imap_failures),
         "imap_idle_sessions": load.idle_sessions, "imap_idle_failures": len(load.idle_failures),
+        **(extra or {}),
     }
     print(f"\n{name}: {json.dumps(data, indent=1)}")  # noqa: T201 - the numbers docs/benchmarks.md quotes
     (Path(platform.info.logs) / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
