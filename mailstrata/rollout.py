@@ -16,7 +16,9 @@ layer after layer, the rollout:
    keeps their sessions and sends them no new ones; a healthy member with weight 0 reports DRAINING) and its
    metadata says `mailstrata_drain = true` (the mailstores' placement agent moves the server's users away);
 2. **waits** until its sessions end, or the layer's drain timeout;
-3. **replaces** it: destroy, then create on the same Neutron port. The address, the load balancer members,
+3. **replaces** it, its members disabled meanwhile (`var.mailstrata_offline`: `admin_state_up = false`; a
+   weight-0 member still takes the clients that source-IP persistence sticks to it, a disabled one none):
+   destroy, then create on the same Neutron port. The address, the load balancer members,
    the security groups and every other layer's user-data that names the address stay as they are; the slot's
    spool volume (its mail queue) is detached from the old server and attached to the new one. Creating
    the new server before destroying the old one cannot work on the same port (terraform-provider-openstack
@@ -339,9 +341,11 @@ class TerraformCloud:
         return [f"openstack_lb_members_v2.{k}" for k, b in sorted(members.items())
                 if any(m.get("name") in names for m in b.get("member", []))]
 
-    def _apply(self, drained: Sequence[str], targets: Sequence[str], extra: Sequence[str] = ()) -> None:
+    def _apply(self, drained: Sequence[str], targets: Sequence[str], extra: Sequence[str] = (), *,
+               offline: Sequence[str] = ()) -> None:
         self._tf("apply", "-auto-approve", "-input=false", "-no-color",
-                 f"-var=mailstrata_drain={json.dumps(list(drained))}", *extra, *(f"-target={t}" for t in targets))
+                 f"-var=mailstrata_drain={json.dumps(list(drained))}",
+                 f"-var=mailstrata_offline={json.dumps(list(offline))}", *extra, *(f"-target={t}" for t in targets))
 
     def drain(self, slot: str) -> None:
         s = self.slots[slot]
@@ -352,9 +356,13 @@ class TerraformCloud:
         self._apply([], [s.server, *self._members_resources(s.layer)])
 
     def replace(self, slot: str) -> None:
+        """Members disabled (`var.mailstrata_offline`), the server replaced, the members enabled again (still
+        drained): while it is replaced no client reaches it, not even one that persistence sticks to it."""
         s = self.slots[slot]
-        targets = [s.server, *([s.attach] if s.attach else [])]
-        self._apply([slot], targets, [f"-replace={s.rollout}"])
+        members = self._members_resources(s.layer)
+        self._apply([slot], [s.server, *members], offline=[slot])
+        self._apply([slot], [s.server, *([s.attach] if s.attach else [])], [f"-replace={s.rollout}"], offline=[slot])
+        self._apply([slot], [s.server, *members])
 
     def sessions(self, slot: str) -> int | None:
         return None  # Octavia counts connections per listener, not per member: wait the drain timeout

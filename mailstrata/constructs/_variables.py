@@ -59,20 +59,34 @@ def declare_variables(scope: Construct, text: str) -> list[str]:
 
 
 DRAIN_VARIABLE = "mailstrata_drain"
+OFFLINE_VARIABLE = "mailstrata_offline"
+
+
+def _server_list_variable(scope: Construct, name: str, description: str) -> str:
+    """`var.<name>`, a list of server names, declared once per stack (empty by default)."""
+    stack = TerraformStack.of(scope)
+    names = names_of(stack)
+    if name not in names.variables() and name not in _walked_variables(stack):
+        var = TerraformVariable(stack, f"variable-{name}", type="list(string)", default=[], nullable=False,
+                                description=description)
+        var.override_logical_id(name)
+        names.claim("var", f"variable-{name}", logical=name)
+    return f"var.{name}"
 
 
 def drain_variable(scope: Construct) -> str:
-    """`var.mailstrata_drain`, declared once per stack: the servers a rollout is draining (by name). Their load
-    balancer members get weight 0 (Octavia keeps their sessions and sends them no new ones) and their metadata
-    says so. `mailstrata rollout` sets it for the step it runs; a plain deploy leaves it empty, so every server
-    is in service."""
-    stack = TerraformStack.of(scope)
-    names = names_of(stack)
-    if DRAIN_VARIABLE not in names.variables() and DRAIN_VARIABLE not in _walked_variables(stack):
-        var = TerraformVariable(stack, f"variable-{DRAIN_VARIABLE}", type="list(string)", default=[],
-                                nullable=False,
-                                description="Servers a rollout is draining (set by `mailstrata rollout`; leave it "
-                                            "empty).")
-        var.override_logical_id(DRAIN_VARIABLE)
-        names.claim("var", f"variable-{DRAIN_VARIABLE}", logical=DRAIN_VARIABLE)
-    return f"var.{DRAIN_VARIABLE}"
+    """`var.mailstrata_drain`: the servers a rollout is draining (by name). Their load balancer members get
+    weight 0 (Octavia keeps their sessions and sends them no new ones) and their metadata says so.
+    `mailstrata rollout` sets it for the step it runs; a plain deploy leaves it empty, so every server is in
+    service."""
+    return _server_list_variable(scope, DRAIN_VARIABLE,
+                                 "Servers a rollout is draining (set by `mailstrata rollout`; leave it empty).")
+
+
+def offline_variable(scope: Construct) -> str:
+    """`var.mailstrata_offline`: the servers a rollout is replacing right now (by name). Their load balancer
+    members get `admin_state_up = false`: a weight-0 member still takes the clients that source-IP persistence
+    sticks to it (HAProxy's `weight`: "will still accept persistent connections"); a disabled one takes none,
+    and those clients go to another member. A plain deploy leaves it empty."""
+    return _server_list_variable(scope, OFFLINE_VARIABLE,
+                                 "Servers a rollout is replacing (set by `mailstrata rollout`; leave it empty).")

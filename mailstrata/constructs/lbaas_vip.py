@@ -15,7 +15,7 @@ from cdktf_cdktf_provider_openstack.networking_floatingip_v2 import NetworkingFl
 from constructs import Construct
 
 from mailstrata.constructs import _validate as v
-from mailstrata.constructs._variables import drain_variable
+from mailstrata.constructs._variables import drain_variable, offline_variable
 from mailstrata.constructs.interfaces import IMemberGroup, Member
 from mailstrata.contract import DEFAULT_LISTENERS, ListenerDefault
 from mailstrata.errors import Problems
@@ -305,7 +305,7 @@ class LbaasVip(Construct):
             p.add("add_members.group.members", f"must be a tuple of Member, got {v.describe(group.members)}; write "
                                                "(Member(name=..., address=...), ...)")
         p.raise_if_any()
-        drained = drain_variable(self)
+        drained, offline = drain_variable(self), offline_variable(self)
         for port, pool in sorted(self.pools.items()):
             lst = self.listeners[port]
             LbMembersV2(
@@ -325,6 +325,8 @@ class LbaasVip(Construct):
                         name=member.name,
                         # 0 while a rollout drains the server: Octavia keeps its sessions, sends it no new ones
                         weight=Token.as_number(f'${{contains({drained}, "{member.name}") ? 0 : 1}}'),
+                        # false while a rollout replaces the server: no client reaches it, sticky ones included
+                        admin_state_up=Token.as_any(f'${{!contains({offline}, "{member.name}")}}'),
                     )
                     for member in group.members
                 ],

@@ -9,7 +9,7 @@ API on the amphora's admin socket, as Octavia's amphora agent ends up driving HA
 | `undrain(slot)` | member `weight = 1` (the stack's weight) | `set server <pool>/<slot> weight 1` |
 | `sessions(slot)` | the member's current sessions | `show stat` column `scur`, summed over pools |
 | `members(layer)` | each member's `operating_status` | `show stat` `status`/`weight`, mapped as Octavia does |
-| `replace(slot)` | destroy the server, create it on the same port | `Twin.replace_server` (volume re-attached) |
+| `replace(slot)` | members disabled; destroy, create on the same port; enabled | `maint`, `replace_server`, `ready` |
 
 Member `operating_status`, as Octavia derives it from HAProxy's `show stat` (octavia commit 0e6ea11c):
 
@@ -144,10 +144,16 @@ class TwinCloud:
             flag.unlink(missing_ok=True)
 
     def replace(self, slot: str) -> None:
-        """Destroy the server and create its replacement (same port and address); return once it runs."""
-        self.twin.replace_server(slot, config=self.config, progress=self.progress)
+        """Destroy the server and create its replacement (same port and address); return once it runs. Its
+        members are disabled meanwhile (`var.mailstrata_offline`: Octavia's `admin_state_up = false`, HAProxy's
+        maintenance), so no client reaches it, not even one that source-IP persistence sticks to it."""
+        self.set_admin_state(slot, False)
+        try:
+            self.twin.replace_server(slot, config=self.config, progress=self.progress)
+        finally:
+            self.set_admin_state(slot, True)
 
-    # ---- twin-only: for tests that need a next hop to defer ---------------------------------------------
+    # ---- members' admin state (the replacement's, and tests that need a next hop to defer) --------------
 
     def set_admin_state(self, slot: str, up: bool, *, port: int | None = None) -> None:
         """Octavia's member `admin_state_up` (false: HAProxy `disabled`, reported OFFLINE), in the pools of

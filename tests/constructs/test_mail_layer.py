@@ -197,7 +197,8 @@ def test_a_layer_whose_platform_references_an_undeclared_variable_declares_it() 
         "description": "Secret referenced by mailstrata's user-data. Set TF_VAR_ad_bind_password.",
         "nullable": False, "sensitive": True, "type": "string",
     }
-    assert set(variables) == {"ad_bind_password", "mailstrata_drain"}  # the rollout's, declared once per stack
+    # the rollout's two, declared once per stack
+    assert set(variables) == {"ad_bind_password", "mailstrata_drain", "mailstrata_offline"}
 
 
 def test_a_variable_the_ad_binding_declared_is_not_declared_again() -> None:
@@ -210,7 +211,7 @@ def test_a_variable_the_ad_binding_declared_is_not_declared_again() -> None:
     MailLayer(stack, "smtp-in", props=layer_props(stack))
 
     variables = synth(stack)["variable"]
-    assert sorted(variables) == ["ad_bind_password", "mailstrata_drain"]
+    assert sorted(variables) == ["ad_bind_password", "mailstrata_drain", "mailstrata_offline"]
     assert (list(variables)[:1], variables["ad_bind_password"]["description"]) == (
         ["ad_bind_password"], f"Password of {ad.props.bind_dn} (read-only bind account). Set TF_VAR_ad_bind_password."
     )
