@@ -58,6 +58,14 @@ EXCLUDED_CIPHERS = ("aNULL", "eNULL", "MD5", "RC4", "3DES")
 # names as its Drafts, Sent and Trash, and into which the global sieve files spam.
 DRAFTS, SENT, TRASH, JUNK = "Drafts", "Sent", "Trash", "Junk"
 
+# ---- users' homes on the share ------------------------------------------------------------------------
+# Between Dovecot's config and the mailstores' placement agent: homes are <vmail>/x/y/<canonical name>, hashed
+# HOME_LEVELS deep (daemons/dovecot.py, `home`), the mail in ~/maildir (mail_location). fts-lucene keeps its index
+# in `lucene-indexes` under the INBOX namespace's index root, and CLucene its write lock in the index directory
+# (FSDirectory): the agent looks for a dead home's (docs/placement.md).
+HOME_LEVELS = 2
+LUCENE_WRITE_LOCK = "maildir/lucene-indexes/write.lock"
+
 # ---- PROXY protocol and listeners -----------------------------------------------------------------
 # Ports on which a layer's daemons can read the PROXY protocol (Postfix smtpd_upstream_proxy_protocol,
 # Dovecot `haproxy = yes`, nginx `listen ... proxy_protocol` with ngx_http_realip_module, which EPEL 7's

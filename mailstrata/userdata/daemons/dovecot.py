@@ -204,13 +204,6 @@ def global_sieve(os: OsProfile) -> str:
     return f"{os.paths.sieve_global_dir}/{GLOBAL_SIEVE}"
 
 
-# Homes are <vmail>/x/y/<canonical name>, hashed two levels deep (dovecot_ldap's `home`), and the mail is in
-# ~/maildir (mail_location). fts-lucene keeps its index in `lucene-indexes` under the INBOX namespace's index
-# root, and CLucene its write lock in the index directory (FSDirectory); the placement agent looks for it.
-HOME_LEVELS = 2
-LUCENE_WRITE_LOCK = "maildir/lucene-indexes/write.lock"
-
-
 # ---- per-file contexts ------------------------------------------------------------------------------
 
 

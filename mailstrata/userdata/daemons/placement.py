@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from mailstrata import contract
 from mailstrata.roles import Role
 from mailstrata.userdata.context import FtsBackend, LayerContext
-from mailstrata.userdata.daemons import dovecot
 from mailstrata.userdata.files import FileSpec
 from mailstrata.userdata.profiles import OsProfile
 
@@ -97,7 +96,7 @@ class Placement:
             f"dovecot_config {self.dovecot_config}",
             f"vmail_uid {self.vmail_uid}",
             f"homes_dir {self.homes_dir}",
-            f"home_depth {dovecot.HOME_LEVELS}",
+            f"home_depth {contract.HOME_LEVELS}",
             f"fts_lock {self.fts_lock}",
             f"fts_pending {self.fts_pending}",
         ]
@@ -133,7 +132,7 @@ def settings(ctx: LayerContext, os: OsProfile) -> Placement:
         dovecot_config=f"{os.paths.dovecot_dir}/dovecot.conf",
         vmail_uid=ctx.platform.vmail_uid,
         homes_dir=str(os.paths.vmail_home),
-        fts_lock=dovecot.LUCENE_WRITE_LOCK if ctx.platform.fts is FtsBackend.LUCENE else "",
+        fts_lock=contract.LUCENE_WRITE_LOCK if ctx.platform.fts is FtsBackend.LUCENE else "",
         fts_pending=f"{os.paths.state_dir}/placement/fts-pending.json",
     )
 
